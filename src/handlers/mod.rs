@@ -1,0 +1,77 @@
+//! The router: one match from (method, path) to a handler, and the one place an `AppError`
+//! becomes a response page. Handlers are thin: parse, call a service, render.
+
+pub mod oauth;
+pub mod pages;
+pub mod sim;
+
+use minijinja::context;
+
+use crate::app::App;
+use crate::error::AppError;
+use crate::http::{Method, Request, Response};
+
+type Handled = Result<Response, AppError>;
+
+/// Route a request; returns a route label (for metrics) and the response.
+pub fn route(app: &App, req: &Request) -> (&'static str, Response) {
+    let (label, result) = dispatch(app, req);
+    let resp = match result {
+        Ok(r) => r,
+        Err(e) => {
+            if e.status() >= 500 {
+                log::error!("{} {}: {e}", label, req.path);
+            }
+            error_response(app, &e)
+        }
+    };
+    (label, resp)
+}
+
+fn dispatch(app: &App, req: &Request) -> (&'static str, Handled) {
+    use Method::*;
+    let path = req.path.as_str();
+    let get = matches!(req.method, Get | Head);
+    let post = req.method == Post;
+    match path {
+        "/" if get => ("home", pages::home(app, req)),
+        "/wx/oauth/start" if get => ("oauth_start", oauth::start(app, req)),
+        "/wx/oauth/callback" if get => ("oauth_callback", oauth::callback(app, req)),
+        "/logout" if get => ("logout", pages::logout(app, req)),
+        "/healthz" if get => ("healthz", Ok(pages::healthz(app))),
+        "/metrics" if get => ("metrics", pages::metrics(app, req)),
+        p if get && p.starts_with("/static/") => ("static", pages::static_file(req, &p["/static/".len()..])),
+        p if p.starts_with("/_sim") && app.sim.is_some() => ("sim", sim::route(app, req)),
+        "/" | "/wx/oauth/start" | "/wx/oauth/callback" | "/logout" | "/healthz" | "/metrics" if !get && !post => {
+            ("method", Ok(Response::text(405, "method not allowed").with_header("Allow", "GET")))
+        }
+        _ => ("not_found", Err(AppError::NotFound)),
+    }
+}
+
+/// The friendly error page for `e`, with the right status.
+pub fn error_response(app: &App, e: &AppError) -> Response {
+    let page = e.page();
+    let retry_url = if page.retry { Some("/wx/oauth/start?next=/") } else { None };
+    let html = app.views.render(
+        "error.html",
+        context! {
+            status => page.status,
+            heading => page.heading,
+            message => page.message,
+            retry_url => retry_url,
+            retry_label => retry_url.map(|_| "重新进入"),
+        },
+    );
+    let mut resp = match html {
+        Ok(h) => Response::html(page.status, h),
+        Err(err) => {
+            log::error!("error page failed to render: {err}");
+            Response::text(page.status, page.heading)
+        }
+    };
+    if let AppError::TooMany { .. } = e {
+        resp = resp.with_header("Retry-After", "900");
+    }
+    resp
+}

@@ -1,0 +1,73 @@
+//! Small pages: home, the signed-in identity page, logout, static files, health and metrics.
+
+use minijinja::context;
+
+use super::Handled;
+use crate::app::App;
+use crate::error::AppError;
+use crate::http::{Body, Request, Response};
+use crate::service::session;
+use crate::views::STATIC_FILES;
+
+pub fn home(app: &App, req: &Request) -> Handled {
+    let student = match session::require(app, req)? {
+        Ok(s) => s,
+        Err(redirect) => return Ok(redirect),
+    };
+    let user = app.store.wx_user(&student.openid)?.unwrap_or_default();
+    let short: String = student.openid.chars().take(8).collect();
+    let html = app.views.render(
+        "whoami.html",
+        context! {
+            user => context! {
+                openid_short => format!("{short}…"),
+                nickname => user.nickname,
+                avatar_url => user.avatar_url,
+                scope => if user.updated > 0 { "snsapi_userinfo" } else { "snsapi_base" },
+            },
+        },
+    )?;
+    Ok(Response::html(200, html))
+}
+
+pub fn logout(app: &App, req: &Request) -> Handled {
+    let removal = session::end(app, req)?;
+    let html = app.views.render(
+        "error.html",
+        context! {
+            status => 200,
+            heading => "已退出",
+            message => "您已安全退出。再次从公众号菜单进入即可重新登录。",
+            retry_url => "/",
+            retry_label => "重新进入",
+        },
+    )?;
+    Ok(Response::html(200, html).with_cookie(&removal))
+}
+
+pub fn static_file(req: &Request, name: &str) -> Handled {
+    let Some((_, ctype, bytes)) = STATIC_FILES.iter().find(|(n, _, _)| *n == name) else {
+        return Err(AppError::NotFound);
+    };
+    let versioned = req.query.starts_with("v=");
+    Ok(Response::new(200, ctype, Body::Static(bytes)).with_header(
+        "Cache-Control",
+        if versioned { "public, max-age=31536000, immutable" } else { "public, max-age=3600" },
+    ))
+}
+
+pub fn healthz(app: &App) -> Response {
+    if app.store.healthy() {
+        Response::text(200, "ok")
+    } else {
+        Response::text(503, "data file not answering")
+    }
+}
+
+pub fn metrics(app: &App, req: &Request) -> Handled {
+    let loopback = req.remote.map(|ip| ip.is_loopback()).unwrap_or(false);
+    if !loopback && !app.config.metrics_public {
+        return Err(AppError::NotFound);
+    }
+    Ok(Response::new(200, "text/plain; version=0.0.4", Body::Bytes(app.metrics.render().into_bytes())))
+}

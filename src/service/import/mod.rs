@@ -1,0 +1,3 @@
+//! Import engine: file bytes → table (`table`) → validated records (`validate`).
+pub mod table;
+pub mod validate;

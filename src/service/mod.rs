@@ -1,0 +1,6 @@
+//! The rules of the product, free of HTTP types.
+
+pub mod grades;
+pub mod import;
+pub mod oauth;
+pub mod session;

@@ -1,0 +1,238 @@
+//! Web authorization (网页授权) rules: the local-path check on `next`, the authorize URL in
+//! exactly WeChat's parameter order, one-time states bound to a browser, and the callback that
+//! exchanges a code once and opens a session.
+
+use crate::app::App;
+use crate::config::Scope;
+use crate::error::{AppError, OAuthFailure};
+use crate::http::form::{percent_decode, percent_encode};
+use crate::secret;
+use crate::service::session;
+use crate::store::auth::{OAuthState, Session, WxUser};
+
+/// A state is good for this long after `/wx/oauth/start`.
+pub const STATE_TTL: i64 = 600;
+/// The cookie that binds states to a browser.
+pub const BROWSER_COOKIE: &str = "wxg_b";
+
+/// `raw` if it is a local path (`/…`, not `//…`, no scheme, no backslash, no control or
+/// non-ASCII characters, before and after percent-decoding); otherwise None.
+pub fn local_path(raw: &str) -> Option<String> {
+    if raw.len() > 1024 {
+        return None;
+    }
+    let mut s = raw.to_string();
+    for _ in 0..4 {
+        let ok = s.starts_with('/')
+            && !s.starts_with("//")
+            && !s.contains('\\')
+            && !s.chars().any(|c| c.is_control() || c == ' ' || !c.is_ascii());
+        if !ok {
+            return None;
+        }
+        let decoded = percent_decode(&s);
+        if decoded == s {
+            return Some(raw.to_string());
+        }
+        s = decoded;
+    }
+    None
+}
+
+/// The authorize URL, parameters in the order WeChat's pattern check demands.
+pub fn authorize_url(open_base: &str, app_id: &str, redirect_uri: &str, scope: Scope, state: &str) -> String {
+    format!(
+        "{open_base}/connect/oauth2/authorize?appid={app_id}&redirect_uri={}&response_type=code&scope={}&state={state}&connect_redirect=1#wechat_redirect",
+        percent_encode(redirect_uri),
+        scope.as_str()
+    )
+}
+
+/// The outcome of `/wx/oauth/start`.
+pub struct Started {
+    pub location: String,
+    /// A new browser-binding cookie value to set, when the browser had none.
+    pub new_browser_cookie: Option<String>,
+}
+
+pub fn start(app: &App, next_raw: Option<&str>, scope_raw: Option<&str>, browser_cookie: Option<&str>) -> Result<Started, AppError> {
+    let next = next_raw.and_then(local_path).unwrap_or_else(|| "/".to_string());
+    let scope = match scope_raw {
+        Some("snsapi_userinfo") => Scope::UserInfo,
+        _ => app.config.wechat.scope,
+    };
+    let (browser, new_cookie) = match browser_cookie.filter(|c| is_token(c)) {
+        Some(c) => (c.to_string(), None),
+        None => {
+            let c = secret::random_hex::<32>();
+            (c.clone(), Some(c))
+        }
+    };
+    let state = secret::random_hex::<16>();
+    app.store.put_oauth_state(
+        &state,
+        &OAuthState {
+            browser: browser_hash(&browser),
+            next,
+            scope: scope.as_str().to_string(),
+            created: app.clock.now(),
+            completed_openid: None,
+        },
+    )?;
+    let redirect_uri = format!("{}/wx/oauth/callback", app.config.public_url);
+    Ok(Started {
+        location: authorize_url(&app.config.wechat.open_base, &app.config.wechat.app_id, &redirect_uri, scope, &state),
+        new_browser_cookie: new_cookie,
+    })
+}
+
+/// The outcome of a successful callback: where to go and the new session's secret id.
+pub struct SignedIn {
+    pub next: String,
+    pub session_id: String,
+}
+
+pub fn callback(app: &App, code: Option<&str>, state: Option<&str>, browser_cookie: Option<&str>) -> Result<SignedIn, AppError> {
+    let Some(state) = state.filter(|s| !s.is_empty() && s.len() <= 128 && s.chars().all(|c| c.is_ascii_alphanumeric())) else {
+        app.metrics.event("oauth", "bad_state");
+        return Err(AppError::OAuth(OAuthFailure::BadState));
+    };
+    let code = match code.filter(|c| !c.is_empty()) {
+        Some(c) if c.len() <= 512 => c,
+        Some(_) => return Err(AppError::OAuth(OAuthFailure::BadCode)),
+        None => {
+            app.metrics.event("oauth", "refused");
+            return Err(AppError::OAuth(OAuthFailure::Refused));
+        }
+    };
+    // One callback per state at a time: a double callback waits for the first, then finds it
+    // completed instead of spending the code a second time.
+    app.oauth_locks.with(state, || callback_locked(app, code, state, browser_cookie))
+}
+
+fn callback_locked(app: &App, code: &str, state: &str, browser_cookie: Option<&str>) -> Result<SignedIn, AppError> {
+    let now = app.clock.now();
+    let bad_state = || {
+        app.metrics.event("oauth", "bad_state");
+        Err(AppError::OAuth(OAuthFailure::BadState))
+    };
+    let Some(st) = app.store.oauth_state(state)? else {
+        return bad_state();
+    };
+    let same_browser = browser_cookie
+        .filter(|c| is_token(c))
+        .map(|c| secret::constant_time_eq(browser_hash(c).as_bytes(), st.browser.as_bytes()))
+        .unwrap_or(false);
+    if !same_browser || now - st.created >= STATE_TTL || now < st.created - 60 {
+        return bad_state();
+    }
+    if let Some(openid) = &st.completed_openid {
+        // WeChat, a proxy or the back button called again: no second exchange.
+        app.metrics.event("oauth", "repeat");
+        let session_id = session::create(app, openid)?;
+        return Ok(SignedIn { next: st.next, session_id });
+    }
+    let token = match app.wx.exchange_code(code) {
+        Ok(t) => t,
+        Err(e) => {
+            app.metrics.event("wechat_error", e.errcode().map(|c| c.to_string()).unwrap_or_else(|| if e.is_timeout() { "timeout".into() } else { "transport".into() }));
+            if e.is_bad_code() {
+                app.metrics.event("oauth", "bad_code");
+                return Err(AppError::OAuth(OAuthFailure::BadCode));
+            }
+            log::warn!("OAuth code exchange failed: {e}");
+            app.metrics.event("oauth", "wechat_error");
+            return Err(AppError::WeChat(e));
+        }
+    };
+    if token.is_snapshotuser == Some(1) {
+        app.metrics.event("oauth", "snapshot");
+        return Err(AppError::OAuth(OAuthFailure::Snapshot));
+    }
+    if token.openid.is_empty() || token.openid.len() > 128 {
+        return Err(AppError::WeChat(crate::wechat::client::WxError::BadResponse("no openid".into())));
+    }
+    let user = if token.scope.split(',').any(|s| s.trim() == "snsapi_userinfo") {
+        match app.wx.userinfo(&token.access_token, &token.openid) {
+            Ok(info) => Some(WxUser {
+                nickname: info.nickname.filter(|n| !n.is_empty()).map(|n| n.chars().take(64).collect()),
+                avatar_url: info.headimgurl.filter(|u| u.starts_with("https://") || u.starts_with("http://")),
+                unionid: info.unionid.or(token.unionid.clone()),
+                updated: now,
+            }),
+            Err(e) => {
+                // Signing in does not depend on the nickname: go on without it.
+                log::warn!("userinfo failed, signing in without nickname: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let session_id = secret::random_hex::<32>();
+    let s = Session {
+        openid: token.openid.clone(),
+        created: now,
+        expires: now + session::TTL,
+    };
+    let first = app.store.complete_login(state, &token.openid, &session::hash(&session_id), &s, user.as_ref())?;
+    if !first {
+        // Completed by another process meanwhile; its openid is the same user.
+        let session_id = session::create(app, &token.openid)?;
+        return Ok(SignedIn { next: st.next, session_id });
+    }
+    app.metrics.event("oauth", "ok");
+    Ok(SignedIn { next: st.next, session_id })
+}
+
+fn browser_hash(cookie: &str) -> String {
+    secret::hex(&secret::sha256(&[b"wxgrades-browser", cookie.as_bytes()]))
+}
+
+fn is_token(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_paths() {
+        for ok in ["/", "/grades", "/grades?term=2025-2026-1", "/a%20b"] {
+            assert_eq!(local_path(ok).as_deref(), Some(ok), "{ok}");
+        }
+        for bad in [
+            "//evil.com",
+            "https://evil.com",
+            "/\\evil.com",
+            "/%2F%2Fevil.com",
+            "%2F%2Fevil.com",
+            "javascript:alert(1)",
+            "/%5Cevil.com",
+            "/a\r\nSet-Cookie:x",
+            "/%0d%0aLocation:x",
+            "/%252F%252Fevil.com",
+            "",
+            "grades",
+            "/成绩",
+        ] {
+            assert_eq!(local_path(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn authorize_url_is_exact() {
+        let u = authorize_url(
+            "https://open.weixin.qq.com",
+            "wx520c15f417810387",
+            "https://jw.example.edu.cn/wx/oauth/callback",
+            Scope::Base,
+            "abc123",
+        );
+        assert_eq!(
+            u,
+            "https://open.weixin.qq.com/connect/oauth2/authorize?appid=wx520c15f417810387&redirect_uri=https%3A%2F%2Fjw.example.edu.cn%2Fwx%2Foauth%2Fcallback&response_type=code&scope=snsapi_base&state=abc123&connect_redirect=1#wechat_redirect"
+        );
+    }
+}

@@ -1,0 +1,87 @@
+//! Student sessions: a random 256-bit id in an HttpOnly cookie, stored hashed, with an expiry;
+//! and the guard that sends a visitor without one through web authorization.
+
+use crate::app::App;
+use crate::error::AppError;
+use crate::http::cookie::{SameSite, SetCookie};
+use crate::http::form::percent_encode;
+use crate::http::{Request, Response};
+use crate::secret;
+use crate::store::auth::Session;
+
+pub const COOKIE: &str = "wxg_sid";
+/// Sessions last a week; then web authorization runs again (silently for followers).
+pub const TTL: i64 = 7 * 24 * 3600;
+
+/// A signed-in visitor.
+#[derive(Debug, Clone)]
+pub struct Student {
+    /// The session's secret id (for the CSRF token); never logged.
+    pub session_id: String,
+    pub openid: String,
+}
+
+pub fn hash(session_id: &str) -> [u8; 32] {
+    secret::sha256(&[b"wxgrades-session", session_id.as_bytes()])
+}
+
+/// Create a session for `openid`; returns its secret id.
+pub fn create(app: &App, openid: &str) -> Result<String, AppError> {
+    let id = secret::random_hex::<32>();
+    let now = app.clock.now();
+    app.store.put_session(
+        &hash(&id),
+        &Session {
+            openid: openid.to_string(),
+            created: now,
+            expires: now + TTL,
+        },
+    )?;
+    Ok(id)
+}
+
+/// The visitor's live session, if any.
+pub fn current(app: &App, req: &Request) -> Result<Option<Student>, AppError> {
+    let Some(id) = req.cookie(COOKIE).filter(|c| c.len() == 64 && c.bytes().all(|b| b.is_ascii_hexdigit())) else {
+        return Ok(None);
+    };
+    match app.store.session(&hash(id))? {
+        Some(s) if s.expires > app.clock.now() => Ok(Some(Student {
+            session_id: id.to_string(),
+            openid: s.openid,
+        })),
+        _ => Ok(None),
+    }
+}
+
+/// The guard of every student page: the session, or a redirect through web authorization that
+/// comes back to this page.
+pub fn require(app: &App, req: &Request) -> Result<Result<Student, Response>, AppError> {
+    match current(app, req)? {
+        Some(s) => Ok(Ok(s)),
+        None => Ok(Err(sign_in_redirect(&req.path_and_query()))),
+    }
+}
+
+pub fn sign_in_redirect(next: &str) -> Response {
+    Response::redirect(302, &format!("/wx/oauth/start?next={}", percent_encode(next)))
+}
+
+pub fn cookie(app: &App, id: &str) -> SetCookie {
+    SetCookie {
+        name: COOKIE.into(),
+        value: id.into(),
+        path: "/".into(),
+        max_age: Some(TTL),
+        http_only: true,
+        secure: app.config.https(),
+        same_site: SameSite::Lax,
+    }
+}
+
+pub fn end(app: &App, req: &Request) -> Result<SetCookie, AppError> {
+    if let Some(id) = req.cookie(COOKIE) {
+        app.store.delete_session(&hash(id))?;
+    }
+    Ok(SetCookie::removal(COOKIE, "/", app.config.https()))
+}

@@ -1,0 +1,157 @@
+//! Sessions, one-time OAuth states and the WeChat identities they produce.
+
+use redb::{ReadableDatabase, ReadableTable};
+use serde::{Deserialize, Serialize};
+
+use super::tables::{OAUTH_STATES, SESSIONS, WX_USERS};
+use super::{Result, Store};
+
+/// A signed-in browser. Stored under the SHA-256 of its id, never the id itself.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Session {
+    pub openid: String,
+    pub created: i64,
+    pub expires: i64,
+}
+
+/// A state issued by `/wx/oauth/start`, bound to one browser.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OAuthState {
+    /// Hex SHA-256 of the browser's binding cookie.
+    pub browser: String,
+    pub next: String,
+    pub scope: String,
+    pub created: i64,
+    /// Set once the code was exchanged: the openid it gave.
+    pub completed_openid: Option<String>,
+}
+
+/// What we know of a WeChat user.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct WxUser {
+    pub nickname: Option<String>,
+    pub avatar_url: Option<String>,
+    pub unionid: Option<String>,
+    pub updated: i64,
+}
+
+impl Store {
+    pub fn put_oauth_state(&self, state: &str, s: &OAuthState) -> Result<()> {
+        let v = serde_json::to_vec(s)?;
+        let tx = self.db().begin_write()?;
+        tx.open_table(OAUTH_STATES)?.insert(state, v.as_slice())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn oauth_state(&self, state: &str) -> Result<Option<OAuthState>> {
+        let tx = self.db().begin_read()?;
+        let t = tx.open_table(OAUTH_STATES)?;
+        let got = t.get(state)?;
+        match got {
+            Some(v) => Ok(Some(serde_json::from_slice(v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Mark a state completed for `openid`, create the session and record the user, in one
+    /// transaction. Returns false (and writes nothing) when the state was completed meanwhile.
+    pub fn complete_login(
+        &self,
+        state: &str,
+        openid: &str,
+        session_hash: &[u8; 32],
+        session: &Session,
+        user: Option<&WxUser>,
+    ) -> Result<bool> {
+        let tx = self.db().begin_write()?;
+        {
+            let mut states = tx.open_table(OAUTH_STATES)?;
+            let current: Option<OAuthState> = match states.get(state)? {
+                Some(v) => Some(serde_json::from_slice(v.value())?),
+                None => None,
+            };
+            let Some(mut st) = current else {
+                return Ok(false);
+            };
+            if st.completed_openid.is_some() {
+                return Ok(false);
+            }
+            st.completed_openid = Some(openid.to_string());
+            let v = serde_json::to_vec(&st)?;
+            states.insert(state, v.as_slice())?;
+            let v = serde_json::to_vec(session)?;
+            tx.open_table(SESSIONS)?
+                .insert(session_hash.as_slice(), v.as_slice())?;
+            if let Some(u) = user {
+                let v = serde_json::to_vec(u)?;
+                tx.open_table(WX_USERS)?.insert(openid, v.as_slice())?;
+            }
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
+    pub fn put_session(&self, session_hash: &[u8; 32], s: &Session) -> Result<()> {
+        let v = serde_json::to_vec(s)?;
+        let tx = self.db().begin_write()?;
+        tx.open_table(SESSIONS)?
+            .insert(session_hash.as_slice(), v.as_slice())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn session(&self, session_hash: &[u8; 32]) -> Result<Option<Session>> {
+        let tx = self.db().begin_read()?;
+        let t = tx.open_table(SESSIONS)?;
+        let got = t.get(session_hash.as_slice())?;
+        match got {
+            Some(v) => Ok(Some(serde_json::from_slice(v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn delete_session(&self, session_hash: &[u8; 32]) -> Result<()> {
+        let tx = self.db().begin_write()?;
+        tx.open_table(SESSIONS)?.remove(session_hash.as_slice())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn wx_user(&self, openid: &str) -> Result<Option<WxUser>> {
+        let tx = self.db().begin_read()?;
+        let t = tx.open_table(WX_USERS)?;
+        let got = t.get(openid)?;
+        match got {
+            Some(v) => Ok(Some(serde_json::from_slice(v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Drop sessions and OAuth states that ended before `now` (states live `state_ttl` seconds).
+    /// Returns how many records went.
+    pub fn purge_expired(&self, now: i64, state_ttl: i64) -> Result<usize> {
+        let mut gone = 0usize;
+        let tx = self.db().begin_write()?;
+        {
+            let mut sessions = tx.open_table(SESSIONS)?;
+            sessions.retain(|_, v| {
+                let keep = serde_json::from_slice::<Session>(v)
+                    .map(|s| s.expires > now)
+                    .unwrap_or(false);
+                gone += usize::from(!keep);
+                keep
+            })?;
+            let mut states = tx.open_table(OAUTH_STATES)?;
+            states.retain(|_, v| {
+                let keep = serde_json::from_slice::<OAuthState>(v)
+                    .map(|s| s.created + state_ttl > now)
+                    .unwrap_or(false);
+                gone += usize::from(!keep);
+                keep
+            })?;
+        }
+        tx.commit()?;
+        Ok(gone)
+    }
+}

@@ -1,0 +1,7 @@
+//! The WeChat side: the API client, message XML and crypto, and the demo simulator. Leaves:
+//! nothing here knows our HTTP types.
+
+pub mod client;
+pub mod crypto;
+pub mod message;
+pub mod sim;
