@@ -44,7 +44,12 @@ struct Args {
 }
 
 fn parse(args: &[String]) -> Result<Args, Failure> {
-    let mut out = Args { config: None, help: false, words: vec![], flags: vec![] };
+    let mut out = Args {
+        config: None,
+        help: false,
+        words: vec![],
+        flags: vec![],
+    };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -52,7 +57,9 @@ fn parse(args: &[String]) -> Result<Args, Failure> {
                 Some(v) => out.config = Some(PathBuf::from(v)),
                 None => return usage("--config needs a file name"),
             },
-            s if s.starts_with("--config=") => out.config = Some(PathBuf::from(&s["--config=".len()..])),
+            s if s.starts_with("--config=") => {
+                out.config = Some(PathBuf::from(&s["--config=".len()..]))
+            }
             "--help" | "-h" => out.help = true,
             s if s.starts_with("--") => out.flags.push(s.to_string()),
             _ => out.words.push(a.clone()),
@@ -62,7 +69,9 @@ fn parse(args: &[String]) -> Result<Args, Failure> {
 }
 
 pub fn run(args: &[String]) -> i32 {
-    if args.first().map(String::as_str) == Some("--version") || args.first().map(String::as_str) == Some("-V") {
+    if args.first().map(String::as_str) == Some("--version")
+        || args.first().map(String::as_str) == Some("-V")
+    {
         println!("wxgrades {}", env!("CARGO_PKG_VERSION"));
         return 0;
     }
@@ -141,12 +150,17 @@ fn no_flags(flags: &[String]) -> Outcome {
 }
 
 fn env_pairs() -> Vec<(String, String)> {
-    std::env::vars().filter(|(k, _)| k.starts_with("WXGRADES_")).collect()
+    std::env::vars()
+        .filter(|(k, _)| k.starts_with("WXGRADES_"))
+        .collect()
 }
 
 fn load_config(a: &Args, demo: bool) -> Result<Config, Failure> {
     let env = env_pairs();
-    let explicit = a.config.clone().or_else(|| std::env::var_os("WXGRADES_CONFIG").map(PathBuf::from));
+    let explicit = a
+        .config
+        .clone()
+        .or_else(|| std::env::var_os("WXGRADES_CONFIG").map(PathBuf::from));
     let source_path;
     let source = if demo {
         Source::Demo
@@ -160,17 +174,27 @@ fn load_config(a: &Args, demo: bool) -> Result<Config, Failure> {
 }
 
 fn init(file: &Path) -> Outcome {
-    let mut f = match std::fs::OpenOptions::new().write(true).create_new(true).open(file) {
+    let mut f = match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(file)
+    {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return failed(format!("{} already exists; not overwriting it", file.display()))
+            return failed(format!(
+                "{} already exists; not overwriting it",
+                file.display()
+            ))
         }
         Err(e) => return failed(format!("cannot create {}: {e}", file.display())),
     };
     if let Err(e) = std::io::Write::write_all(&mut f, config::STARTER.as_bytes()) {
         return failed(format!("cannot write {}: {e}", file.display()));
     }
-    println!("wrote {} — edit public_url and [wechat], then run `wxgrades check`", file.display());
+    println!(
+        "wrote {} — edit public_url and [wechat], then run `wxgrades check`",
+        file.display()
+    );
     Ok(())
 }
 
@@ -179,7 +203,12 @@ fn check(cfg: &Config) -> Outcome {
         println!("no configuration found: `wxgrades serve` would run demo mode");
         return Ok(());
     }
-    println!("config OK: public_url {}, data {}, {} workers", cfg.public_url, cfg.data.display(), cfg.workers);
+    println!(
+        "config OK: public_url {}, data {}, {} workers",
+        cfg.public_url,
+        cfg.data.display(),
+        cfg.workers
+    );
     Ok(())
 }
 
@@ -194,7 +223,12 @@ fn serve(cfg: Config) -> Outcome {
         let bar = "=".repeat(72);
         eprintln!("{bar}\n  DEMO MODE — WeChat is SIMULATED; nothing here talks to real WeChat.\n  Open {url}/ in a browser (or {url}/_sim/ for the simulator's start page).\n  Data: {}\n{bar}", app.config.data.display());
     }
-    log::info!("wxgrades {} listening on {} ({} workers), public URL {url}", env!("CARGO_PKG_VERSION"), running.addr, app.config.workers);
+    log::info!(
+        "wxgrades {} listening on {} ({} workers), public URL {url}",
+        env!("CARGO_PKG_VERSION"),
+        running.addr,
+        app.config.workers
+    );
     let stopper = running.stopper();
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let _ = ctrlc::set_handler(move || {

@@ -184,7 +184,12 @@ const ENV_KEYS: &[(&str, &str, &str, Kind)] = &[
     ("WXGRADES_MAX_UPLOAD_MB", "", "max_upload_mb", Kind::Int),
     ("WXGRADES_METRICS_PUBLIC", "", "metrics_public", Kind::Bool),
     ("WXGRADES_WECHAT_APP_ID", "wechat", "app_id", Kind::Str),
-    ("WXGRADES_WECHAT_APP_SECRET", "wechat", "app_secret", Kind::Str),
+    (
+        "WXGRADES_WECHAT_APP_SECRET",
+        "wechat",
+        "app_secret",
+        Kind::Str,
+    ),
     ("WXGRADES_WECHAT_TOKEN", "wechat", "token", Kind::Str),
     (
         "WXGRADES_WECHAT_ENCODING_AES_KEY",
@@ -194,15 +199,30 @@ const ENV_KEYS: &[(&str, &str, &str, Kind)] = &[
     ),
     ("WXGRADES_WECHAT_SCOPE", "wechat", "scope", Kind::Str),
     ("WXGRADES_WECHAT_API_BASE", "wechat", "api_base", Kind::Str),
-    ("WXGRADES_WECHAT_OPEN_BASE", "wechat", "open_base", Kind::Str),
+    (
+        "WXGRADES_WECHAT_OPEN_BASE",
+        "wechat",
+        "open_base",
+        Kind::Str,
+    ),
     (
         "WXGRADES_WECHAT_GRADES_TEMPLATE_ID",
         "wechat",
         "grades_template_id",
         Kind::Str,
     ),
-    ("WXGRADES_WECHAT_TOKEN_API", "wechat", "token_api", Kind::Str),
-    ("WXGRADES_WECHAT_TIMEOUT_SECS", "wechat", "timeout_secs", Kind::Int),
+    (
+        "WXGRADES_WECHAT_TOKEN_API",
+        "wechat",
+        "token_api",
+        Kind::Str,
+    ),
+    (
+        "WXGRADES_WECHAT_TIMEOUT_SECS",
+        "wechat",
+        "timeout_secs",
+        Kind::Int,
+    ),
     (
         "WXGRADES_WECHAT_NOTICE_RATE_PER_SEC",
         "wechat",
@@ -211,7 +231,12 @@ const ENV_KEYS: &[(&str, &str, &str, Kind)] = &[
     ),
     ("WXGRADES_GRADES_SCALE", "grades", "scale", Kind::Str),
     ("WXGRADES_BACKUP_DIR", "backup", "dir", Kind::Str),
-    ("WXGRADES_BACKUP_EVERY_HOURS", "backup", "every_hours", Kind::Int),
+    (
+        "WXGRADES_BACKUP_EVERY_HOURS",
+        "backup",
+        "every_hours",
+        Kind::Int,
+    ),
     ("WXGRADES_BACKUP_KEEP", "backup", "keep", Kind::Int),
 ];
 
@@ -251,6 +276,10 @@ pub fn load(source: Source<'_>, env: &[(String, String)]) -> Result<Config, Conf
         },
         Source::Demo => (String::new(), "(demo)".to_string(), true),
     };
+    // First the file alone, for errors that point at its line and column.
+    if let Err(e) = toml::from_str::<RawConfig>(&text) {
+        return err(format!("{origin}: {}", e.to_string().trim_end()));
+    }
     let mut table: toml::Table = match text.parse() {
         Ok(t) => t,
         Err(e) => return err(format!("{origin}: {e}")),
@@ -261,8 +290,13 @@ pub fn load(source: Source<'_>, env: &[(String, String)]) -> Result<Config, Conf
         Err(e) => return err(format!("{origin}: {}", e.message().trim_end())),
     };
     let has_credentials = raw.wechat.app_id.as_deref().is_some_and(|s| !s.is_empty())
-        || raw.wechat.app_secret.as_deref().is_some_and(|s| !s.is_empty());
-    let demo = forced_demo || (text.trim().is_empty() && !has_credentials && raw.public_url.is_none());
+        || raw
+            .wechat
+            .app_secret
+            .as_deref()
+            .is_some_and(|s| !s.is_empty());
+    let demo =
+        forced_demo || (text.trim().is_empty() && !has_credentials && raw.public_url.is_none());
     validate(raw, demo)
 }
 
@@ -314,7 +348,9 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> Result<(), Co
 fn positive(key: &str, v: Option<i64>, default: i64, max: i64) -> Result<i64, ConfigError> {
     let n = v.unwrap_or(default);
     if n < 1 || n > max {
-        return err(format!("{key}: expected a whole number from 1 to {max}, got {n}"));
+        return err(format!(
+            "{key}: expected a whole number from 1 to {max}, got {n}"
+        ));
     }
     Ok(n)
 }
@@ -343,7 +379,9 @@ fn validate(raw: RawConfig, demo: bool) -> Result<Config, ConfigError> {
         (Some(u), _) => base_url("public_url", u)?,
         (None, true) => format!("http://{listen}"),
         (None, false) => {
-            return err("public_url: required outside demo mode (e.g. \"https://jw.example.edu.cn\")")
+            return err(
+                "public_url: required outside demo mode (e.g. \"https://jw.example.edu.cn\")",
+            )
         }
     };
     let workers = positive("workers", raw.workers, 64, 4096)? as usize;
@@ -386,19 +424,40 @@ fn validate(raw: RawConfig, demo: bool) -> Result<Config, ConfigError> {
         )
     } else {
         let app_id = w.app_id.unwrap_or_default();
-        if !app_id.starts_with("wx") || app_id.len() < 10 || !app_id.chars().all(|c| c.is_ascii_alphanumeric()) {
+        if !app_id.starts_with("wx")
+            || app_id.len() < 10
+            || !app_id.chars().all(|c| c.is_ascii_alphanumeric())
+        {
             return err("wechat.app_id: required outside demo mode: the official account's AppID, \"wx\" and 16 letters or digits");
         }
         let secret = w.app_secret.unwrap_or_default();
         if secret.trim().is_empty() {
-            return err("wechat.app_secret: required outside demo mode (or set WXGRADES_WECHAT_APP_SECRET)");
+            return err(
+                "wechat.app_secret: required outside demo mode (or set WXGRADES_WECHAT_APP_SECRET)",
+            );
         }
-        (app_id, secret, w.token.unwrap_or_default(), w.encoding_aes_key.unwrap_or_default())
+        (
+            app_id,
+            secret,
+            w.token.unwrap_or_default(),
+            w.encoding_aes_key.unwrap_or_default(),
+        )
     };
-    if !token.is_empty() && (token.len() < 3 || token.len() > 32 || !token.chars().all(|c| c.is_ascii_alphanumeric())) {
-        return err("wechat.token: expected 3 to 32 letters or digits, as set in 公众号 服务器配置");
+    if !token.is_empty()
+        && (token.len() < 3
+            || token.len() > 32
+            || !token.chars().all(|c| c.is_ascii_alphanumeric()))
+    {
+        return err(
+            "wechat.token: expected 3 to 32 letters or digits, as set in 公众号 服务器配置",
+        );
     }
-    if !aes_key.is_empty() && (aes_key.len() != 43 || !aes_key.chars().all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '/')) {
+    if !aes_key.is_empty()
+        && (aes_key.len() != 43
+            || !aes_key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '/'))
+    {
         return err("wechat.encoding_aes_key: expected 43 characters (letters and digits) as shown in 公众号 服务器配置, or empty");
     }
     let api_base = match (&w.api_base, demo) {
@@ -412,14 +471,29 @@ fn validate(raw: RawConfig, demo: bool) -> Result<Config, ConfigError> {
         (None, false) => "https://open.weixin.qq.com".to_string(),
     };
     let timeout_secs = positive("wechat.timeout_secs", w.timeout_secs, 5, 60)? as u64;
-    let notice_rate = positive("wechat.notice_rate_per_sec", w.notice_rate_per_sec, 20, 1000)? as u32;
+    let notice_rate = positive(
+        "wechat.notice_rate_per_sec",
+        w.notice_rate_per_sec,
+        20,
+        1000,
+    )? as u32;
     let mut fields = w.grades_template_fields.unwrap_or_default();
     if fields.is_empty() {
         fields.insert("term".into(), "keyword1".into());
         fields.insert("courses".into(), "keyword2".into());
     }
     for k in fields.keys() {
-        if !["term", "courses", "first", "remark", "name", "student_id", "count"].contains(&k.as_str()) {
+        if ![
+            "term",
+            "courses",
+            "first",
+            "remark",
+            "name",
+            "student_id",
+            "count",
+        ]
+        .contains(&k.as_str())
+        {
             return err(format!("wechat.grades_template_fields: unknown value {k:?}; expected some of term, courses, name, student_id, count, first, remark"));
         }
     }
@@ -433,7 +507,9 @@ fn validate(raw: RawConfig, demo: bool) -> Result<Config, ConfigError> {
     let b = raw.backup;
     let every_hours = match b.every_hours {
         Some(n) if !(0..=24 * 365).contains(&n) => {
-            return err(format!("backup.every_hours: expected 0 (off) to 8760, got {n}"))
+            return err(format!(
+                "backup.every_hours: expected 0 (off) to 8760, got {n}"
+            ))
         }
         Some(n) => n as u64,
         None => 24,
@@ -506,7 +582,10 @@ fn default_menu() -> Vec<MenuButton> {
 
 fn check_menu(menu: &[MenuButton]) -> Result<(), ConfigError> {
     if menu.len() > 3 {
-        return err(format!("menu: WeChat allows at most 3 buttons, got {}", menu.len()));
+        return err(format!(
+            "menu: WeChat allows at most 3 buttons, got {}",
+            menu.len()
+        ));
     }
     for (i, b) in menu.iter().enumerate() {
         check_button(&format!("menu[{i}]"), b, true)?;
@@ -517,17 +596,27 @@ fn check_menu(menu: &[MenuButton]) -> Result<(), ConfigError> {
 fn check_button(at: &str, b: &MenuButton, top: bool) -> Result<(), ConfigError> {
     let limit = if top { 16 } else { 60 };
     if b.name.trim().is_empty() || b.name.len() > limit {
-        return err(format!("{at}.name: expected 1 to {limit} bytes, got {:?}", b.name));
+        return err(format!(
+            "{at}.name: expected 1 to {limit} bytes, got {:?}",
+            b.name
+        ));
     }
     if !b.sub_button.is_empty() {
         if !top {
-            return err(format!("{at}.sub_button: sub-buttons cannot have sub-buttons"));
+            return err(format!(
+                "{at}.sub_button: sub-buttons cannot have sub-buttons"
+            ));
         }
         if b.sub_button.len() > 5 {
-            return err(format!("{at}.sub_button: WeChat allows at most 5, got {}", b.sub_button.len()));
+            return err(format!(
+                "{at}.sub_button: WeChat allows at most 5, got {}",
+                b.sub_button.len()
+            ));
         }
         if b.page.is_some() || b.key.is_some() {
-            return err(format!("{at}: a button with sub_button takes neither page nor key"));
+            return err(format!(
+                "{at}: a button with sub_button takes neither page nor key"
+            ));
         }
         for (i, s) in b.sub_button.iter().enumerate() {
             check_button(&format!("{at}.sub_button[{i}]"), s, false)?;
@@ -537,7 +626,9 @@ fn check_button(at: &str, b: &MenuButton, top: bool) -> Result<(), ConfigError> 
     match (&b.page, &b.key) {
         (Some(p), None) => {
             if crate::service::oauth::local_path(p).as_deref() != Some(p.as_str()) {
-                return err(format!("{at}.page: expected a local path such as \"/grades\", got {p:?}"));
+                return err(format!(
+                    "{at}.page: expected a local path such as \"/grades\", got {p:?}"
+                ));
             }
         }
         (None, Some(k)) => {
@@ -545,7 +636,11 @@ fn check_button(at: &str, b: &MenuButton, top: bool) -> Result<(), ConfigError> 
                 return err(format!("{at}.key: expected 1 to 128 bytes"));
             }
         }
-        _ => return err(format!("{at}: give exactly one of page (a VIEW button) or key (a CLICK button)")),
+        _ => {
+            return err(format!(
+                "{at}: give exactly one of page (a VIEW button) or key (a CLICK button)"
+            ))
+        }
     }
     Ok(())
 }
@@ -563,11 +658,15 @@ mod tests {
     use super::*;
 
     fn load_str(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let dir = std::env::temp_dir().join(format!("wxg-cfg-{}-{}", std::process::id(), text.len()));
+        let dir =
+            std::env::temp_dir().join(format!("wxg-cfg-{}-{}", std::process::id(), text.len()));
         let _ = std::fs::create_dir_all(&dir);
         let p = dir.join("c.toml");
         std::fs::write(&p, text).map_err(|e| ConfigError(e.to_string()))?;
-        let env: Vec<(String, String)> = env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
         load(Source::File(&p), &env)
     }
 
@@ -593,22 +692,35 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_key() {
-        let e = load_str(&format!("{OK}workers = 0\n"), &[]).unwrap_err().0;
+        let e = load_str(&format!("workers = 0\n{OK}"), &[]).unwrap_err().0;
         assert!(e.starts_with("workers:"), "{e}");
-        let e = load_str(&OK.replace("[wechat]", "[wechat]\nscope = \"all\""), &[]).unwrap_err().0;
+        let e = load_str(&OK.replace("[wechat]", "[wechat]\nscope = \"all\""), &[])
+            .unwrap_err()
+            .0;
         assert!(e.starts_with("wechat.scope"), "{e}");
-        let e = load_str("[wechat]\napp_id = \"wx1234567890abcdef\"\n", &[]).unwrap_err().0;
+        let e = load_str("[wechat]\napp_id = \"wx1234567890abcdef\"\n", &[])
+            .unwrap_err()
+            .0;
         assert!(e.starts_with("public_url"), "{e}");
     }
 
     #[test]
     fn env_overrides_file() {
-        let c = load_str(OK, &[("WXGRADES_WECHAT_APP_SECRET", "from-env"), ("WXGRADES_WORKERS", "8")]).unwrap();
+        let c = load_str(
+            OK,
+            &[
+                ("WXGRADES_WECHAT_APP_SECRET", "from-env"),
+                ("WXGRADES_WORKERS", "8"),
+            ],
+        )
+        .unwrap();
         assert_eq!(c.wechat.app_secret, "from-env");
         assert_eq!(c.workers, 8);
         let e = load_str(OK, &[("WXGRADES_WORKERS", "many")]).unwrap_err().0;
         assert!(e.contains("WXGRADES_WORKERS"), "{e}");
-        let e = load_str(OK, &[("WXGRADES_WECHAT_SECRET", "x")]).unwrap_err().0;
+        let e = load_str(OK, &[("WXGRADES_WECHAT_SECRET", "x")])
+            .unwrap_err()
+            .0;
         assert!(e.contains("WXGRADES_WECHAT_SECRET"), "{e}");
     }
 

@@ -27,9 +27,14 @@ pub enum AppError {
     /// A bad request with a message fit for the visitor.
     BadRequest(String),
     /// Over the body bound for the route.
-    TooLarge { limit: u64 },
+    TooLarge {
+        limit: u64,
+    },
     /// Rate limited; `until` is a human time like "21:30".
-    TooMany { until: String, message: String },
+    TooMany {
+        until: String,
+        message: String,
+    },
     /// A conflict with the current state, message fit for the visitor.
     Conflict(String),
     Forbidden(String),

@@ -1,7 +1,10 @@
 //! Logging to stderr and optionally a file, through `log` + `simplelog`. Only our own crate
 //! logs: the HTTP client's debug lines would carry URLs with secrets in them.
 
-use simplelog::{ColorChoice, CombinedLogger, ConfigBuilder, LevelFilter, SharedLogger, TermLogger, TerminalMode, WriteLogger};
+use simplelog::{
+    ColorChoice, CombinedLogger, ConfigBuilder, LevelFilter, SharedLogger, TermLogger,
+    TerminalMode, WriteLogger,
+};
 use std::path::Path;
 
 /// Start logging. `WXGRADES_LOG` = error|warn|info|debug|trace (default info).
@@ -19,7 +22,12 @@ pub fn init(log_file: Option<&Path>) -> Result<(), String> {
         .set_thread_level(LevelFilter::Off)
         .set_time_format_rfc3339()
         .build();
-    let mut loggers: Vec<Box<dyn SharedLogger>> = vec![TermLogger::new(level, config.clone(), TerminalMode::Stderr, ColorChoice::Never)];
+    let mut loggers: Vec<Box<dyn SharedLogger>> = vec![TermLogger::new(
+        level,
+        config.clone(),
+        TerminalMode::Stderr,
+        ColorChoice::Never,
+    )];
     if let Some(p) = log_file {
         let f = std::fs::OpenOptions::new()
             .create(true)

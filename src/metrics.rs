@@ -46,7 +46,10 @@ impl Metrics {
         out.push_str("# TYPE wxgrades_requests_total counter\n");
         if let Ok(m) = self.requests.lock() {
             for ((route, status), n) in m.iter() {
-                let _ = writeln!(out, "wxgrades_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}");
+                let _ = writeln!(
+                    out,
+                    "wxgrades_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+                );
             }
         }
         out.push_str("# TYPE wxgrades_request_seconds histogram\n");
@@ -58,7 +61,10 @@ impl Metrics {
             );
         }
         let count = self.latency_count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "wxgrades_request_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "wxgrades_request_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
         let _ = writeln!(
             out,
             "wxgrades_request_seconds_sum {}",
@@ -79,7 +85,10 @@ impl Metrics {
                     let _ = writeln!(out, "# TYPE {name} counter");
                     last = name;
                 }
-                let label: String = label.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-').collect();
+                let label: String = label
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+                    .collect();
                 let _ = writeln!(out, "{name}{{{key}=\"{label}\"}} {n}");
             }
         }

@@ -38,6 +38,12 @@ pub struct Running {
 pub fn start(app: Arc<App>) -> Result<Running, String> {
     let listener = TcpListener::bind(&app.config.listen)
         .map_err(|e| format!("cannot listen on {}: {e}", app.config.listen))?;
+    start_on(app, listener)
+}
+
+/// Start the workers on a listener bound by the caller (tests bind port 0 first, to know the
+/// port that `public_url` must name).
+pub fn start_on(app: Arc<App>, listener: TcpListener) -> Result<Running, String> {
     let addr = listener
         .local_addr()
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
@@ -205,7 +211,8 @@ fn serve_one(app: &App, mut rq: tiny_http::Request, drainers: &Arc<AtomicUsize>)
         match read {
             Ok(_) if buf.len() as u64 > limit => {
                 // Chunked and over the bound. A chunked body has no whole-length drop cost.
-                let resp = handlers::error_response(app, &crate::error::AppError::TooLarge { limit });
+                let resp =
+                    handlers::error_response(app, &crate::error::AppError::TooLarge { limit });
                 finish(app, rq, &req, "too_large", resp, started);
                 return;
             }
@@ -227,7 +234,11 @@ fn serve_one(app: &App, mut rq: tiny_http::Request, drainers: &Arc<AtomicUsize>)
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            log::error!("handler panicked on {} {}: {what}", method_name(method), req.path);
+            log::error!(
+                "handler panicked on {} {}: {what}",
+                method_name(method),
+                req.path
+            );
             (
                 "panic",
                 handlers::error_response(app, &crate::error::AppError::Internal(what)),
@@ -251,7 +262,8 @@ fn reject_oversized(
     let resp = handlers::error_response(app, &crate::error::AppError::TooLarge { limit })
         .with_header("Connection", "close");
     log_line(&req, resp.status, started);
-    app.metrics.request("too_large", 413, started.elapsed().as_secs_f64());
+    app.metrics
+        .request("too_large", 413, started.elapsed().as_secs_f64());
     let can_drain = declared <= limit.saturating_add(DRAIN_CAP)
         && drainers.fetch_add(1, Ordering::SeqCst) < MAX_DRAINERS;
     if can_drain {
@@ -291,11 +303,19 @@ fn abandon(rq: tiny_http::Request, resp: Response) {
     std::mem::forget(stream);
 }
 
-fn finish(app: &App, rq: tiny_http::Request, req: &Request, route: &'static str, resp: Response, started: Instant) {
+fn finish(
+    app: &App,
+    rq: tiny_http::Request,
+    req: &Request,
+    route: &'static str,
+    resp: Response,
+    started: Instant,
+) {
     let status = resp.status;
     let _ = rq.respond(to_tiny(resp));
     log_line(req, status, started);
-    app.metrics.request(route, status, started.elapsed().as_secs_f64());
+    app.metrics
+        .request(route, status, started.elapsed().as_secs_f64());
 }
 
 fn log_line(req: &Request, status: u16, started: Instant) {
@@ -351,7 +371,13 @@ fn to_tiny(resp: Response) -> TinyResponse {
         .iter()
         .filter_map(|(k, v)| tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).ok())
         .collect();
-    tiny_http::Response::new(tiny_http::StatusCode(resp.status), headers, reader, len, None)
+    tiny_http::Response::new(
+        tiny_http::StatusCode(resp.status),
+        headers,
+        reader,
+        len,
+        None,
+    )
 }
 
 #[cfg(unix)]
@@ -388,7 +414,12 @@ pub mod conn_guard {
     }
 
     #[cfg(target_os = "linux")]
-    fn sweep(port: u16, listener_fd: i32, timeout: Duration, done: &mut std::collections::HashSet<(i32, String)>) {
+    fn sweep(
+        port: u16,
+        listener_fd: i32,
+        timeout: Duration,
+        done: &mut std::collections::HashSet<(i32, String)>,
+    ) {
         use std::mem::ManuallyDrop;
         use std::net::TcpStream;
         use std::os::fd::FromRawFd;
@@ -397,7 +428,11 @@ pub mod conn_guard {
         };
         let mut seen = std::collections::HashSet::new();
         for entry in dir.flatten() {
-            let Some(fd) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            let Some(fd) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<i32>().ok())
+            else {
                 continue;
             };
             if fd == listener_fd {
@@ -419,8 +454,8 @@ pub mod conn_guard {
             // closed and reused meanwhile, the calls below fail or touch another socket of ours,
             // which is harmless.
             let s = ManuallyDrop::new(unsafe { TcpStream::from_raw_fd(fd) });
-            let ours = s.local_addr().map(|a| a.port() == port).unwrap_or(false)
-                && s.peer_addr().is_ok();
+            let ours =
+                s.local_addr().map(|a| a.port() == port).unwrap_or(false) && s.peer_addr().is_ok();
             if ours {
                 let _ = s.set_read_timeout(Some(timeout));
                 let _ = s.set_write_timeout(Some(timeout));

@@ -17,6 +17,9 @@ pub const TEMPLATES: &[(&str, &str)] = templates![
     "base.html",
     "error.html",
     "whoami.html",
+    "bind.html",
+    "unbind.html",
+    "grades.html",
     "sim_authorize.html",
     "sim_index.html",
 ];
@@ -107,6 +110,9 @@ mod tests {
         std::fs::create_dir_all(&d).unwrap();
         std::fs::write(d.join("whoami.html"), "custom {{ 1 + 1 }}").unwrap();
         let v = Views::new(Some(d), vec![]);
-        assert_eq!(v.render("whoami.html", Value::UNDEFINED).unwrap(), "custom 2");
+        assert_eq!(
+            v.render("whoami.html", Value::UNDEFINED).unwrap(),
+            "custom 2"
+        );
     }
 }

@@ -40,10 +40,17 @@ fn dispatch(app: &App, req: &Request) -> (&'static str, Handled) {
         "/logout" if get => ("logout", pages::logout(app, req)),
         "/healthz" if get => ("healthz", Ok(pages::healthz(app))),
         "/metrics" if get => ("metrics", pages::metrics(app, req)),
-        p if get && p.starts_with("/static/") => ("static", pages::static_file(req, &p["/static/".len()..])),
+        p if get && p.starts_with("/static/") => {
+            ("static", pages::static_file(req, &p["/static/".len()..]))
+        }
         p if p.starts_with("/_sim") && app.sim.is_some() => ("sim", sim::route(app, req)),
-        "/" | "/wx/oauth/start" | "/wx/oauth/callback" | "/logout" | "/healthz" | "/metrics" if !get && !post => {
-            ("method", Ok(Response::text(405, "method not allowed").with_header("Allow", "GET")))
+        "/" | "/wx/oauth/start" | "/wx/oauth/callback" | "/logout" | "/healthz" | "/metrics"
+            if !get && !post =>
+        {
+            (
+                "method",
+                Ok(Response::text(405, "method not allowed").with_header("Allow", "GET")),
+            )
         }
         _ => ("not_found", Err(AppError::NotFound)),
     }
@@ -52,7 +59,11 @@ fn dispatch(app: &App, req: &Request) -> (&'static str, Handled) {
 /// The friendly error page for `e`, with the right status.
 pub fn error_response(app: &App, e: &AppError) -> Response {
     let page = e.page();
-    let retry_url = if page.retry { Some("/wx/oauth/start?next=/") } else { None };
+    let retry_url = if page.retry {
+        Some("/wx/oauth/start?next=/")
+    } else {
+        None
+    };
     let html = app.views.render(
         "error.html",
         context! {

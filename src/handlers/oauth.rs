@@ -9,7 +9,12 @@ use crate::service::{oauth, session};
 pub fn start(app: &App, req: &Request) -> Handled {
     let next = req.query_param("next");
     let scope = req.query_param("scope");
-    let started = oauth::start(app, next.as_deref(), scope.as_deref(), req.cookie(oauth::BROWSER_COOKIE))?;
+    let started = oauth::start(
+        app,
+        next.as_deref(),
+        scope.as_deref(),
+        req.cookie(oauth::BROWSER_COOKIE),
+    )?;
     let mut resp = Response::redirect(302, &started.location);
     if let Some(c) = started.new_browser_cookie {
         resp = resp.with_cookie(&SetCookie {
@@ -28,6 +33,12 @@ pub fn start(app: &App, req: &Request) -> Handled {
 pub fn callback(app: &App, req: &Request) -> Handled {
     let code = req.query_param("code");
     let state = req.query_param("state");
-    let signed_in = oauth::callback(app, code.as_deref(), state.as_deref(), req.cookie(oauth::BROWSER_COOKIE))?;
-    Ok(Response::redirect(302, &signed_in.next).with_cookie(&session::cookie(app, &signed_in.session_id)))
+    let signed_in = oauth::callback(
+        app,
+        code.as_deref(),
+        state.as_deref(),
+        req.cookie(oauth::BROWSER_COOKIE),
+    )?;
+    Ok(Response::redirect(302, &signed_in.next)
+        .with_cookie(&session::cookie(app, &signed_in.session_id)))
 }

@@ -52,7 +52,11 @@ pub fn static_file(req: &Request, name: &str) -> Handled {
     let versioned = req.query.starts_with("v=");
     Ok(Response::new(200, ctype, Body::Static(bytes)).with_header(
         "Cache-Control",
-        if versioned { "public, max-age=31536000, immutable" } else { "public, max-age=3600" },
+        if versioned {
+            "public, max-age=31536000, immutable"
+        } else {
+            "public, max-age=3600"
+        },
     ))
 }
 
@@ -69,5 +73,9 @@ pub fn metrics(app: &App, req: &Request) -> Handled {
     if !loopback && !app.config.metrics_public {
         return Err(AppError::NotFound);
     }
-    Ok(Response::new(200, "text/plain; version=0.0.4", Body::Bytes(app.metrics.render().into_bytes())))
+    Ok(Response::new(
+        200,
+        "text/plain; version=0.0.4",
+        Body::Bytes(app.metrics.render().into_bytes()),
+    ))
 }

@@ -19,13 +19,28 @@ pub fn route(app: &App, req: &Request) -> Handled {
         "/_sim" | "/_sim/" => index(app),
         "/_sim/connect/oauth2/authorize" => authorize(app, sim, req),
         "/_sim/connect/oauth2/decide" => decide(sim, req),
-        "/_sim/sns/oauth2/access_token" => Ok(Response::json(200, &sim.exchange(&q("appid"), &q("secret"), &q("code")))),
-        "/_sim/sns/userinfo" => Ok(Response::json(200, &sim.userinfo(&q("access_token"), &q("openid")))),
-        "/_sim/sns/auth" => Ok(Response::json(200, &sim.check(&q("access_token"), &q("openid")))),
+        "/_sim/sns/oauth2/access_token" => Ok(Response::json(
+            200,
+            &sim.exchange(&q("appid"), &q("secret"), &q("code")),
+        )),
+        "/_sim/sns/userinfo" => Ok(Response::json(
+            200,
+            &sim.userinfo(&q("access_token"), &q("openid")),
+        )),
+        "/_sim/sns/auth" => Ok(Response::json(
+            200,
+            &sim.check(&q("access_token"), &q("openid")),
+        )),
         p if p.starts_with("/_sim/avatar/") => {
-            let openid = p.trim_start_matches("/_sim/avatar/").trim_end_matches(".svg");
-            Ok(Response::new(200, "image/svg+xml", Body::Bytes(avatar_svg(openid).into_bytes()))
-                .with_header("Cache-Control", "public, max-age=86400"))
+            let openid = p
+                .trim_start_matches("/_sim/avatar/")
+                .trim_end_matches(".svg");
+            Ok(Response::new(
+                200,
+                "image/svg+xml",
+                Body::Bytes(avatar_svg(openid).into_bytes()),
+            )
+            .with_header("Cache-Control", "public, max-age=86400"))
         }
         _ => Err(AppError::NotFound),
     }
@@ -35,26 +50,41 @@ fn index(app: &App) -> Handled {
     let links = vec![
         context! { label => "以学生身份打开“查成绩”", url => "/wx/oauth/start?next=/", note => "模拟从公众号菜单进入：先经过微信授权，再绑定学号、查看成绩" },
     ];
-    Ok(Response::html(200, app.views.render("sim_index.html", context! { links => links })?))
+    Ok(Response::html(
+        200,
+        app.views
+            .render("sim_index.html", context! { links => links })?,
+    ))
 }
 
 fn authorize(app: &App, sim: &Simulator, req: &Request) -> Handled {
     let q = |k: &str| req.query_param(k).unwrap_or_default();
-    let (appid, redirect_uri, scope, state) = (q("appid"), q("redirect_uri"), q("scope"), q("state"));
+    let (appid, redirect_uri, scope, state) =
+        (q("appid"), q("redirect_uri"), q("scope"), q("state"));
     if appid != sim.app_id() {
-        return Err(AppError::BadRequest("模拟微信：appid 不正确（真实微信会显示“参数错误”）".into()));
+        return Err(AppError::BadRequest(
+            "模拟微信：appid 不正确（真实微信会显示“参数错误”）".into(),
+        ));
     }
     if !sim.redirect_allowed(&redirect_uri) {
-        return Err(AppError::BadRequest("模拟微信：redirect_uri 域名与后台配置不一致（错误码 10003）".into()));
+        return Err(AppError::BadRequest(
+            "模拟微信：redirect_uri 域名与后台配置不一致（错误码 10003）".into(),
+        ));
     }
     if q("response_type") != "code" || !(scope == "snsapi_base" || scope == "snsapi_userinfo") {
-        return Err(AppError::BadRequest("模拟微信：response_type 或 scope 参数错误".into()));
+        return Err(AppError::BadRequest(
+            "模拟微信：response_type 或 scope 参数错误".into(),
+        ));
     }
     let users: Vec<_> = DEMO_USERS
         .iter()
         .map(|u| context! { openid => u.openid, nickname => u.nickname, initial => u.nickname.chars().next().map(String::from).unwrap_or_default(), color => u.color })
         .collect();
-    let refuse_url = format!("/_sim/connect/oauth2/decide?decision=refuse&redirect_uri={}&state={}", percent_encode(&redirect_uri), percent_encode(&state));
+    let refuse_url = format!(
+        "/_sim/connect/oauth2/decide?decision=refuse&redirect_uri={}&state={}",
+        percent_encode(&redirect_uri),
+        percent_encode(&state)
+    );
     let hidden = vec![
         context! { name => "redirect_uri", value => redirect_uri },
         context! { name => "state", value => state },
@@ -78,13 +108,26 @@ fn decide(sim: &Simulator, req: &Request) -> Handled {
     let state = q("state");
     let sep = if redirect_uri.contains('?') { '&' } else { '?' };
     if q("decision") != "allow" {
-        return Ok(Response::redirect(302, &format!("{redirect_uri}{sep}state={}", percent_encode(&state))));
+        return Ok(Response::redirect(
+            302,
+            &format!("{redirect_uri}{sep}state={}", percent_encode(&state)),
+        ));
     }
     let openid = q("openid");
     if Simulator::user(&openid).is_none() {
         return Err(AppError::BadRequest("模拟微信：请选择一个演示用户".into()));
     }
-    let scope = if q("scope") == "snsapi_userinfo" { "snsapi_userinfo" } else { "snsapi_base" };
+    let scope = if q("scope") == "snsapi_userinfo" {
+        "snsapi_userinfo"
+    } else {
+        "snsapi_base"
+    };
     let code = sim.issue_code(&openid, scope);
-    Ok(Response::redirect(302, &format!("{redirect_uri}{sep}code={code}&state={}", percent_encode(&state))))
+    Ok(Response::redirect(
+        302,
+        &format!(
+            "{redirect_uri}{sep}code={code}&state={}",
+            percent_encode(&state)
+        ),
+    ))
 }

@@ -64,7 +64,8 @@ mod tests {
     fn origin() {
         let mut r = Request::new(Method::Post, "/bind");
         assert!(same_origin(&r, "https://jw.example.edu.cn"));
-        r.headers.push(("origin".into(), "https://jw.example.edu.cn".into()));
+        r.headers
+            .push(("origin".into(), "https://jw.example.edu.cn".into()));
         assert!(same_origin(&r, "https://jw.example.edu.cn/"));
         r.headers[0].1 = "https://evil.example".into();
         assert!(!same_origin(&r, "https://jw.example.edu.cn"));

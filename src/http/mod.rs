@@ -116,8 +116,12 @@ impl Response {
     }
 
     pub fn html(status: u16, html: String) -> Response {
-        Response::new(status, "text/html; charset=utf-8", Body::Bytes(html.into_bytes()))
-            .with_header("Cache-Control", "no-store")
+        Response::new(
+            status,
+            "text/html; charset=utf-8",
+            Body::Bytes(html.into_bytes()),
+        )
+        .with_header("Cache-Control", "no-store")
     }
 
     pub fn text(status: u16, text: impl Into<String>) -> Response {

@@ -54,7 +54,12 @@ fn parse_hundredths(s: &str) -> Decimal {
     }
     let d1 = fb.first().map_or(0, |b| u64::from(b - b'0'));
     let d2 = fb.get(1).map_or(0, |b| u64::from(b - b'0'));
-    Decimal::Value(value.saturating_mul(100).saturating_add(d1 * 10 + d2).min(CAP))
+    Decimal::Value(
+        value
+            .saturating_mul(100)
+            .saturating_add(d1 * 10 + d2)
+            .min(CAP),
+    )
 }
 
 /// Writes hundredths without trailing zeros: 2275 → "22.75", 300 → "3", 150 → "1.5".
@@ -138,7 +143,10 @@ impl Term {
             if !part.iter().all(u8::is_ascii_digit) {
                 return None;
             }
-            Some(part.iter().fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0')))
+            Some(
+                part.iter()
+                    .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0')),
+            )
         };
         let (Some(y1), Some(y2), Some(n)) = (digits(0..4), digits(5..9), digits(10..11)) else {
             return Err(bad());
@@ -684,9 +692,11 @@ impl Scale {
 
     fn from_custom(custom: &CustomScale) -> Result<Scale, String> {
         if custom.bands.is_empty() {
-            return Err("scale.bands is empty: give at least one [lower bound, points] pair, \
+            return Err(
+                "scale.bands is empty: give at least one [lower bound, points] pair, \
                         e.g. [[60, 1.0], [0, 0]]"
-                .to_string());
+                    .to_string(),
+            );
         }
         let mut bands: Vec<Band> = Vec::with_capacity(custom.bands.len());
         for &(bound, points) in &custom.bands {
@@ -1097,7 +1107,14 @@ mod tests {
         Term::parse(s).unwrap()
     }
 
-    fn rec(term: &str, code: &str, name: &str, credit: &str, score: &str, kind: ExamKind) -> GradeRecord {
+    fn rec(
+        term: &str,
+        code: &str,
+        name: &str,
+        credit: &str,
+        score: &str,
+        kind: ExamKind,
+    ) -> GradeRecord {
         GradeRecord {
             student_id: "2021001".into(),
             term: t(term),
@@ -1166,7 +1183,9 @@ mod tests {
         assert_eq!(c(".5"), Ok("0.5".into()));
         assert_eq!(c("30"), Ok("30".into()));
         assert_eq!(c("2.000"), Ok("2".into()));
-        for bad in ["0", "0.00", "30.01", "31", "-1", "1.555", "abc", "", "1,5", "1e1", "+2"] {
+        for bad in [
+            "0", "0.00", "30.01", "31", "-1", "1.555", "abc", "", "1,5", "1e1", "+2",
+        ] {
             let err = Credit::parse(bad).unwrap_err();
             assert!(err.starts_with("学分应为大于0且不超过30"), "{bad}: {err}");
         }
@@ -1262,9 +1281,19 @@ mod tests {
     #[test]
     fn gpa_rounds_half_away_from_zero() {
         // 3.825 exactly → 3.83; 3.8249.. → 3.82; 1.1875 → 1.19.
-        assert_eq!(Gpa::from_sums(330 * 100 + 400 * 300, 400).unwrap().to_string(), "3.83");
+        assert_eq!(
+            Gpa::from_sums(330 * 100 + 400 * 300, 400)
+                .unwrap()
+                .to_string(),
+            "3.83"
+        );
         assert_eq!(Gpa::from_sums(38249, 100).unwrap().to_string(), "3.82");
-        assert_eq!(Gpa::from_sums(150 * 300 + 100 * 500, 800).unwrap().to_string(), "1.19");
+        assert_eq!(
+            Gpa::from_sums(150 * 300 + 100 * 500, 800)
+                .unwrap()
+                .to_string(),
+            "1.19"
+        );
         assert_eq!(Gpa::from_sums(0, 300).unwrap().to_string(), "0.00");
         assert_eq!(Gpa::from_sums(400 * 300, 300).unwrap().to_string(), "4.00");
         assert_eq!(Gpa::from_sums(0, 0), None);
@@ -1336,11 +1365,23 @@ mod tests {
             .unwrap();
         assert!(ma.failed && !ma.passed);
         assert_eq!(ma.grade_point, Some(0));
-        let cs = oldest.courses.iter().find(|c| c.course_code == "CS101").unwrap();
+        let cs = oldest
+            .courses
+            .iter()
+            .find(|c| c.course_code == "CS101")
+            .unwrap();
         assert!(cs.failed && cs.grade_point.is_none());
-        let deferred = newest.courses.iter().find(|c| c.course_code == "CS101").unwrap();
+        let deferred = newest
+            .courses
+            .iter()
+            .find(|c| c.course_code == "CS101")
+            .unwrap();
         assert!(!deferred.failed && !deferred.passed);
-        let ar = newest.courses.iter().find(|c| c.course_code == "AR101").unwrap();
+        let ar = newest
+            .courses
+            .iter()
+            .find(|c| c.course_code == "AR101")
+            .unwrap();
         assert!(ar.failed && ar.grade_point.is_none());
         assert_eq!(tr.term(&t("2024-2025-1")), Some(oldest));
         assert_eq!(tr.term(&t("2023-2024-1")), None);
@@ -1387,7 +1428,10 @@ mod tests {
 
     #[test]
     fn scale_config_from_toml() {
-        assert_eq!(scale_from_toml("scale = \"standard4\""), Ok(Scale::standard4()));
+        assert_eq!(
+            scale_from_toml("scale = \"standard4\""),
+            Ok(Scale::standard4())
+        );
         assert_eq!(scale_from_toml(""), Ok(Scale::standard4()));
         let custom = scale_from_toml(
             "scale = { bands = [[90, 4.0], [80, 3.0], [70, 2.0], [60, 1.0], [0, 0]] }",
@@ -1438,8 +1482,10 @@ mod tests {
         assert!(err("scale = { bands = [[101, 4]] }").contains("lower bound 101"));
         assert!(err("scale = { bands = [[90, 5.5]] }").contains("grade point 5.5"));
         assert!(err("scale = { bands = [[90, 3.333]] }").contains("at most two decimals"));
-        assert!(err("scale = { bands = [[90, 4]], levels = { \"优秀\" = 4 } }")
-            .contains("missing: 良好, 中等, 及格, 不及格"));
+        assert!(
+            err("scale = { bands = [[90, 4]], levels = { \"优秀\" = 4 } }")
+                .contains("missing: 良好, 中等, 及格, 不及格")
+        );
         assert!(err(
             "scale = { bands = [[90, 4]], levels = { \"优\" = 4, good = 3, medium = 2, pass = 1, fail = 0 } }"
         )

@@ -18,7 +18,7 @@ pub const BROWSER_COOKIE: &str = "wxg_b";
 /// `raw` if it is a local path (`/…`, not `//…`, no scheme, no backslash, no control or
 /// non-ASCII characters, before and after percent-decoding); otherwise None.
 pub fn local_path(raw: &str) -> Option<String> {
-    if raw.len() > 1024 {
+    if raw.len() > 1024 || raw.chars().any(|c| c == ' ' || !c.is_ascii()) {
         return None;
     }
     let mut s = raw.to_string();
@@ -26,7 +26,7 @@ pub fn local_path(raw: &str) -> Option<String> {
         let ok = s.starts_with('/')
             && !s.starts_with("//")
             && !s.contains('\\')
-            && !s.chars().any(|c| c.is_control() || c == ' ' || !c.is_ascii());
+            && !s.chars().any(char::is_control);
         if !ok {
             return None;
         }
@@ -40,7 +40,13 @@ pub fn local_path(raw: &str) -> Option<String> {
 }
 
 /// The authorize URL, parameters in the order WeChat's pattern check demands.
-pub fn authorize_url(open_base: &str, app_id: &str, redirect_uri: &str, scope: Scope, state: &str) -> String {
+pub fn authorize_url(
+    open_base: &str,
+    app_id: &str,
+    redirect_uri: &str,
+    scope: Scope,
+    state: &str,
+) -> String {
     format!(
         "{open_base}/connect/oauth2/authorize?appid={app_id}&redirect_uri={}&response_type=code&scope={}&state={state}&connect_redirect=1#wechat_redirect",
         percent_encode(redirect_uri),
@@ -55,8 +61,15 @@ pub struct Started {
     pub new_browser_cookie: Option<String>,
 }
 
-pub fn start(app: &App, next_raw: Option<&str>, scope_raw: Option<&str>, browser_cookie: Option<&str>) -> Result<Started, AppError> {
-    let next = next_raw.and_then(local_path).unwrap_or_else(|| "/".to_string());
+pub fn start(
+    app: &App,
+    next_raw: Option<&str>,
+    scope_raw: Option<&str>,
+    browser_cookie: Option<&str>,
+) -> Result<Started, AppError> {
+    let next = next_raw
+        .and_then(local_path)
+        .unwrap_or_else(|| "/".to_string());
     let scope = match scope_raw {
         Some("snsapi_userinfo") => Scope::UserInfo,
         _ => app.config.wechat.scope,
@@ -81,7 +94,13 @@ pub fn start(app: &App, next_raw: Option<&str>, scope_raw: Option<&str>, browser
     )?;
     let redirect_uri = format!("{}/wx/oauth/callback", app.config.public_url);
     Ok(Started {
-        location: authorize_url(&app.config.wechat.open_base, &app.config.wechat.app_id, &redirect_uri, scope, &state),
+        location: authorize_url(
+            &app.config.wechat.open_base,
+            &app.config.wechat.app_id,
+            &redirect_uri,
+            scope,
+            &state,
+        ),
         new_browser_cookie: new_cookie,
     })
 }
@@ -92,8 +111,15 @@ pub struct SignedIn {
     pub session_id: String,
 }
 
-pub fn callback(app: &App, code: Option<&str>, state: Option<&str>, browser_cookie: Option<&str>) -> Result<SignedIn, AppError> {
-    let Some(state) = state.filter(|s| !s.is_empty() && s.len() <= 128 && s.chars().all(|c| c.is_ascii_alphanumeric())) else {
+pub fn callback(
+    app: &App,
+    code: Option<&str>,
+    state: Option<&str>,
+    browser_cookie: Option<&str>,
+) -> Result<SignedIn, AppError> {
+    let Some(state) = state.filter(|s| {
+        !s.is_empty() && s.len() <= 128 && s.chars().all(|c| c.is_ascii_alphanumeric())
+    }) else {
         app.metrics.event("oauth", "bad_state");
         return Err(AppError::OAuth(OAuthFailure::BadState));
     };
@@ -107,10 +133,16 @@ pub fn callback(app: &App, code: Option<&str>, state: Option<&str>, browser_cook
     };
     // One callback per state at a time: a double callback waits for the first, then finds it
     // completed instead of spending the code a second time.
-    app.oauth_locks.with(state, || callback_locked(app, code, state, browser_cookie))
+    app.oauth_locks
+        .with(state, || callback_locked(app, code, state, browser_cookie))
 }
 
-fn callback_locked(app: &App, code: &str, state: &str, browser_cookie: Option<&str>) -> Result<SignedIn, AppError> {
+fn callback_locked(
+    app: &App,
+    code: &str,
+    state: &str,
+    browser_cookie: Option<&str>,
+) -> Result<SignedIn, AppError> {
     let now = app.clock.now();
     let bad_state = || {
         app.metrics.event("oauth", "bad_state");
@@ -130,12 +162,24 @@ fn callback_locked(app: &App, code: &str, state: &str, browser_cookie: Option<&s
         // WeChat, a proxy or the back button called again: no second exchange.
         app.metrics.event("oauth", "repeat");
         let session_id = session::create(app, openid)?;
-        return Ok(SignedIn { next: st.next, session_id });
+        return Ok(SignedIn {
+            next: st.next,
+            session_id,
+        });
     }
     let token = match app.wx.exchange_code(code) {
         Ok(t) => t,
         Err(e) => {
-            app.metrics.event("wechat_error", e.errcode().map(|c| c.to_string()).unwrap_or_else(|| if e.is_timeout() { "timeout".into() } else { "transport".into() }));
+            app.metrics.event(
+                "wechat_error",
+                e.errcode().map(|c| c.to_string()).unwrap_or_else(|| {
+                    if e.is_timeout() {
+                        "timeout".into()
+                    } else {
+                        "transport".into()
+                    }
+                }),
+            );
             if e.is_bad_code() {
                 app.metrics.event("oauth", "bad_code");
                 return Err(AppError::OAuth(OAuthFailure::BadCode));
@@ -150,13 +194,24 @@ fn callback_locked(app: &App, code: &str, state: &str, browser_cookie: Option<&s
         return Err(AppError::OAuth(OAuthFailure::Snapshot));
     }
     if token.openid.is_empty() || token.openid.len() > 128 {
-        return Err(AppError::WeChat(crate::wechat::client::WxError::BadResponse("no openid".into())));
+        return Err(AppError::WeChat(
+            crate::wechat::client::WxError::BadResponse("no openid".into()),
+        ));
     }
-    let user = if token.scope.split(',').any(|s| s.trim() == "snsapi_userinfo") {
+    let user = if token
+        .scope
+        .split(',')
+        .any(|s| s.trim() == "snsapi_userinfo")
+    {
         match app.wx.userinfo(&token.access_token, &token.openid) {
             Ok(info) => Some(WxUser {
-                nickname: info.nickname.filter(|n| !n.is_empty()).map(|n| n.chars().take(64).collect()),
-                avatar_url: info.headimgurl.filter(|u| u.starts_with("https://") || u.starts_with("http://")),
+                nickname: info
+                    .nickname
+                    .filter(|n| !n.is_empty())
+                    .map(|n| n.chars().take(64).collect()),
+                avatar_url: info
+                    .headimgurl
+                    .filter(|u| u.starts_with("https://") || u.starts_with("http://")),
                 unionid: info.unionid.or(token.unionid.clone()),
                 updated: now,
             }),
@@ -175,14 +230,26 @@ fn callback_locked(app: &App, code: &str, state: &str, browser_cookie: Option<&s
         created: now,
         expires: now + session::TTL,
     };
-    let first = app.store.complete_login(state, &token.openid, &session::hash(&session_id), &s, user.as_ref())?;
+    let first = app.store.complete_login(
+        state,
+        &token.openid,
+        &session::hash(&session_id),
+        &s,
+        user.as_ref(),
+    )?;
     if !first {
         // Completed by another process meanwhile; its openid is the same user.
         let session_id = session::create(app, &token.openid)?;
-        return Ok(SignedIn { next: st.next, session_id });
+        return Ok(SignedIn {
+            next: st.next,
+            session_id,
+        });
     }
     app.metrics.event("oauth", "ok");
-    Ok(SignedIn { next: st.next, session_id })
+    Ok(SignedIn {
+        next: st.next,
+        session_id,
+    })
 }
 
 fn browser_hash(cookie: &str) -> String {

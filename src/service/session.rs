@@ -42,7 +42,10 @@ pub fn create(app: &App, openid: &str) -> Result<String, AppError> {
 
 /// The visitor's live session, if any.
 pub fn current(app: &App, req: &Request) -> Result<Option<Student>, AppError> {
-    let Some(id) = req.cookie(COOKIE).filter(|c| c.len() == 64 && c.bytes().all(|b| b.is_ascii_hexdigit())) else {
+    let Some(id) = req
+        .cookie(COOKIE)
+        .filter(|c| c.len() == 64 && c.bytes().all(|b| b.is_ascii_hexdigit()))
+    else {
         return Ok(None);
     };
     match app.store.session(&hash(id))? {
@@ -64,7 +67,10 @@ pub fn require(app: &App, req: &Request) -> Result<Result<Student, Response>, Ap
 }
 
 pub fn sign_in_redirect(next: &str) -> Response {
-    Response::redirect(302, &format!("/wx/oauth/start?next={}", percent_encode(next)))
+    Response::redirect(
+        302,
+        &format!("/wx/oauth/start?next={}", percent_encode(next)),
+    )
 }
 
 pub fn cookie(app: &App, id: &str) -> SetCookie {

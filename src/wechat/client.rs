@@ -23,7 +23,11 @@ impl fmt::Display for WxError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             WxError::Api { errcode, errmsg } => {
-                write!(f, "WeChat errcode {errcode} ({})", errcode_meaning(*errcode).unwrap_or(errmsg))
+                write!(
+                    f,
+                    "WeChat errcode {errcode} ({})",
+                    errcode_meaning(*errcode).unwrap_or(errmsg)
+                )
             }
             WxError::Timeout => f.write_str("WeChat did not answer in time"),
             WxError::Network(m) => write!(f, "cannot reach WeChat: {m}"),
@@ -165,7 +169,12 @@ impl WxClient {
     }
 
     /// POST JSON to `{api_base}{path}` with the query pairs; the JSON answer with errcode checked.
-    pub fn post_json(&self, path: &str, query: &[(&str, &str)], body: &Value) -> Result<Value, WxError> {
+    pub fn post_json(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        body: &Value,
+    ) -> Result<Value, WxError> {
         let mut req = self
             .agent
             .post(format!("{}{}", self.api_base, path))
@@ -206,16 +215,26 @@ impl WxClient {
     pub fn userinfo(&self, access_token: &str, openid: &str) -> Result<UserInfo, WxError> {
         let v = self.get_json(
             "/sns/userinfo",
-            &[("access_token", access_token), ("openid", openid), ("lang", "zh_CN")],
+            &[
+                ("access_token", access_token),
+                ("openid", openid),
+                ("lang", "zh_CN"),
+            ],
         )?;
         decode(v)
     }
 
     /// Whether a web-authorization access_token is still valid for `openid`.
     pub fn check_oauth(&self, access_token: &str, openid: &str) -> Result<bool, WxError> {
-        match self.get_json("/sns/auth", &[("access_token", access_token), ("openid", openid)]) {
+        match self.get_json(
+            "/sns/auth",
+            &[("access_token", access_token), ("openid", openid)],
+        ) {
             Ok(_) => Ok(true),
-            Err(WxError::Api { errcode: 40003 | 40014 | 42001, .. }) => Ok(false),
+            Err(WxError::Api {
+                errcode: 40003 | 40014 | 42001,
+                ..
+            }) => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -228,7 +247,10 @@ fn decode<T: for<'de> Deserialize<'de>>(v: Value) -> Result<T, WxError> {
 fn transport_error(e: ureq::Error) -> WxError {
     match e {
         ureq::Error::Timeout(_) => WxError::Timeout,
-        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut || io.kind() == std::io::ErrorKind::WouldBlock => {
+        ureq::Error::Io(io)
+            if io.kind() == std::io::ErrorKind::TimedOut
+                || io.kind() == std::io::ErrorKind::WouldBlock =>
+        {
             WxError::Timeout
         }
         other => WxError::Network(strip_query(&other.to_string())),
@@ -254,8 +276,8 @@ fn read_answer(mut resp: ureq::http::Response<ureq::Body>) -> Result<Value, WxEr
     if status != 200 {
         return Err(WxError::BadResponse(format!("HTTP status {status}")));
     }
-    let v: Value = serde_json::from_str(&text)
-        .map_err(|e| WxError::BadResponse(format!("not JSON: {e}")))?;
+    let v: Value =
+        serde_json::from_str(&text).map_err(|e| WxError::BadResponse(format!("not JSON: {e}")))?;
     match v.get("errcode").and_then(Value::as_i64) {
         Some(0) | None => Ok(v),
         Some(code) => Err(WxError::Api {

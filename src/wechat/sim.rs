@@ -17,10 +17,26 @@ pub struct DemoUser {
 }
 
 pub const DEMO_USERS: &[DemoUser] = &[
-    DemoUser { openid: "oDemo_LinXiaoyu_0001", nickname: "林小雨", color: "#07c160" },
-    DemoUser { openid: "oDemo_ZhangWei_00002", nickname: "张伟", color: "#10aeff" },
-    DemoUser { openid: "oDemo_WangFang_00003", nickname: "王芳", color: "#fa9d3b" },
-    DemoUser { openid: "oDemo_ChenChen_00004", nickname: "陈晨", color: "#a66bff" },
+    DemoUser {
+        openid: "oDemo_LinXiaoyu_0001",
+        nickname: "林小雨",
+        color: "#07c160",
+    },
+    DemoUser {
+        openid: "oDemo_ZhangWei_00002",
+        nickname: "张伟",
+        color: "#10aeff",
+    },
+    DemoUser {
+        openid: "oDemo_WangFang_00003",
+        nickname: "王芳",
+        color: "#fa9d3b",
+    },
+    DemoUser {
+        openid: "oDemo_ChenChen_00004",
+        nickname: "陈晨",
+        color: "#a66bff",
+    },
 ];
 
 /// How long a code lives unused, as at WeChat.

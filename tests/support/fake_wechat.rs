@@ -1,0 +1,313 @@
+//! A fake WeChat API server for integration tests: tiny_http on 127.0.0.1:0, answering the
+//! `connect/oauth2/authorize`, `sns/*` and `cgi-bin/*` calls the product makes, with
+//! behaviour the test programs (errcodes, delays, snapshot users) and counters it reads back.
+
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What the fake does when a code is exchanged.
+#[derive(Clone, Debug)]
+pub struct Login {
+    pub openid: String,
+    pub scope: String,
+    pub snapshot: bool,
+    /// Answer this errcode instead of a token.
+    pub errcode: Option<i64>,
+    /// Wait this long before answering.
+    pub delay: Duration,
+}
+
+impl Login {
+    pub fn user(openid: &str) -> Login {
+        Login {
+            openid: openid.into(),
+            scope: "snsapi_base".into(),
+            snapshot: false,
+            errcode: None,
+            delay: Duration::ZERO,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct State {
+    /// The login the next authorize issues a code for.
+    pub next_login: Option<Login>,
+    /// code → (login, used)
+    pub codes: HashMap<String, (Login, bool)>,
+    /// Calls per path.
+    pub calls: HashMap<String, usize>,
+    /// Every request's path and query, in order.
+    pub log: Vec<String>,
+    /// Bodies POSTed, per path.
+    pub posts: HashMap<String, Vec<Value>>,
+    /// Errcodes to answer, in order, per path (then normal answers).
+    pub scripted: HashMap<String, Vec<i64>>,
+    /// Delay before answering any cgi-bin call.
+    pub cgi_delay: Duration,
+    pub token_counter: usize,
+    pub nickname: String,
+}
+
+pub struct FakeWeChat {
+    pub url: String,
+    pub state: Arc<Mutex<State>>,
+    server: Arc<tiny_http::Server>,
+    pub app_id: String,
+    pub app_secret: String,
+}
+
+impl Drop for FakeWeChat {
+    fn drop(&mut self) {
+        self.server.unblock();
+    }
+}
+
+impl FakeWeChat {
+    pub fn start(app_id: &str, app_secret: &str) -> FakeWeChat {
+        let server =
+            Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("fake WeChat cannot listen"));
+        let port = server.server_addr().to_ip().expect("ip listener").port();
+        let state = Arc::new(Mutex::new(State {
+            nickname: "测试同学".into(),
+            ..State::default()
+        }));
+        let fake = FakeWeChat {
+            url: format!("http://127.0.0.1:{port}"),
+            state: state.clone(),
+            server: server.clone(),
+            app_id: app_id.into(),
+            app_secret: app_secret.into(),
+        };
+        let (id, secret) = (app_id.to_string(), app_secret.to_string());
+        // Several threads, so a slow answer does not hold the others.
+        for _ in 0..8 {
+            let server = server.clone();
+            let state = state.clone();
+            let (id, secret) = (id.clone(), secret.clone());
+            std::thread::spawn(move || {
+                while let Ok(mut rq) = server.recv() {
+                    let mut body = String::new();
+                    let _ = std::io::Read::read_to_string(rq.as_reader(), &mut body);
+                    let (status, headers, text) = answer(&state, &id, &secret, rq.url(), &body);
+                    let mut resp = tiny_http::Response::from_string(text).with_status_code(status);
+                    for (k, v) in headers {
+                        if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
+                            resp.add_header(h);
+                        }
+                    }
+                    let _ = rq.respond(resp);
+                }
+            });
+        }
+        fake
+    }
+
+    pub fn set_next_login(&self, login: Login) {
+        self.state.lock().unwrap().next_login = Some(login);
+    }
+
+    pub fn calls(&self, path: &str) -> usize {
+        self.state
+            .lock()
+            .unwrap()
+            .calls
+            .get(path)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn log(&self) -> Vec<String> {
+        self.state.lock().unwrap().log.clone()
+    }
+
+    pub fn script(&self, path: &str, errcodes: &[i64]) {
+        self.state
+            .lock()
+            .unwrap()
+            .scripted
+            .insert(path.into(), errcodes.to_vec());
+    }
+
+    pub fn posts(&self, path: &str) -> Vec<Value> {
+        self.state
+            .lock()
+            .unwrap()
+            .posts
+            .get(path)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Issue a code for `login` directly (as if the user had agreed), without the authorize hop.
+    pub fn issue_code(&self, login: Login) -> String {
+        let mut st = self.state.lock().unwrap();
+        let code = format!("code{}", st.codes.len() + 1);
+        st.codes.insert(code.clone(), (login, false));
+        code
+    }
+}
+
+fn query_map(url: &str) -> HashMap<String, String> {
+    let q = url.split_once('?').map(|(_, q)| q).unwrap_or("");
+    let q = q.split('#').next().unwrap_or("");
+    q.split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), decode(v)))
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if b[i] == b'+' { b' ' } else { b[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn err(code: i64) -> Value {
+    json!({"errcode": code, "errmsg": format!("fake error {code}")})
+}
+
+type Answer = (u16, Vec<(String, String)>, String);
+
+fn ok_json(v: Value) -> Answer {
+    (
+        200,
+        vec![("Content-Type".into(), "application/json".into())],
+        v.to_string(),
+    )
+}
+
+fn answer(state: &Mutex<State>, app_id: &str, secret: &str, url: &str, body: &str) -> Answer {
+    let path = url.split('?').next().unwrap_or("").to_string();
+    let q = query_map(url);
+    let (scripted, cgi_delay) = {
+        let mut st = state.lock().unwrap();
+        *st.calls.entry(path.clone()).or_default() += 1;
+        st.log.push(url.to_string());
+        if !body.is_empty() {
+            let v: Value = serde_json::from_str(body).unwrap_or(Value::String(body.to_string()));
+            st.posts.entry(path.clone()).or_default().push(v);
+        }
+        let scripted = st.scripted.get_mut(&path).and_then(|v| {
+            if v.is_empty() {
+                None
+            } else {
+                Some(v.remove(0))
+            }
+        });
+        (scripted, st.cgi_delay)
+    };
+    if path.starts_with("/cgi-bin/") && !cgi_delay.is_zero() {
+        std::thread::sleep(cgi_delay);
+    }
+    if let Some(code) = scripted {
+        return ok_json(err(code));
+    }
+    match path.as_str() {
+        "/connect/oauth2/authorize" => {
+            let redirect = q.get("redirect_uri").cloned().unwrap_or_default();
+            let state_param = q.get("state").cloned().unwrap_or_default();
+            let mut st = state.lock().unwrap();
+            let Some(mut login) = st.next_login.clone() else {
+                // The user refuses.
+                return (
+                    302,
+                    vec![("Location".into(), format!("{redirect}?state={state_param}"))],
+                    String::new(),
+                );
+            };
+            login.scope = q.get("scope").cloned().unwrap_or(login.scope);
+            let code = format!("code{}", st.codes.len() + 1);
+            st.codes.insert(code.clone(), (login, false));
+            (
+                302,
+                vec![(
+                    "Location".into(),
+                    format!("{redirect}?code={code}&state={state_param}"),
+                )],
+                String::new(),
+            )
+        }
+        "/sns/oauth2/access_token" => {
+            if q.get("appid").map(String::as_str) != Some(app_id)
+                || q.get("secret").map(String::as_str) != Some(secret)
+            {
+                return ok_json(err(40125));
+            }
+            let code = q.get("code").cloned().unwrap_or_default();
+            let found = {
+                let mut st = state.lock().unwrap();
+                match st.codes.get_mut(&code) {
+                    None => None,
+                    Some((login, used)) => {
+                        let was_used = *used;
+                        *used = true;
+                        Some((login.clone(), was_used))
+                    }
+                }
+            };
+            let Some((login, was_used)) = found else {
+                return ok_json(err(40029));
+            };
+            if !login.delay.is_zero() {
+                std::thread::sleep(login.delay);
+            }
+            if was_used {
+                return ok_json(err(40163));
+            }
+            if let Some(code) = login.errcode {
+                return ok_json(err(code));
+            }
+            let mut v = json!({
+                "access_token": format!("webtoken-{}", login.openid),
+                "expires_in": 7200,
+                "refresh_token": "refresh-secret",
+                "openid": login.openid,
+                "scope": login.scope,
+            });
+            if login.snapshot {
+                v["is_snapshotuser"] = json!(1);
+            }
+            ok_json(v)
+        }
+        "/sns/userinfo" => {
+            let openid = q.get("openid").cloned().unwrap_or_default();
+            if q.get("access_token") != Some(&format!("webtoken-{openid}")) {
+                return ok_json(err(40014));
+            }
+            let nickname = state.lock().unwrap().nickname.clone();
+            ok_json(
+                json!({"openid": openid, "nickname": nickname, "headimgurl": "https://thirdwx.qlogo.cn/mmopen/avatar/132"}),
+            )
+        }
+        "/sns/auth" => ok_json(err(0)),
+        "/cgi-bin/token" | "/cgi-bin/stable_token" => {
+            let mut st = state.lock().unwrap();
+            st.token_counter += 1;
+            ok_json(
+                json!({"access_token": format!("basic-token-{}", st.token_counter), "expires_in": 7200}),
+            )
+        }
+        "/cgi-bin/message/template/send" => {
+            ok_json(json!({"errcode": 0, "errmsg": "ok", "msgid": 200228332}))
+        }
+        "/cgi-bin/menu/create" => ok_json(err(0)),
+        _ => (404, vec![], "not found".into()),
+    }
+}

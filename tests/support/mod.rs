@@ -1,0 +1,271 @@
+//! Shared helpers for the integration tests: the real server on 127.0.0.1:0 pointed at a fake
+//! WeChat, and a small HTTP client that keeps cookies and never follows redirects by itself.
+
+#![allow(dead_code)]
+
+pub mod browser;
+pub mod fake_wechat;
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use wxgrades::app::App;
+use wxgrades::config::{self, Source};
+use wxgrades::server::Running;
+
+pub use fake_wechat::{FakeWeChat, Login};
+
+pub const APP_ID: &str = "wx1234567890abcdef";
+pub const APP_SECRET: &str = "test-app-secret-9f8e7d";
+
+/// A fresh empty directory under the system temp dir.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "wxg-it-{}-{}-{}",
+        name,
+        std::process::id(),
+        wxgrades::secret::random_hex::<4>()
+    ));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+pub struct TestServer {
+    pub running: Option<Running>,
+    pub app: Arc<App>,
+    pub url: String,
+    pub fake: FakeWeChat,
+    pub dir: PathBuf,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown();
+        }
+    }
+}
+
+impl TestServer {
+    /// Start with the given extra TOML (top-level keys first, then sections).
+    pub fn start(extra_top: &str, extra_wechat: &str) -> TestServer {
+        let fake = FakeWeChat::start(APP_ID, APP_SECRET);
+        let dir = temp_dir("srv");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let url = format!("http://127.0.0.1:{port}");
+        let toml = format!(
+            "listen = \"127.0.0.1:{port}\"\npublic_url = \"{url}\"\ndata = \"{}\"\nworkers = 8\n{extra_top}\n[wechat]\napp_id = \"{APP_ID}\"\napp_secret = \"{APP_SECRET}\"\ntoken = \"testtoken\"\napi_base = \"{f}\"\nopen_base = \"{f}\"\ntimeout_secs = 1\n{extra_wechat}\n[backup]\ndir = \"{}\"\n",
+            dir.join("data.redb").display(),
+            dir.join("backups").display(),
+            f = fake.url,
+        );
+        let cfg_path = dir.join("wxgrades.toml");
+        std::fs::write(&cfg_path, toml).expect("write config");
+        let cfg = config::load(Source::File(&cfg_path), &[]).expect("config");
+        Self::start_with(cfg, listener, fake, dir)
+    }
+
+    pub fn start_with(
+        cfg: config::Config,
+        listener: TcpListener,
+        fake: FakeWeChat,
+        dir: PathBuf,
+    ) -> TestServer {
+        let url = cfg.public_url.clone();
+        let app = Arc::new(App::new(cfg).expect("app"));
+        let running = wxgrades::server::start_on(app.clone(), listener).expect("server");
+        TestServer {
+            running: Some(running),
+            app,
+            url,
+            fake,
+            dir,
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(&self.url)
+    }
+
+    /// A browser that went through web authorization as `openid`; returns its client.
+    pub fn signed_in(&self, openid: &str) -> Client {
+        let mut c = self.client();
+        self.fake.set_next_login(Login::user(openid));
+        let r = c.get("/wx/oauth/start?next=/");
+        assert_eq!(r.status, 302);
+        let r = c.follow(&r);
+        assert_eq!(r.status, 302, "fake authorize");
+        let r = c.follow(&r);
+        assert_eq!(r.status, 302, "callback: {}", r.body);
+        assert!(c.cookies.contains_key("wxg_sid"));
+        c
+    }
+}
+
+/// A response, with the body as text.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn location(&self) -> &str {
+        self.header("location")
+            .unwrap_or_else(|| panic!("no Location header (status {})", self.status))
+    }
+    pub fn set_cookies(&self) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+/// A browser-like client: a cookie jar, no automatic redirects.
+pub struct Client {
+    pub base: String,
+    pub cookies: BTreeMap<String, String>,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    pub fn new(base: &str) -> Client {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .max_redirects(0)
+            .http_status_as_error(false)
+            .timeout_global(Some(std::time::Duration::from_secs(20)))
+            .build()
+            .into();
+        Client {
+            base: base.to_string(),
+            cookies: BTreeMap::new(),
+            agent,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_string()
+        } else {
+            format!("{}{}", self.base, path)
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn take(&mut self, resp: ureq::http::Response<ureq::Body>, keep_cookies: bool) -> Resp {
+        let status = resp.status().as_u16();
+        let headers: Vec<(String, String)> = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let mut resp = resp;
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024 * 1024)
+            .read_to_string()
+            .unwrap_or_default();
+        let r = Resp {
+            status,
+            headers,
+            body,
+        };
+        if keep_cookies {
+            for c in r.set_cookies() {
+                let first = c.split(';').next().unwrap_or("");
+                if let Some((k, v)) = first.split_once('=') {
+                    let removed = c.contains("Max-Age=0");
+                    if removed || v.is_empty() {
+                        self.cookies.remove(k.trim());
+                    } else {
+                        self.cookies.insert(k.trim().to_string(), v.to_string());
+                    }
+                }
+            }
+        }
+        r
+    }
+
+    pub fn get(&mut self, path: &str) -> Resp {
+        let url = self.url(path);
+        let same_site = url.starts_with(&self.base);
+        let mut req = self.agent.get(&url);
+        if same_site && !self.cookies.is_empty() {
+            req = req.header("Cookie", self.cookie_header());
+        }
+        let resp = req.call().unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        self.take(resp, same_site)
+    }
+
+    /// Follow one redirect.
+    pub fn follow(&mut self, r: &Resp) -> Resp {
+        let loc = r.location().to_string();
+        let loc = loc.split('#').next().unwrap_or("").to_string();
+        self.get(&loc)
+    }
+
+    pub fn post_form(&mut self, path: &str, fields: &[(&str, &str)]) -> Resp {
+        let body = fields
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{}={}",
+                    wxgrades::http::form::percent_encode(k),
+                    wxgrades::http::form::percent_encode(v)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+        self.post_raw(path, "application/x-www-form-urlencoded", body.into_bytes())
+    }
+
+    pub fn post_raw(&mut self, path: &str, content_type: &str, body: Vec<u8>) -> Resp {
+        let url = self.url(path);
+        let mut req = self.agent.post(&url).header("Content-Type", content_type);
+        if !self.cookies.is_empty() {
+            req = req.header("Cookie", self.cookie_header());
+        }
+        let resp = req
+            .send(body)
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        self.take(resp, true)
+    }
+
+    /// The value of a hidden input `name` in an HTML page.
+    pub fn hidden(html: &str, name: &str) -> String {
+        let needle = format!("name=\"{name}\"");
+        let i = html
+            .find(&needle)
+            .unwrap_or_else(|| panic!("no field {name} in page"));
+        let tag_start = html[..i].rfind('<').unwrap_or(0);
+        let tag_end = i + html[i..].find('>').unwrap_or(0);
+        let tag = &html[tag_start..tag_end];
+        let v = tag.find("value=\"").map(|j| &tag[j + 7..]).unwrap_or("");
+        v[..v.find('"').unwrap_or(0)].to_string()
+    }
+}
