@@ -32,7 +32,6 @@ fn dispatch(app: &App, req: &Request) -> (&'static str, Handled) {
     use Method::*;
     let path = req.path.as_str();
     let get = matches!(req.method, Get | Head);
-    let post = req.method == Post;
     match path {
         "/" if get => ("home", pages::home(app, req)),
         "/wx/oauth/start" if get => ("oauth_start", oauth::start(app, req)),
@@ -45,11 +44,11 @@ fn dispatch(app: &App, req: &Request) -> (&'static str, Handled) {
         }
         p if p.starts_with("/_sim") && app.sim.is_some() => ("sim", sim::route(app, req)),
         "/" | "/wx/oauth/start" | "/wx/oauth/callback" | "/logout" | "/healthz" | "/metrics"
-            if !get && !post =>
+            if !get =>
         {
             (
                 "method",
-                Ok(Response::text(405, "method not allowed").with_header("Allow", "GET")),
+                Ok(Response::text(405, "method not allowed").with_header("Allow", "GET, HEAD")),
             )
         }
         _ => ("not_found", Err(AppError::NotFound)),
