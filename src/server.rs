@@ -3,8 +3,8 @@
 //! into a 500 page, writes one log line per request, and guards against tiny_http's weak spots
 //! (no socket timeouts, whole-length allocation when an unread body is dropped).
 
-use std::io::{Cursor, Read};
-use std::net::{SocketAddr, TcpListener};
+use std::io::{Cursor, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use crate::app::App;
 use crate::handlers;
 use crate::http::{Body, Method, Request, Response};
+use crate::server::conn_guard::Guard;
 
 /// Bodies of ordinary forms and messages.
 pub const SMALL_BODY: u64 = 64 * 1024;
@@ -22,6 +23,13 @@ pub const SMALL_BODY: u64 = 64 * 1024;
 const DRAIN_CAP: u64 = 64 * 1024 * 1024;
 /// At most this many over-bound uploads are drained at once.
 const MAX_DRAINERS: usize = 16;
+
+/// What the workers share besides the `App`.
+struct Shared {
+    /// Over-bound uploads being drained now.
+    drainers: AtomicUsize,
+    guard: Arc<Guard>,
+}
 
 /// A running server.
 pub struct Running {
@@ -53,14 +61,17 @@ pub fn start_on(app: Arc<App>, listener: TcpListener) -> Result<Running, String>
     let server = Arc::new(server);
     let stopping = Arc::new(AtomicBool::new(false));
     let listener_failed = Arc::new(AtomicBool::new(false));
-    let drainers = Arc::new(AtomicUsize::new(0));
 
-    crate::server::conn_guard::spawn(
+    let guard = Arc::new(Guard::new(
         addr.port(),
         listener_fd,
         Duration::from_secs(app.config.idle_timeout_secs),
-        stopping.clone(),
-    );
+    ));
+    conn_guard::spawn(guard.clone(), stopping.clone());
+    let shared = Arc::new(Shared {
+        drainers: AtomicUsize::new(0),
+        guard,
+    });
 
     let mut workers = Vec::with_capacity(app.config.workers);
     for i in 0..app.config.workers {
@@ -68,10 +79,10 @@ pub fn start_on(app: Arc<App>, listener: TcpListener) -> Result<Running, String>
         let app = app.clone();
         let stopping = stopping.clone();
         let failed = listener_failed.clone();
-        let drainers = drainers.clone();
+        let shared = shared.clone();
         let h = std::thread::Builder::new()
             .name(format!("worker-{i}"))
-            .spawn(move || worker(&server, &app, &stopping, &failed, &drainers))
+            .spawn(move || worker(&server, &app, &stopping, &failed, &shared))
             .map_err(|e| format!("cannot start worker thread: {e}"))?;
         workers.push(h);
     }
@@ -135,14 +146,22 @@ fn worker(
     app: &App,
     stopping: &AtomicBool,
     failed: &AtomicBool,
-    drainers: &Arc<AtomicUsize>,
+    shared: &Arc<Shared>,
 ) {
     loop {
         if stopping.load(Ordering::SeqCst) {
             return;
         }
-        match server.recv() {
-            Ok(rq) => serve_one(app, rq, drainers),
+        let next = match server.try_recv() {
+            Ok(Some(rq)) => Ok(rq),
+            Ok(None) => {
+                let _idle = shared.guard.idle_worker();
+                server.recv()
+            }
+            Err(e) => Err(e),
+        };
+        match next {
+            Ok(rq) => serve_one(app, rq, shared),
             Err(e) => {
                 if stopping.load(Ordering::SeqCst) {
                     return;
@@ -182,7 +201,8 @@ fn method_of(m: &tiny_http::Method) -> Method {
     }
 }
 
-fn serve_one(app: &App, mut rq: tiny_http::Request, drainers: &Arc<AtomicUsize>) {
+fn serve_one(app: &App, mut rq: tiny_http::Request, shared: &Arc<Shared>) {
+    let guard = &shared.guard;
     let started = Instant::now();
     let method = method_of(rq.method());
     let mut req = Request::new(method, rq.url());
@@ -201,13 +221,15 @@ fn serve_one(app: &App, mut rq: tiny_http::Request, drainers: &Arc<AtomicUsize>)
 
     if let Some(declared) = rq.body_length() {
         if declared as u64 > limit {
-            reject_oversized(app, rq, req, limit, declared as u64, drainers, started);
+            reject_oversized(app, rq, req, limit, declared as u64, shared, started);
             return;
         }
     }
     if method == Method::Post || rq.body_length().is_some() {
         let mut buf = Vec::new();
+        let reading = guard.reading(rq.remote_addr().copied());
         let read = rq.as_reader().take(limit + 1).read_to_end(&mut buf);
+        drop(reading);
         match read {
             Ok(_) if buf.len() as u64 > limit => {
                 // Chunked and over the bound. A chunked body has no whole-length drop cost.
@@ -216,17 +238,23 @@ fn serve_one(app: &App, mut rq: tiny_http::Request, drainers: &Arc<AtomicUsize>)
                 finish(app, rq, &req, "too_large", resp, started);
                 return;
             }
+            Ok(_) if rq.body_length().is_some_and(|n| buf.len() < n) => {
+                // The connection ended (or was shut down for idling) before the whole body.
+                slow_body(app, rq, &req, guard, started);
+                return;
+            }
             Ok(_) => req.body = buf,
             Err(_) => {
-                let resp = Response::text(408, "request body not received in time")
-                    .with_header("Connection", "close");
-                finish(app, rq, &req, "slow_body", resp, started);
+                slow_body(app, rq, &req, guard, started);
                 return;
             }
         }
     }
 
-    let (route, resp) = match catch_unwind(AssertUnwindSafe(|| handlers::route(app, &req))) {
+    let busy = guard.busy(rq.remote_addr().copied());
+    let handled = catch_unwind(AssertUnwindSafe(|| handlers::route(app, &req)));
+    drop(busy);
+    let (route, resp) = match handled {
         Ok(r) => r,
         Err(panic) => {
             let what = panic
@@ -248,6 +276,15 @@ fn serve_one(app: &App, mut rq: tiny_http::Request, drainers: &Arc<AtomicUsize>)
     finish(app, rq, &req, route, resp, started);
 }
 
+/// A body that did not arrive in time (or at all): answer 408 and end the connection. Its read
+/// side is shut first, so that tiny_http's drop of the unread rest returns at once instead of
+/// waiting out another timeout on this worker.
+fn slow_body(app: &App, rq: tiny_http::Request, req: &Request, guard: &Guard, started: Instant) {
+    guard.shutdown_peer(rq.remote_addr().copied(), Shutdown::Read);
+    let resp = Response::text(408, "request body not received in time");
+    finish(app, rq, req, "slow_body", resp, started);
+}
+
 /// Answer 413 to a request whose declared body is over its bound, without ever letting
 /// tiny_http allocate the whole declared length (it does when an unread body is dropped).
 fn reject_oversized(
@@ -256,51 +293,68 @@ fn reject_oversized(
     req: Request,
     limit: u64,
     declared: u64,
-    drainers: &Arc<AtomicUsize>,
+    shared: &Arc<Shared>,
     started: Instant,
 ) {
-    let resp = handlers::error_response(app, &crate::error::AppError::TooLarge { limit })
-        .with_header("Connection", "close");
+    let resp = handlers::error_response(app, &crate::error::AppError::TooLarge { limit });
     log_line(&req, resp.status, started);
     app.metrics
         .request("too_large", 413, started.elapsed().as_secs_f64());
-    let can_drain = declared <= limit.saturating_add(DRAIN_CAP)
-        && drainers.fetch_add(1, Ordering::SeqCst) < MAX_DRAINERS;
-    if can_drain {
-        // Read and discard the body on a thread of its own (bounded in number), then answer.
-        let count = drainers.clone();
-        let spawned = std::thread::Builder::new()
-            .name("drain".into())
-            .spawn(move || {
-                let mut rq = rq;
-                let mut sink = std::io::sink();
-                let copied = std::io::copy(&mut rq.as_reader().take(declared), &mut sink);
-                match copied {
-                    Ok(n) if n == declared => {
-                        let _ = rq.respond(to_tiny(resp));
-                    }
-                    _ => abandon(rq, resp),
+    if declared > limit.saturating_add(DRAIN_CAP) {
+        abandon(rq, resp, &shared.guard);
+        return;
+    }
+    if shared.drainers.fetch_add(1, Ordering::SeqCst) >= MAX_DRAINERS {
+        shared.drainers.fetch_sub(1, Ordering::SeqCst);
+        refuse_undrained(rq, resp, &shared.guard);
+        return;
+    }
+    // Read and discard the body on a thread of its own (bounded in number), then answer, so
+    // that a browser sees the 413 page instead of a reset connection.
+    let shared_ = shared.clone();
+    let spawned = std::thread::Builder::new()
+        .name("drain".into())
+        .spawn(move || {
+            let mut rq = rq;
+            let mut sink = std::io::sink();
+            let reading = shared_.guard.reading(rq.remote_addr().copied());
+            let copied = std::io::copy(&mut rq.as_reader().take(declared), &mut sink);
+            drop(reading);
+            match copied {
+                Ok(n) if n == declared => {
+                    let _ = rq.respond(to_tiny(resp));
                 }
-                count.fetch_sub(1, Ordering::SeqCst);
-            });
-        if spawned.is_err() {
-            drainers.fetch_sub(1, Ordering::SeqCst);
-        }
-    } else {
-        if declared <= limit.saturating_add(DRAIN_CAP) {
-            drainers.fetch_sub(1, Ordering::SeqCst);
-        }
-        abandon(rq, resp);
+                // The client stalled (its socket was shut for idling) or left.
+                _ => refuse_undrained(rq, resp, &shared_.guard),
+            }
+            shared_.drainers.fetch_sub(1, Ordering::SeqCst);
+        });
+    if spawned.is_err() {
+        shared.drainers.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
-/// Write `resp` and give up the connection without dropping the unread body: the socket is
-/// released when the client closes it or the idle timeout ends it. Used only for bodies too
-/// large, or too slow, to drain.
-fn abandon(rq: tiny_http::Request, resp: Response) {
+/// Answer a request whose body (at most DRAIN_CAP past its bound) was not read: shut the read
+/// side first, so that tiny_http's drop of the unread rest finds end-of-file at once instead
+/// of waiting on the client.
+fn refuse_undrained(rq: tiny_http::Request, resp: Response, guard: &Guard) {
+    guard.shutdown_peer(rq.remote_addr().copied(), Shutdown::Read);
+    let _ = rq.respond(to_tiny(resp));
+}
+
+/// Write `resp` and give up the connection without dropping the unread body. Used only for
+/// bodies too large to drain. tiny_http writes no body and no length in this
+/// mode, so the body goes out here and the shutdown of the socket marks its end. The request's
+/// reader is never dropped, so its connection thread and descriptors stay behind: the price of
+/// not letting tiny_http allocate the declared length.
+fn abandon(rq: tiny_http::Request, resp: Response, guard: &Guard) {
+    let peer = rq.remote_addr().copied();
+    let body = resp.body_bytes().to_vec();
     let mut stream = rq.upgrade("close", to_tiny(resp));
-    let _ = std::io::Write::flush(&mut stream);
+    let _ = stream.write_all(&body);
+    let _ = stream.flush();
     std::mem::forget(stream);
+    guard.shutdown_peer(peer, Shutdown::Both);
 }
 
 fn finish(
@@ -392,41 +446,306 @@ fn raw_fd(_: &TcpListener) -> i32 {
 }
 
 pub mod conn_guard {
-    //! Read and write timeouts on accepted connections. tiny_http sets none and gives no hook,
-    //! so this thread finds our accepted sockets (local port = our port, not the listener
-    //! itself) among the process's descriptors and sets them; a silent or stalled client then
-    //! frees its thread after `timeout`.
+    //! Idle and stalled connections. tiny_http sets no socket timeouts and gives no hook, so
+    //! this module finds our accepted sockets (local port = our port, not the listener itself)
+    //! among the process's descriptors.
+    //!
+    //! Each new socket gets read and write timeouts, so a read or write that *starts* later
+    //! gives up after `timeout`. That alone is not enough: Linux reads the timeout when a
+    //! blocking read begins, and tiny_http starts reading a new connection (and a worker a
+    //! body) the moment it arrives, before a sweep can see it. So each sweep also asks the
+    //! kernel (TCP_INFO) how long each connection has carried no data, and shuts down those
+    //! idle past the timeout while *we* wait on the client: a blocked read then ends at once.
+    //! We wait on the client when a worker reads its body ([`Guard::reading`]), when our answer
+    //! was the last thing on the wire (an idle keep-alive, or a client that stopped reading), or
+    //! when a worker is free (so no request of theirs can be queued: they are silent, or stuck
+    //! in the middle of their headers). A connection whose request a handler is working on
+    //! ([`Guard::busy`]), or whose bytes we have not read yet, is never shut for idling.
+    //!
+    //! tiny_http also lends each connection a thread of its pool for the connection's whole
+    //! life, and under a burst of new connections it can queue one behind the threads held by
+    //! idle keep-alives (its count of free threads lags). Bytes that nobody reads for a second
+    //! show that; then idle keep-alives are closed at once, to hand their threads over.
 
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
+    use std::collections::HashMap;
+    use std::net::{Shutdown, SocketAddr};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
-    pub fn spawn(port: u16, listener_fd: i32, timeout: Duration, stopping: Arc<AtomicBool>) {
+    /// How often the sockets are looked at.
+    const SWEEP: Duration = Duration::from_millis(200);
+    /// Past the timeout before a connection is shut down, so that a socket timeout that does
+    /// apply fires first (tiny_http then answers 408 itself).
+    const GRACE: Duration = Duration::from_millis(500);
+
+    #[derive(Default, Clone, Copy)]
+    struct Marks {
+        /// A handler is working on a request of this peer (pipelining allows several).
+        busy: usize,
+        /// A worker or drain thread is reading this peer's body.
+        reading: usize,
+    }
+
+    #[derive(Clone, Copy)]
+    enum Kind {
+        Busy,
+        Reading,
+    }
+
+    pub struct Guard {
+        port: u16,
+        listener_fd: i32,
+        timeout: Duration,
+        marks: Mutex<HashMap<SocketAddr, Marks>>,
+        /// Workers waiting for a request (the queue was empty when they began to wait).
+        idle_workers: AtomicUsize,
+    }
+
+    /// A mark on a peer, removed when dropped.
+    pub struct Mark<'a> {
+        guard: &'a Guard,
+        peer: Option<SocketAddr>,
+        kind: Kind,
+    }
+
+    impl Drop for Mark<'_> {
+        fn drop(&mut self) {
+            let Some(peer) = self.peer else {
+                return;
+            };
+            let mut m = self.guard.marks.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(marks) = m.get_mut(&peer) {
+                match self.kind {
+                    Kind::Busy => marks.busy = marks.busy.saturating_sub(1),
+                    Kind::Reading => marks.reading = marks.reading.saturating_sub(1),
+                }
+                if marks.busy == 0 && marks.reading == 0 {
+                    m.remove(&peer);
+                }
+            }
+        }
+    }
+
+    /// Counts a worker idle until dropped.
+    pub struct Idle<'a>(&'a Guard);
+
+    impl Drop for Idle<'_> {
+        fn drop(&mut self) {
+            self.0.idle_workers.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    impl Guard {
+        pub fn new(port: u16, listener_fd: i32, timeout: Duration) -> Guard {
+            Guard {
+                port,
+                listener_fd,
+                timeout,
+                marks: Mutex::new(HashMap::new()),
+                idle_workers: AtomicUsize::new(0),
+            }
+        }
+
+        fn mark(&self, peer: Option<SocketAddr>, kind: Kind) -> Mark<'_> {
+            if let Some(p) = peer {
+                let mut m = self.marks.lock().unwrap_or_else(|p| p.into_inner());
+                let marks = m.entry(p).or_default();
+                match kind {
+                    Kind::Busy => marks.busy += 1,
+                    Kind::Reading => marks.reading += 1,
+                }
+            }
+            Mark {
+                guard: self,
+                peer,
+                kind,
+            }
+        }
+
+        /// While the mark lives, `peer`'s connection is not shut down for idling: a handler is
+        /// working on its request, and nothing moves on the socket meanwhile.
+        pub fn busy(&self, peer: Option<SocketAddr>) -> Mark<'_> {
+            self.mark(peer, Kind::Busy)
+        }
+
+        /// While the mark lives, we wait on `peer` to send its body.
+        pub fn reading(&self, peer: Option<SocketAddr>) -> Mark<'_> {
+            self.mark(peer, Kind::Reading)
+        }
+
+        /// Call when a worker found the queue empty and is about to wait for a request.
+        pub fn idle_worker(&self) -> Idle<'_> {
+            self.idle_workers.fetch_add(1, Ordering::SeqCst);
+            Idle(self)
+        }
+
+        fn marks_of(&self, peer: &SocketAddr) -> Marks {
+            self.marks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(peer)
+                .copied()
+                .unwrap_or_default()
+        }
+
+        /// Shut down (`how`) our connection from `peer` now, wherever tiny_http keeps it.
+        pub fn shutdown_peer(&self, peer: Option<SocketAddr>, how: Shutdown) {
+            let Some(peer) = peer else {
+                return;
+            };
+            for_each_socket(|fd, _| {
+                if fd == self.listener_fd {
+                    return;
+                }
+                with_stream(fd, |s| {
+                    let ours = s.local_addr().is_ok_and(|a| a.port() == self.port);
+                    if ours && s.peer_addr().ok() == Some(peer) {
+                        let _ = s.shutdown(how);
+                    }
+                });
+            });
+        }
+    }
+
+    /// What a sweep remembers of a socket (by its inode: the two descriptors tiny_http keeps of
+    /// one connection are one entry, and a reused descriptor number is a new one).
+    struct Seen {
+        /// The peer, when this is one of our accepted connections.
+        peer: Option<SocketAddr>,
+        reaped: bool,
+    }
+
+    pub fn spawn(guard: Arc<Guard>, stopping: Arc<AtomicBool>) {
         let _ = std::thread::Builder::new()
             .name("conn-guard".into())
             .spawn(move || {
-                let mut done: std::collections::HashSet<(i32, String)> = Default::default();
+                let mut seen: HashMap<String, Seen> = HashMap::new();
                 while !stopping.load(Ordering::Relaxed) {
-                    sweep(port, listener_fd, timeout, &mut done);
-                    std::thread::sleep(Duration::from_millis(200));
+                    sweep(&guard, &mut seen);
+                    std::thread::sleep(SWEEP);
                 }
             });
     }
 
+    /// One of our connections, as a sweep found it.
+    struct Conn {
+        inode: String,
+        fd: i32,
+        peer: SocketAddr,
+        marks: Marks,
+        tcp: TcpState,
+    }
+
+    /// Bytes unread this long mean nobody is reading the connection: tiny_http queued it for a
+    /// thread of its own pool, which it gives out only as other connections end.
+    const STARVED: Duration = Duration::from_secs(1);
+
+    fn sweep(guard: &Guard, seen: &mut HashMap<String, Seen>) {
+        let mut alive = std::collections::HashSet::new();
+        let mut conns = Vec::new();
+        for_each_socket(|fd, inode| {
+            if fd == guard.listener_fd || !alive.insert(inode.clone()) {
+                return;
+            }
+            let entry = seen.entry(inode.clone()).or_insert_with(|| {
+                let mut peer = None;
+                with_stream(fd, |s| {
+                    if s.local_addr().is_ok_and(|a| a.port() == guard.port) {
+                        peer = s.peer_addr().ok();
+                    }
+                    if peer.is_some() {
+                        let _ = s.set_read_timeout(Some(guard.timeout));
+                        let _ = s.set_write_timeout(Some(guard.timeout));
+                    }
+                });
+                Seen {
+                    peer,
+                    reaped: false,
+                }
+            });
+            let (Some(peer), false) = (entry.peer, entry.reaped) else {
+                return;
+            };
+            let marks = guard.marks_of(&peer);
+            if let (0, Some(tcp)) = (marks.busy, tcp_state(fd)) {
+                conns.push(Conn {
+                    inode,
+                    fd,
+                    peer,
+                    marks,
+                    tcp,
+                });
+            }
+        });
+        seen.retain(|k, _| alive.contains(k));
+
+        // tiny_http's pool lends a thread to each connection for its whole life and can leave a
+        // new one waiting while every thread sits on an idle keep-alive. Then idle keep-alives
+        // go first, long before their timeout.
+        let starved = conns
+            .iter()
+            .any(|c| c.tcp.unread > 0 && c.tcp.last_recv >= STARVED);
+        let worker_free = guard.idle_workers.load(Ordering::SeqCst) > 0;
+        for c in &conns {
+            if c.tcp.unread > 0 {
+                continue;
+            }
+            let timed_out = c.tcp.idle >= guard.timeout + GRACE;
+            // A body read only needs ending: the worker then answers 408 and closes. Otherwise
+            // both ways, which also ends a write to a client that stopped reading.
+            let (how, why) = if c.marks.reading > 0 && timed_out {
+                (Shutdown::Read, "its body stopped arriving")
+            } else if c.marks.reading > 0 {
+                continue;
+            } else if c.tcp.we_spoke_last && timed_out {
+                (Shutdown::Both, "idle after our answer")
+            } else if c.tcp.we_spoke_last && starved && c.tcp.idle >= STARVED {
+                (
+                    Shutdown::Both,
+                    "idle keep-alive, making room for a new connection",
+                )
+            } else if worker_free && timed_out {
+                // No request can be waiting in the queue: it is silent or stuck mid-request.
+                (Shutdown::Both, "silent or stopped mid-request")
+            } else {
+                continue;
+            };
+            with_stream(c.fd, |s| {
+                // Only if the number still names that connection.
+                if s.peer_addr().ok() == Some(c.peer) {
+                    log::debug!(
+                        "closing the connection from {}: {why} ({:?})",
+                        c.peer,
+                        c.tcp.idle
+                    );
+                    let _ = s.shutdown(how);
+                }
+            });
+            if let Some(e) = seen.get_mut(&c.inode) {
+                e.reaped = true;
+            }
+        }
+    }
+
+    /// What the kernel says of a connection.
+    struct TcpState {
+        /// Since data last moved either way.
+        idle: Duration,
+        /// Since data last came in.
+        last_recv: Duration,
+        /// We sent data, and nothing came in after it.
+        we_spoke_last: bool,
+        /// Bytes received that the process has not read yet.
+        unread: usize,
+    }
+
+    /// Call `f(fd, link target)` for every socket descriptor of this process.
     #[cfg(target_os = "linux")]
-    fn sweep(
-        port: u16,
-        listener_fd: i32,
-        timeout: Duration,
-        done: &mut std::collections::HashSet<(i32, String)>,
-    ) {
-        use std::mem::ManuallyDrop;
-        use std::net::TcpStream;
-        use std::os::fd::FromRawFd;
+    fn for_each_socket(mut f: impl FnMut(i32, String)) {
         let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
             return;
         };
-        let mut seen = std::collections::HashSet::new();
         for entry in dir.flatten() {
             let Some(fd) = entry
                 .file_name()
@@ -435,36 +754,72 @@ pub mod conn_guard {
             else {
                 continue;
             };
-            if fd == listener_fd {
-                continue;
-            }
             let Ok(target) = std::fs::read_link(entry.path()) else {
                 continue;
             };
             let target = target.to_string_lossy().to_string();
-            if !target.starts_with("socket:") {
-                continue;
+            if target.starts_with("socket:") {
+                f(fd, target);
             }
-            let key = (fd, target);
-            seen.insert(key.clone());
-            if done.contains(&key) {
-                continue;
-            }
-            // SAFETY: the descriptor is only borrowed: ManuallyDrop never closes it. If it was
-            // closed and reused meanwhile, the calls below fail or touch another socket of ours,
-            // which is harmless.
-            let s = ManuallyDrop::new(unsafe { TcpStream::from_raw_fd(fd) });
-            let ours =
-                s.local_addr().map(|a| a.port() == port).unwrap_or(false) && s.peer_addr().is_ok();
-            if ours {
-                let _ = s.set_read_timeout(Some(timeout));
-                let _ = s.set_write_timeout(Some(timeout));
-            }
-            done.insert(key);
         }
-        done.retain(|k| seen.contains(k));
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn sweep(_: u16, _: i32, _: Duration, _: &mut std::collections::HashSet<(i32, String)>) {}
+    fn for_each_socket(_: impl FnMut(i32, String)) {}
+
+    /// Borrow descriptor `fd` as a TcpStream, never closing it.
+    #[cfg(unix)]
+    fn with_stream(fd: i32, f: impl FnOnce(&std::net::TcpStream)) {
+        use std::mem::ManuallyDrop;
+        use std::os::fd::FromRawFd;
+        // SAFETY: the descriptor is only borrowed: ManuallyDrop never closes it. If it was
+        // closed and reused meanwhile, the calls fail or touch another socket of ours; callers
+        // check the peer before acting.
+        let s = ManuallyDrop::new(unsafe { std::net::TcpStream::from_raw_fd(fd) });
+        f(&s);
+    }
+
+    #[cfg(not(unix))]
+    fn with_stream(_: i32, _: impl FnOnce(&std::net::TcpStream)) {}
+
+    #[cfg(target_os = "linux")]
+    fn tcp_state(fd: i32) -> Option<TcpState> {
+        // SAFETY: tcp_info is plain old data; getsockopt writes at most `len` bytes into it,
+        // and FIONREAD writes one int.
+        let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                (&mut info as *mut libc::tcp_info).cast(),
+                &mut len,
+            )
+        };
+        if rc != 0 {
+            return None;
+        }
+        let mut unread: libc::c_int = 0;
+        if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut unread) } != 0 {
+            return None;
+        }
+        let (sent, recv) = (info.tcpi_last_data_sent, info.tcpi_last_data_recv);
+        // Whether we sent any data at all (kernels before 4.6 do not say: then assume so).
+        let has_count = len as usize
+            >= std::mem::offset_of!(libc::tcp_info, tcpi_data_segs_out)
+                + std::mem::size_of::<u32>();
+        let sent_any = !has_count || info.tcpi_data_segs_out > 0;
+        Some(TcpState {
+            idle: Duration::from_millis(u64::from(sent.min(recv))),
+            last_recv: Duration::from_millis(u64::from(recv)),
+            we_spoke_last: sent_any && sent <= recv,
+            unread: usize::try_from(unread).unwrap_or(0),
+        })
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn tcp_state(_: i32) -> Option<TcpState> {
+        None
+    }
 }
