@@ -51,11 +51,24 @@ impl Drop for TestServer {
 impl TestServer {
     /// Start with the given extra TOML (top-level keys first, then sections).
     pub fn start(extra_top: &str, extra_wechat: &str) -> TestServer {
+        Self::start_custom(None, extra_top, extra_wechat, |_| {})
+    }
+
+    /// Start with `public_url` (default: the server's own `http://127.0.0.1:PORT`), extra TOML,
+    /// and a last change to the loaded `Config` (for fields that are not TOML keys, such as
+    /// `idle_timeout_secs`). Clients always talk to the local address.
+    pub fn start_custom(
+        public_url: Option<&str>,
+        extra_top: &str,
+        extra_wechat: &str,
+        adjust: impl FnOnce(&mut config::Config),
+    ) -> TestServer {
         let fake = FakeWeChat::start(APP_ID, APP_SECRET);
         let dir = temp_dir("srv");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
-        let url = format!("http://127.0.0.1:{port}");
+        let local = format!("http://127.0.0.1:{port}");
+        let url = public_url.unwrap_or(&local);
         let toml = format!(
             "listen = \"127.0.0.1:{port}\"\npublic_url = \"{url}\"\ndata = \"{}\"\nworkers = 8\n{extra_top}\n[wechat]\napp_id = \"{APP_ID}\"\napp_secret = \"{APP_SECRET}\"\ntoken = \"testtoken\"\napi_base = \"{f}\"\nopen_base = \"{f}\"\ntimeout_secs = 1\n{extra_wechat}\n[backup]\ndir = \"{}\"\n",
             dir.join("data.redb").display(),
@@ -64,7 +77,8 @@ impl TestServer {
         );
         let cfg_path = dir.join("wxgrades.toml");
         std::fs::write(&cfg_path, toml).expect("write config");
-        let cfg = config::load(Source::File(&cfg_path), &[]).expect("config");
+        let mut cfg = config::load(Source::File(&cfg_path), &[]).expect("config");
+        adjust(&mut cfg);
         Self::start_with(cfg, listener, fake, dir)
     }
 
@@ -74,9 +88,10 @@ impl TestServer {
         fake: FakeWeChat,
         dir: PathBuf,
     ) -> TestServer {
-        let url = cfg.public_url.clone();
         let app = Arc::new(App::new(cfg).expect("app"));
         let running = wxgrades::server::start_on(app.clone(), listener).expect("server");
+        // The address the server really listens on (public_url may name a proxy in front).
+        let url = format!("http://{}", running.addr);
         TestServer {
             running: Some(running),
             app,
