@@ -3,4 +3,5 @@
 pub mod grades;
 pub mod import;
 pub mod oauth;
+pub mod ratelimit;
 pub mod session;

@@ -4,6 +4,8 @@
 //! network call.
 
 pub mod auth;
+pub mod grades;
+pub mod students;
 pub mod tables;
 
 use redb::{Database, ReadableDatabase, ReadableTable};
