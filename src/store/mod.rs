@@ -3,7 +3,9 @@
 //! submodules. Every method is one transaction; none holds a write transaction across a
 //! network call.
 
+pub mod admin;
 pub mod auth;
+pub mod backup;
 pub mod grades;
 pub mod students;
 pub mod tables;
@@ -144,7 +146,7 @@ impl Store {
     pub fn healthy(&self) -> bool {
         self.db
             .begin_read()
-            .and_then(|tx| Ok(tx.open_table(META).map(|_| ())))
+            .map(|tx| tx.open_table(META).map(|_| ()))
             .map(|r| r.is_ok())
             .unwrap_or(false)
     }
