@@ -69,6 +69,8 @@ pub struct App {
     pub oauth_locks: KeyedLocks,
     /// The WeChat simulator, in demo mode only.
     pub sim: Option<Simulator>,
+    /// Admin sign-in lock-outs and caches.
+    pub admin: crate::service::admin::AdminState,
 }
 
 impl App {
@@ -104,6 +106,7 @@ impl App {
             metrics: Metrics::default(),
             oauth_locks: KeyedLocks::default(),
             sim,
+            admin: Default::default(),
         })
     }
 }
