@@ -14,6 +14,11 @@ Usage:
   wxgrades demo                        run demo mode: WeChat simulated, sample data
   wxgrades init [FILE]                 write a commented config file (never overwrites)
   wxgrades check [--config FILE]       validate the config (and prove the WeChat credentials)
+  wxgrades admin add|passwd NAME [--password-stdin]   create an admin / set a new password
+  wxgrades admin list | admin remove NAME              list / remove admins
+  wxgrades export grades [--term TERM] [-o FILE]       grades as CSV in the import format
+  wxgrades backup FILE                 write a consistent copy of the data file (server stopped)
+  wxgrades restore [--check] FILE      check a backup and put it in place of the data file
   wxgrades --version | --help
 
 Every command takes --config FILE (default wxgrades.toml, or WXGRADES_CONFIG).
@@ -41,6 +46,34 @@ struct Args {
     help: bool,
     words: Vec<String>,
     flags: Vec<String>,
+    /// Options that take a value (`--term TERM`, `--term=TERM`, `-o FILE`).
+    opts: Vec<(String, String)>,
+}
+
+/// The options that take a value.
+const VALUE_OPTS: &[&str] = &["--term", "--output", "-o", "--replace-term"];
+
+impl Args {
+    fn opt(&self, names: &[&str]) -> Option<&str> {
+        self.opts
+            .iter()
+            .rev()
+            .find(|(n, _)| names.contains(&n.as_str()))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Bad usage unless every flag and value option is one of `allowed`.
+    fn only(&self, allowed: &[&str]) -> Outcome {
+        let unknown = self
+            .flags
+            .iter()
+            .chain(self.opts.iter().map(|(n, _)| n))
+            .find(|f| !allowed.contains(&f.as_str()));
+        match unknown {
+            Some(f) => usage(format!("unknown option {f}")),
+            None => Ok(()),
+        }
+    }
 }
 
 fn parse(args: &[String]) -> Result<Args, Failure> {
@@ -49,6 +82,7 @@ fn parse(args: &[String]) -> Result<Args, Failure> {
         help: false,
         words: vec![],
         flags: vec![],
+        opts: vec![],
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -61,6 +95,18 @@ fn parse(args: &[String]) -> Result<Args, Failure> {
                 out.config = Some(PathBuf::from(&s["--config=".len()..]))
             }
             "--help" | "-h" => out.help = true,
+            s if VALUE_OPTS.contains(&s) => match it.next() {
+                Some(v) => out.opts.push((s.to_string(), v.clone())),
+                None => return usage(format!("{s} needs a value")),
+            },
+            s if VALUE_OPTS
+                .iter()
+                .any(|o| o.starts_with("--") && s.starts_with(&format!("{o}="))) =>
+            {
+                if let Some((n, v)) = s.split_once('=') {
+                    out.opts.push((n.to_string(), v.to_string()));
+                }
+            }
             s if s.starts_with("--") => out.flags.push(s.to_string()),
             _ => out.words.push(a.clone()),
         }
@@ -121,6 +167,54 @@ fn dispatch(a: &Args) -> Outcome {
             let cfg = load_config(a, false)?;
             check(&cfg)
         }
+        "admin" => {
+            let cfg = load_config(a, false)?;
+            let from_stdin = a.flags.iter().any(|f| f == "--password-stdin");
+            match rest {
+                [sub, name] if sub == "add" || sub == "passwd" => {
+                    a.only(&["--password-stdin"])?;
+                    crate::admin_cli::admin_set(&cfg, name, sub == "add", from_stdin)
+                        .map_err(Failure::Failed)
+                }
+                [sub] if sub == "list" => {
+                    a.only(&[])?;
+                    crate::admin_cli::admin_list(&cfg).map_err(Failure::Failed)
+                }
+                [sub, name] if sub == "remove" => {
+                    a.only(&[])?;
+                    crate::admin_cli::admin_remove(&cfg, name).map_err(Failure::Failed)
+                }
+                _ => usage("admin: expected `add NAME`, `passwd NAME`, `list` or `remove NAME`"),
+            }
+        }
+        "export" => {
+            a.only(&["--term", "--output", "-o"])?;
+            match rest {
+                [what] if what == "grades" => {}
+                _ => return usage("export: expected `export grades [--term TERM] [-o FILE]`"),
+            }
+            let cfg = load_config(a, false)?;
+            let out = a.opt(&["--output", "-o"]).map(PathBuf::from);
+            crate::admin_cli::export_grades(&cfg, a.opt(&["--term"]), out.as_deref())
+                .map_err(Failure::Failed)
+        }
+        "backup" => {
+            a.only(&[])?;
+            let [file] = rest else {
+                return usage("backup: expected one file name: `wxgrades backup FILE`");
+            };
+            let cfg = load_config(a, false)?;
+            crate::admin_cli::backup(&cfg, Path::new(file)).map_err(Failure::Failed)
+        }
+        "restore" => {
+            a.only(&["--check"])?;
+            let [file] = rest else {
+                return usage("restore: expected one file name: `wxgrades restore [--check] FILE`");
+            };
+            let cfg = load_config(a, false)?;
+            let check = a.flags.iter().any(|f| f == "--check");
+            crate::admin_cli::restore(&cfg, Path::new(file), check).map_err(Failure::Failed)
+        }
         other => usage(format!("unknown command {other:?}")),
     }
 }
@@ -131,6 +225,10 @@ fn help_for(cmd: &str) -> String {
         "demo" => "wxgrades demo [--config FILE]\n\nRun demo mode: data/demo.redb seeded from the sample data, WeChat simulated under /_sim/.".into(),
         "init" => "wxgrades init [FILE]\n\nWrite a commented config file to start from (default wxgrades.toml). Never overwrites.".into(),
         "check" => "wxgrades check [--config FILE]\n\nValidate the config; exit 0 only when all is well.".into(),
+        "admin" => "wxgrades admin add NAME [--password-stdin]\nwxgrades admin passwd NAME [--password-stdin]\nwxgrades admin list\nwxgrades admin remove NAME\n\nManage the accounts of the admin pages (/admin). The password (at least 10 characters) is asked\nfor twice without echo, or read as one line from standard input with --password-stdin.\nA new password or a removal ends that admin's sessions. Needs the server stopped.".into(),
+        "export" => "wxgrades export grades [--term TERM] [-o FILE]\n\nWrite every grade row (or one term's) as CSV in the import format: UTF-8 with BOM, so Excel\nopens it; cells that Excel would run as formulas get a leading '. To standard output without -o.\nWhile the server runs, use /admin/export.csv instead.".into(),
+        "backup" => "wxgrades backup FILE\n\nWrite a consistent copy of the data file to FILE (replacing it). Needs the server stopped; while\nit runs, copy a snapshot from backup.dir or download one from /admin/backup.".into(),
+        "restore" => "wxgrades restore [--check] FILE\n\nCheck that FILE is a good backup (a cleanly closed wxgrades data file, no newer schema, every\ntable readable) and put it in place of the data file, keeping the replaced file beside it as\n<data>.replaced-<time>. With --check, only check. Needs the server stopped.".into(),
         _ => USAGE.into(),
     }
 }
@@ -217,11 +315,22 @@ fn serve(cfg: Config) -> Outcome {
     let demo = cfg.demo;
     let app = App::new(cfg).map_err(|e| Failure::Failed(e.to_string()))?;
     let app = Arc::new(app);
+    let demo_password = if demo {
+        let pw = crate::service::admin::accounts::reset_demo_admin(&app.store, app.clock.now())
+            .map_err(|e| Failure::Failed(format!("cannot create the demo admin: {e}")))?;
+        Some(pw)
+    } else {
+        None
+    };
     let running = crate::server::start(app.clone()).map_err(Failure::Failed)?;
     let url = app.config.public_url.clone();
-    if demo {
+    if let Some(pw) = &demo_password {
         let bar = "=".repeat(72);
-        eprintln!("{bar}\n  DEMO MODE — WeChat is SIMULATED; nothing here talks to real WeChat.\n  Open {url}/ in a browser (or {url}/_sim/ for the simulator's start page).\n  Data: {}\n{bar}", app.config.data.display());
+        eprintln!("{bar}\n  DEMO MODE — WeChat is SIMULATED; nothing here talks to real WeChat.\n  Open {url}/ in a browser (or {url}/_sim/ for the simulator's start page).\n  Admin pages: {url}/admin  user {}  password {pw}\n  Data: {}\n{bar}", crate::service::admin::accounts::DEMO_ADMIN, app.config.data.display());
+    }
+    // Timed snapshots into backup.dir (not in demo mode, where the data is sample data).
+    if !demo {
+        let _backups = crate::service::admin::backup::spawn_scheduler(&app);
     }
     log::info!(
         "wxgrades {} listening on {} ({} workers), public URL {url}",
