@@ -312,6 +312,10 @@ fn dashboard(app: &App, admin: &Admin) -> Handled {
             bound => bound,
             rows => stats.rows,
             terms => stats.terms.clone(),
+            term_links => stats.terms.iter().map(|t| context! {
+                term => t,
+                href => format!("/admin/courses?term={}", percent_encode(t)),
+            }).collect::<Vec<_>>(),
             courses => stats.courses.len(),
             last_import => last_import,
             notices => context! { pending => pending, sent => sent, failed => failed },
@@ -665,6 +669,7 @@ fn course(app: &App, admin: &Admin, term: &str, code: &str) -> Handled {
         "courses",
         context! {
             c => course_line(c),
+            term_href => format!("/admin/courses?term={}", percent_encode(term)),
             term_label => Term::parse(term).map(|t| t.label()).unwrap_or_else(|_| term.to_string()),
             numeric => c.numeric,
             passed => c.passed,

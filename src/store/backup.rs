@@ -390,9 +390,7 @@ pub fn restore(file: &Path, data: &Path, stamp: &str) -> Result<Restored> {
             file.display()
         )));
     }
-    // Refuse at once while the server holds the data file, before any copying.
-    let held = hold(data)?;
-    drop(held);
+    // Check first: a refused backup never touches the data file (not even to test its lock).
     let (summary, copy) = check_backup(file, &dir, true)?;
     let Some(copy) = copy else {
         return Err(StoreError::Io("the checked copy went missing".into()));
@@ -427,13 +425,15 @@ fn swap_in(copy: &Path, data: &Path, stamp: &str) -> Result<Option<PathBuf>> {
     Ok(replaced)
 }
 
-/// Open the data file to hold its lock; `Locked` when another process has it. A data file that
-/// is missing or too damaged to open holds nothing (that is what a restore is for).
-fn hold(data: &Path) -> Result<Option<Database>> {
+/// Open the data file read-only to hold a lock on it; `Locked` when another process (the
+/// server) has it. Read-only, so that the file kept as `.replaced-…` is byte for byte the old
+/// data file. A data file that is missing, or too damaged to open, holds nothing (that is what
+/// a restore is for).
+fn hold(data: &Path) -> Result<Option<ReadOnlyDatabase>> {
     if !data.exists() {
         return Ok(None);
     }
-    match Database::open(data) {
+    match ReadOnlyDatabase::open(data) {
         Ok(db) => Ok(Some(db)),
         Err(redb::DatabaseError::DatabaseAlreadyOpen) => Err(StoreError::Locked(data.into())),
         Err(redb::DatabaseError::Storage(redb::StorageError::Io(e)))
