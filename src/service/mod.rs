@@ -5,3 +5,4 @@ pub mod import;
 pub mod oauth;
 pub mod ratelimit;
 pub mod session;
+pub mod verify;
