@@ -5,4 +5,5 @@ pub mod import;
 pub mod oauth;
 pub mod ratelimit;
 pub mod session;
+pub mod students;
 pub mod verify;

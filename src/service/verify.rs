@@ -31,11 +31,17 @@ impl VerifyKey {
     pub fn load_or_create(data: &Path) -> Result<VerifyKey, String> {
         let path = key_path(data);
         match std::fs::read_to_string(&path) {
-            Ok(text) => Self::parse(text.trim()).ok_or_else(|| format!("{}: not a wxgrades key file (64 hex digits expected)", path.display())),
+            Ok(text) => Self::parse(text.trim()).ok_or_else(|| {
+                format!(
+                    "{}: not a wxgrades key file (64 hex digits expected)",
+                    path.display()
+                )
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = secret::random_bytes::<32>();
                 let hex = secret::hex(&key);
-                write_private(&path, hex.as_bytes()).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+                write_private(&path, hex.as_bytes())
+                    .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
                 Ok(VerifyKey { key })
             }
             Err(e) => Err(format!("cannot read {}: {e}", path.display())),
@@ -91,7 +97,11 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
             std::fs::create_dir_all(dir)?;
         }
     }
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(bytes)?;
     f.sync_all()
 }

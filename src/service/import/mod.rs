@@ -1,4 +1,4 @@
 //! Import engine: file bytes → table (`table`) → validated records (`validate`).
+pub mod plan;
 pub mod table;
 pub mod validate;
-pub mod plan;

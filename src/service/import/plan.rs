@@ -202,11 +202,17 @@ pub fn plan(store: &Store, key: &VerifyKey, up: &Upload<'_>) -> Result<Plan, Imp
                                 after: describe_student(&s),
                             });
                         }
-                        plan.batch.students.push((s.student_id.clone(), serde_json::to_vec(&s).map_err(StoreError::from)?));
+                        plan.batch.students.push((
+                            s.student_id.clone(),
+                            serde_json::to_vec(&s).map_err(StoreError::from)?,
+                        ));
                     }
                     None => {
                         plan.added += 1;
-                        plan.batch.students.push((s.student_id.clone(), serde_json::to_vec(&s).map_err(StoreError::from)?));
+                        plan.batch.students.push((
+                            s.student_id.clone(),
+                            serde_json::to_vec(&s).map_err(StoreError::from)?,
+                        ));
                     }
                 }
             }
@@ -225,7 +231,12 @@ fn describe_student(s: &Student) -> String {
     out
 }
 
-fn plan_grades(snap: &crate::store::grades::Snapshot, up: &Upload<'_>, table: super::table::Table, plan: &mut Plan) -> Result<(), ImportError> {
+fn plan_grades(
+    snap: &crate::store::grades::Snapshot,
+    up: &Upload<'_>,
+    table: super::table::Table,
+    plan: &mut Plan,
+) -> Result<(), ImportError> {
     let v = validate_grades(&table);
     drop(table);
     plan.rows_read = v.rows_read;
@@ -246,7 +257,9 @@ fn plan_grades(snap: &crate::store::grades::Snapshot, up: &Upload<'_>, table: su
             Some(n) => n.clone(),
             None => {
                 let n = match students.get(r.student_id.as_str())? {
-                    Some(v) => serde_json::from_slice::<Student>(v.value()).ok().map(|s| s.name),
+                    Some(v) => serde_json::from_slice::<Student>(v.value())
+                        .ok()
+                        .map(|s| s.name),
                     None => None,
                 };
                 roster.insert(r.student_id.clone(), n.clone());
@@ -261,7 +274,12 @@ fn plan_grades(snap: &crate::store::grades::Snapshot, up: &Upload<'_>, table: su
                 name_errors.push(RowError {
                     line: *line,
                     column: Some("姓名".into()),
-                    message: format!("学号 {} 在名册中的姓名是“{}”，文件中是“{}”", r.student_id, rn, given.trim()),
+                    message: format!(
+                        "学号 {} 在名册中的姓名是“{}”，文件中是“{}”",
+                        r.student_id,
+                        rn,
+                        given.trim()
+                    ),
                 });
                 continue;
             }
@@ -286,8 +304,16 @@ fn plan_grades(snap: &crate::store::grades::Snapshot, up: &Upload<'_>, table: su
                     plan.samples.push(ChangeSample {
                         line: *line,
                         student_id: r.student_id.clone(),
-                        what: format!("{} {}（{}）", r.term.as_str(), r.course_name, r.kind.label()),
-                        before: o.as_deref().and_then(|o| decode_row(&key, o).ok()).map(|g| describe_grade(&g)),
+                        what: format!(
+                            "{} {}（{}）",
+                            r.term.as_str(),
+                            r.course_name,
+                            r.kind.label()
+                        ),
+                        before: o
+                            .as_deref()
+                            .and_then(|o| decode_row(&key, o).ok())
+                            .map(|g| describe_grade(&g)),
                         after: describe_grade(r),
                     });
                 }
@@ -378,7 +404,9 @@ pub fn commit(
         result: "committed".into(),
     };
     let targets: &[NoticeTarget] = if notify { &plan.targets } else { &[] };
-    match store.apply_import(&plan.batch, record, plan.generation, |tx, id| notices(tx, id, targets))? {
+    match store.apply_import(&plan.batch, record, plan.generation, |tx, id| {
+        notices(tx, id, targets)
+    })? {
         Some(record) => Ok(Committed { record }),
         None => Err(ImportError::Stale),
     }
