@@ -433,3 +433,225 @@ pub fn refused_record(plan: &Plan, by: &str, now: i64, why: &str) -> ImportRecor
         result: why.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::import::table::tests::{xlsx_bytes, XCell};
+
+    fn store(name: &str) -> Store {
+        let d = std::env::temp_dir().join(format!("wxg-plan-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        Store::open(&d.join("x.redb")).unwrap()
+    }
+
+    const ROSTER: &str =
+        "学号,姓名,身份证后六位,班级\n2021001,张三,123456,计科2101\n2021002,李四,65432X,计科2101\n";
+    const GRADES: &str = "学号,姓名,学期,课程代码,课程名称,学分,成绩,考试性质\n\
+        2021001,张三,2024-2025-1,MA1001,高等数学,4,95,正常考试\n\
+        2021001,张三,2024-2025-1,EN1001,大学英语,3,58,正常考试\n\
+        2021001,张三,2024-2025-1,EN1001,大学英语,3,65,补考\n\
+        2021002,李四,2024-2025-1,MA1001,高等数学,4,优秀,\n";
+
+    fn import(
+        s: &Store,
+        kind: ImportKind,
+        name: &str,
+        bytes: &[u8],
+        replace: Option<&str>,
+    ) -> Plan {
+        let key = VerifyKey::for_tests();
+        let up = Upload {
+            kind,
+            file_name: name,
+            bytes,
+            replace_term: replace.map(|t| Term::parse(t).unwrap()),
+        };
+        let p = plan(s, &key, &up).unwrap();
+        if !p.has_errors() {
+            commit(s, &p, "test", 1, false, |_, _, _| Ok(0)).unwrap();
+        }
+        p
+    }
+
+    fn all_rows(s: &Store) -> Vec<(String, String)> {
+        let mut v = Vec::new();
+        s.for_each_grade(|k, val| {
+            v.push((k.to_string(), val.to_string()));
+            Ok(())
+        })
+        .unwrap();
+        v
+    }
+
+    #[test]
+    fn import_then_reimport_changes_nothing() {
+        let s = store("idem");
+        let p = import(&s, ImportKind::Roster, "r.csv", ROSTER.as_bytes(), None);
+        assert_eq!((p.added, p.changed), (2, 0));
+        let p = import(&s, ImportKind::Grades, "g.csv", GRADES.as_bytes(), None);
+        assert_eq!((p.added, p.changed, p.unchanged), (4, 0, 0));
+        let before = all_rows(&s);
+        let g = s.generation().unwrap();
+        let key = VerifyKey::for_tests();
+        let p = plan(
+            &s,
+            &key,
+            &Upload {
+                kind: ImportKind::Grades,
+                file_name: "g.csv",
+                bytes: GRADES.as_bytes(),
+                replace_term: None,
+            },
+        )
+        .unwrap();
+        assert_eq!((p.added, p.changed, p.unchanged), (0, 0, 4));
+        let p = import(&s, ImportKind::Roster, "r.csv", ROSTER.as_bytes(), None);
+        assert_eq!((p.added, p.changed, p.unchanged), (0, 0, 2));
+        assert_eq!(all_rows(&s), before);
+        assert!(s.generation().unwrap() > g);
+    }
+
+    #[test]
+    fn utf8_bom_gbk_and_xlsx_give_identical_plans() {
+        let mut results = Vec::new();
+        let gbk = encoding_rs::GBK.encode(GRADES).0.into_owned();
+        let mut bom = vec![0xEF, 0xBB, 0xBF];
+        bom.extend_from_slice(GRADES.as_bytes());
+        let rows: Vec<(u32, Vec<XCell>)> = GRADES
+            .lines()
+            .enumerate()
+            .map(|(i, l)| (i as u32 + 1, l.split(',').map(XCell::Shared).collect()))
+            .collect();
+        let xlsx = xlsx_bytes(&rows);
+        for (name, bytes) in [
+            ("g.csv", GRADES.as_bytes().to_vec()),
+            ("g.csv", bom),
+            ("g.csv", gbk),
+            ("g.xlsx", xlsx),
+        ] {
+            let s = store(&format!("enc{}", results.len()));
+            import(&s, ImportKind::Roster, "r.csv", ROSTER.as_bytes(), None);
+            let p = import(&s, ImportKind::Grades, name, &bytes, None);
+            assert!(!p.has_errors(), "{name}: {:?}", p.errors);
+            results.push(all_rows(&s));
+        }
+        assert_eq!(results[0].len(), 4);
+        assert!(results.iter().all(|r| r == &results[0]));
+    }
+
+    #[test]
+    fn errors_name_line_and_column_and_write_nothing() {
+        let s = store("errors");
+        import(&s, ImportKind::Roster, "r.csv", ROSTER.as_bytes(), None);
+        let before = all_rows(&s);
+        let bad = "学号,学期,课程代码,课程名称,学分,成绩\n2021001,2024-2025-1,MA1001,高等数学,abc,95\n2021001,2024-2025-9,MA1002,线代,3,95\n2021001,2024-2025-1,MA1003,概率,3,101\n2021001,2024-2025-1,MA1004,数分,4,90\n2021001,2024-2025-1,MA1004,数分,4,91\n";
+        let p = import(&s, ImportKind::Grades, "bad.csv", bad.as_bytes(), None);
+        let lines: Vec<(usize, Option<&str>)> = p
+            .errors
+            .iter()
+            .map(|e| (e.line, e.column.as_deref()))
+            .collect();
+        assert!(lines.contains(&(2, Some("学分"))), "{lines:?}");
+        assert!(lines.contains(&(3, Some("学期"))), "{lines:?}");
+        assert!(lines.contains(&(4, Some("成绩"))), "{lines:?}");
+        assert!(
+            p.errors
+                .iter()
+                .any(|e| e.line == 6 && e.message.contains('5')),
+            "duplicate of line 5: {:?}",
+            p.errors
+        );
+        let r = commit(&s, &p, "test", 1, false, |_, _, _| Ok(0));
+        assert!(matches!(r, Err(ImportError::HasErrors(_))));
+        assert_eq!(all_rows(&s), before);
+    }
+
+    #[test]
+    fn name_mismatch_is_an_error_and_unknown_students_are_listed() {
+        let s = store("names");
+        import(&s, ImportKind::Roster, "r.csv", ROSTER.as_bytes(), None);
+        let f = "学号,姓名,学期,课程代码,课程名称,学分,成绩\n2021001,王五,2024-2025-1,MA1001,高等数学,4,95\n2029999,赵六,2024-2025-1,MA1001,高等数学,4,95\n";
+        let p = import(&s, ImportKind::Grades, "g.csv", f.as_bytes(), None);
+        assert_eq!(p.errors.len(), 1);
+        assert_eq!(
+            (p.errors[0].line, p.errors[0].column.as_deref()),
+            (2, Some("姓名"))
+        );
+        assert_eq!(p.unknown_students, vec!["2029999".to_string()]);
+    }
+
+    #[test]
+    fn replace_term_removes_rows_the_file_does_not_list() {
+        let s = store("replace");
+        import(&s, ImportKind::Roster, "r.csv", ROSTER.as_bytes(), None);
+        import(&s, ImportKind::Grades, "g.csv", GRADES.as_bytes(), None);
+        let other =
+            "学号,学期,课程代码,课程名称,学分,成绩\n2021001,2024-2025-2,CS1001,程序设计,3,88\n";
+        import(&s, ImportKind::Grades, "o.csv", other.as_bytes(), None);
+        let f = "学号,学期,课程代码,课程名称,学分,成绩\n2021001,2024-2025-1,MA1001,高等数学,4,96\n";
+        let p = import(
+            &s,
+            ImportKind::Grades,
+            "f.csv",
+            f.as_bytes(),
+            Some("2024-2025-1"),
+        );
+        assert_eq!((p.changed, p.removed), (1, 3));
+        let rows = all_rows(&s);
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert!(rows.iter().any(|(k, _)| k.contains("2024-2025-2")));
+    }
+
+    #[test]
+    fn failure_in_the_middle_of_a_commit_leaves_everything_as_before() {
+        let s = store("fault");
+        import(&s, ImportKind::Roster, "r.csv", ROSTER.as_bytes(), None);
+        import(&s, ImportKind::Grades, "g.csv", GRADES.as_bytes(), None);
+        let before = all_rows(&s);
+        let g = s.generation().unwrap();
+        let imports = s.imports(0, 100).unwrap().len();
+        let f = "学号,学期,课程代码,课程名称,学分,成绩\n2021001,2024-2025-1,MA1001,高等数学,4,50\n2021001,2024-2025-2,X1,新课一,2,80\n2021002,2024-2025-2,X2,新课二,2,80\n";
+        let key = VerifyKey::for_tests();
+        let mut p = plan(
+            &s,
+            &key,
+            &Upload {
+                kind: ImportKind::Grades,
+                file_name: "f.csv",
+                bytes: f.as_bytes(),
+                replace_term: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(p.writes(), 3);
+        p.batch.inject_failure_after = Some(2);
+        assert!(commit(&s, &p, "test", 1, false, |_, _, _| Ok(0)).is_err());
+        assert_eq!(all_rows(&s), before);
+        assert_eq!(s.generation().unwrap(), g);
+        assert_eq!(s.imports(0, 100).unwrap().len(), imports);
+    }
+
+    #[test]
+    fn a_plan_on_changed_data_is_stale() {
+        let s = store("stale");
+        import(&s, ImportKind::Roster, "r.csv", ROSTER.as_bytes(), None);
+        let key = VerifyKey::for_tests();
+        let p = plan(
+            &s,
+            &key,
+            &Upload {
+                kind: ImportKind::Grades,
+                file_name: "g.csv",
+                bytes: GRADES.as_bytes(),
+                replace_term: None,
+            },
+        )
+        .unwrap();
+        commit(&s, &p, "test", 1, false, |_, _, _| Ok(0)).unwrap();
+        assert!(matches!(
+            commit(&s, &p, "test", 1, false, |_, _, _| Ok(0)),
+            Err(ImportError::Stale)
+        ));
+    }
+}
