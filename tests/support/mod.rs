@@ -269,3 +269,29 @@ impl Client {
         v[..v.find('"').unwrap_or(0)].to_string()
     }
 }
+
+impl TestServer {
+    /// Import a CSV through the real import engine, as the CLI does.
+    pub fn import(&self, kind: &str, csv: &str) {
+        use wxgrades::service::import::plan::{commit, plan, ImportKind, Upload};
+        let kind = ImportKind::parse(kind).expect("kind");
+        let up = Upload {
+            kind,
+            file_name: "test.csv",
+            bytes: csv.as_bytes(),
+            replace_term: None,
+        };
+        let p = plan(&self.app.store, &self.app.verify_key, &up).expect("plan");
+        assert!(p.errors.is_empty(), "import errors: {:?}", p.errors);
+        commit(
+            &self.app.store,
+            &p,
+            "test",
+            self.app.clock.now(),
+            false,
+            |_, _, _| Ok(0),
+        )
+        .expect("commit");
+        self.app.data_changed();
+    }
+}
