@@ -282,7 +282,7 @@ pub fn grades_context(t: &Transcript, selected: Option<&Term>) -> Value {
 
 /// A grade point in hundredths as text: "3.7", "4.0".
 fn points(h: u32) -> String {
-    if h % 10 == 0 {
+    if h.is_multiple_of(10) {
         format!("{}.{}", h / 100, (h % 100) / 10)
     } else {
         format!("{}.{:02}", h / 100, h % 100)

@@ -285,7 +285,7 @@ fn plan_grades(
             }
             _ => {}
         }
-        terms.insert(r.term.clone());
+        terms.insert(r.term);
         let key = grade_key(&r.student_id, &r.term, &r.course_code, r.kind);
         let value = grade_value(r);
         if up.replace_term.as_ref() == Some(&r.term) {
@@ -319,7 +319,7 @@ fn plan_grades(
                 }
                 if roster_name.is_some() {
                     let t = touched.entry(r.student_id.clone()).or_default();
-                    t.0.insert(r.term.clone());
+                    t.0.insert(r.term);
                     if !t.1.contains(&r.course_name) {
                         t.1.push(r.course_name.clone());
                     }
@@ -343,7 +343,7 @@ fn plan_grades(
             }
         }
         plan.removed = plan.batch.grade_removals.len();
-        terms.insert(term.clone());
+        terms.insert(*term);
     }
     plan.unknown_students = unknown.into_iter().collect();
     plan.terms = terms.iter().rev().map(|t| t.as_str().to_string()).collect();
