@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod fake_wechat;
+pub mod load;
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
