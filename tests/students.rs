@@ -180,3 +180,35 @@ fn bind_without_csrf_token_is_refused() {
     assert_eq!(r.status, 403);
     assert!(s.app.store.binding("oCsrf").unwrap().is_none());
 }
+
+#[test]
+fn demo_student_sees_the_gpas_computed_by_hand() {
+    // Demo data (data/gen_demo.py): 林小雨's term GPAs and overall, computed exactly; 2022-2023-1
+    // is an exact tie (693/200 = 3.465) that rounds half away from zero to 3.47.
+    let s = TestServer::demo();
+    let mut c = s.client();
+    let r = c.get("/wx/oauth/start?next=/");
+    let authorize = r.location().to_string();
+    let query = authorize
+        .split('?')
+        .nth(1)
+        .unwrap()
+        .split('#')
+        .next()
+        .unwrap()
+        .to_string();
+    let decide =
+        format!("/_sim/connect/oauth2/decide?decision=allow&openid=oDemo_LinXiaoyu_0001&{query}");
+    let r = c.get(&decide);
+    assert_eq!(r.status, 302, "{}", r.body);
+    let r = c.follow(&r);
+    assert_eq!(r.status, 302, "{}", r.body);
+    let r = bind(&mut c, "20220301", "林小雨", "12345X");
+    assert_eq!(r.status, 303, "{}", r.body);
+    let g = c.get("/grades");
+    for want in ["3.38", "130.5", "3.47", "2.70", "3.21", "3.61", "3.22"] {
+        assert!(g.body.contains(want), "grades page lacks {want}");
+    }
+    let t = c.get("/grades?term=2022-2023-1");
+    assert!(t.body.contains("3.47") && !t.body.contains("3.46"));
+}
