@@ -230,12 +230,17 @@ pub fn grades_context(t: &Transcript, selected: Option<&Term>) -> Value {
             selected => selected == Some(&ts.term),
         });
     }
-    let failed_count = t
-        .terms
-        .iter()
-        .flat_map(|ts| ts.courses.iter())
-        .filter(|c| c.failed)
-        .count();
+    // Courses failed and not (yet) passed by a later attempt: what the student still has to do.
+    let all = || t.terms.iter().flat_map(|ts| ts.courses.iter());
+    let passed: std::collections::HashSet<&str> = all()
+        .filter(|c| c.passed)
+        .map(|c| c.course_code.as_str())
+        .collect();
+    let outstanding: std::collections::HashSet<&str> = all()
+        .filter(|c| c.failed && !passed.contains(c.course_code.as_str()))
+        .map(|c| c.course_code.as_str())
+        .collect();
+    let failed_count = outstanding.len();
     let terms: Vec<Value> = t
         .terms
         .iter()
@@ -262,7 +267,7 @@ pub fn grades_context(t: &Transcript, selected: Option<&Term>) -> Value {
                 term => ts.term.as_str(),
                 label => ts.term.label(),
                 gpa => ts.gpa.map(|g| g.to_string()).unwrap_or_else(|| "—".into()),
-                credits => ts.credits_earned.to_string(),
+                credits => ts.credits_attempted.to_string(),
                 courses => courses,
             }
         })
