@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::service::import::jobs::ImportJobs;
 use crate::service::ratelimit::Limiter;
 use crate::service::students::{BIND_LOCK_SECS, BIND_MAX_FAILURES};
 use crate::service::verify::VerifyKey;
@@ -107,6 +108,8 @@ pub struct App {
     /// Bind failures per WeChat user (`u:`) and per student ID (`s:`).
     pub bind_limit: Limiter,
     pub pages: PageCache,
+    /// Admin imports in progress and their previews.
+    pub jobs: ImportJobs,
     /// The data generation (bumped by each committed import), kept in memory: only this
     /// process writes the data file while it runs.
     generation: AtomicU64,
@@ -150,6 +153,7 @@ impl App {
             verify_key,
             bind_limit: Limiter::new(BIND_MAX_FAILURES, BIND_LOCK_SECS, BIND_LOCK_SECS),
             pages: PageCache::default(),
+            jobs: ImportJobs::default(),
             generation: AtomicU64::new(generation),
         })
     }

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use redb::{ReadableTable, WriteTransaction};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::table::{read_table, TableError};
 use super::validate::{validate_grades, validate_roster, RowError};
@@ -148,9 +149,43 @@ impl From<redb::StorageError> for ImportError {
 
 const MAX_SAMPLES: usize = 20;
 
+/// How far a plan has come, for progress displays: a stage and rows done of rows in all.
+#[derive(Default)]
+pub struct Progress {
+    /// 0 reading, 1 checking and comparing, 2 planned, 3 writing, 4 done.
+    pub stage: AtomicUsize,
+    pub done: AtomicUsize,
+    pub total: AtomicUsize,
+}
+
+impl Progress {
+    pub fn set(&self, stage: usize, done: usize, total: usize) {
+        self.stage.store(stage, Ordering::Relaxed);
+        self.done.store(done, Ordering::Relaxed);
+        self.total.store(total, Ordering::Relaxed);
+    }
+    fn tick(&self, done: usize) {
+        if done.is_multiple_of(1024) {
+            self.done.store(done, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Read, validate and compare; nothing is written.
 pub fn plan(store: &Store, key: &VerifyKey, up: &Upload<'_>) -> Result<Plan, ImportError> {
+    plan_with_progress(store, key, up, &Progress::default())
+}
+
+/// `plan`, reporting how far it has come.
+pub fn plan_with_progress(
+    store: &Store,
+    key: &VerifyKey,
+    up: &Upload<'_>,
+    progress: &Progress,
+) -> Result<Plan, ImportError> {
+    progress.set(0, 0, up.bytes.len());
     let table = read_table(up.file_name, up.bytes).map_err(ImportError::File)?;
+    progress.set(1, 0, table.rows.len());
     let snap = store.snapshot()?;
     let mut plan = Plan {
         kind: up.kind,
@@ -177,7 +212,8 @@ pub fn plan(store: &Store, key: &VerifyKey, up: &Upload<'_>) -> Result<Plan, Imp
             plan.rows_read = v.rows_read;
             plan.errors = v.errors;
             let students = snap.students()?;
-            for (line, r) in v.records {
+            for (i, (line, r)) in v.records.into_iter().enumerate() {
+                progress.tick(i);
                 let s = Student {
                     student_id: r.student_id.clone(),
                     name: r.name.clone(),
@@ -217,8 +253,9 @@ pub fn plan(store: &Store, key: &VerifyKey, up: &Upload<'_>) -> Result<Plan, Imp
                 }
             }
         }
-        ImportKind::Grades => plan_grades(&snap, up, table, &mut plan)?,
+        ImportKind::Grades => plan_grades(&snap, up, table, &mut plan, progress)?,
     }
+    progress.set(2, plan.rows_read, plan.rows_read);
     Ok(plan)
 }
 
@@ -236,6 +273,7 @@ fn plan_grades(
     up: &Upload<'_>,
     table: super::table::Table,
     plan: &mut Plan,
+    progress: &Progress,
 ) -> Result<(), ImportError> {
     let v = validate_grades(&table);
     drop(table);
@@ -252,7 +290,8 @@ fn plan_grades(
     let mut keys_in_replace_term: HashSet<String> = HashSet::new();
     let mut name_errors: Vec<RowError> = Vec::new();
     plan.batch.grade_upserts.reserve(v.records.len());
-    for (line, r) in &v.records {
+    for (i, (line, r)) in v.records.iter().enumerate() {
+        progress.tick(i);
         let roster_name = match roster.get(&r.student_id) {
             Some(n) => n.clone(),
             None => {
