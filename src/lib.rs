@@ -5,6 +5,7 @@ pub mod admin_cli;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod handlers;
 pub mod http;

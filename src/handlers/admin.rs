@@ -476,6 +476,8 @@ fn student(app: &App, admin: &Admin, id: &str) -> Handled {
 fn unbind(app: &App, req: &Request, post: &AdminPost, id: &str) -> Handled {
     let now = app.clock.now();
     if let Some(openid) = app.store.unbind_student(id, now, &post.admin().actor())? {
+        // Cached student pages may show this binding.
+        app.pages.clear();
         let short: String = openid.chars().take(8).collect();
         audit::record(
             &app.store,

@@ -6,3 +6,5 @@ pub mod import;
 pub mod oauth;
 pub mod ratelimit;
 pub mod session;
+pub mod students;
+pub mod verify;

@@ -146,8 +146,7 @@ impl Store {
     pub fn healthy(&self) -> bool {
         self.db
             .begin_read()
-            .map(|tx| tx.open_table(META).map(|_| ()))
-            .map(|r| r.is_ok())
+            .map(|tx| tx.open_table(META).is_ok())
             .unwrap_or(false)
     }
 

@@ -246,12 +246,14 @@ impl<'r> Cells<'r> {
                 text,
                 scratch,
                 spans,
-            } => spans
-                .get(index)
-                .map_or("", |span| span.resolve(text, scratch)),
-            Cells::Owned(cells) => cells.get(index).map_or("", |c| c.as_str()),
+            } => unwrap_text_formula(
+                spans
+                    .get(index)
+                    .map_or("", |span| span.resolve(text, scratch))
+                    .trim(),
+            ),
+            Cells::Owned(cells) => cells.get(index).map_or("", |c| c.as_str().trim()),
         }
-        .trim()
     }
 
     fn is_blank(self, len: usize) -> bool {
@@ -475,6 +477,15 @@ fn sniff_delimiter(text: &str) -> u8 {
         b';'
     } else {
         b','
+    }
+}
+
+/// `="001234"` → `001234`: registrar systems write IDs this way so that Excel keeps the
+/// leading zeros; Excel shows the text, so do we.
+fn unwrap_text_formula(cell: &str) -> &str {
+    match cell.strip_prefix("=\"").and_then(|r| r.strip_suffix('"')) {
+        Some(inner) if !inner.contains('"') => inner.trim(),
+        _ => cell,
     }
 }
 
@@ -752,8 +763,26 @@ fn write_number(out: &mut String, f: f64, pad: usize) {
         let _ = write!(out, "{f}");
         return;
     }
-    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
-    if f.fract() == 0.0 && f.abs() < EXACT {
+    // Excel keeps 15 significant digits: integers below 10^15 are exact and print as such;
+    // larger numbers (an 18-digit ID typed as a number) already lost digits in Excel, so they
+    // print in Excel's scientific form and fail validation visibly instead of silently.
+    if f.abs() >= 1e15 {
+        let start = out.len();
+        let _ = write!(out, "{f:.14E}");
+        if let Some(e) = out[start..].find('E').map(|e| start + e) {
+            let exponent = out.split_off(e);
+            while out.ends_with('0') {
+                out.pop();
+            }
+            if out.ends_with('.') {
+                out.pop();
+            }
+            out.push_str("E+");
+            out.push_str(exponent.trim_start_matches('E'));
+        }
+        return;
+    }
+    if f.fract() == 0.0 {
         let _ = write!(out, "{:0pad$}", f as i64);
         return;
     }
@@ -827,6 +856,18 @@ pub(crate) mod tests {
         let t = csv("\n\n  \nid\n1\n");
         assert_eq!(t.header_line, 4);
         assert_eq!(cells(&t), vec![(5, vec!["1"])]);
+    }
+
+    #[test]
+    fn csv_excel_text_formulas_are_unwrapped() {
+        let t = csv("学号,备注\n=\"001234\",\"=\"\"0042\"\"\"\n=SUM(A1),=\"a\"b\"\n");
+        assert_eq!(
+            cells(&t),
+            vec![
+                (2, vec!["001234", "0042"]),
+                (3, vec!["=SUM(A1)", "=\"a\"b\""])
+            ]
+        );
     }
 
     #[test]
@@ -947,6 +988,8 @@ pub(crate) mod tests {
         assert_eq!(show(-0.0, 0), "0");
         assert_eq!(show(123.0, 6), "000123");
         assert_eq!(show(202_100_100_012_345.0, 0), "202100100012345");
+        assert_eq!(show(202_112_345_678_901_234.0, 0), "2.02112345678901E+17");
+        assert_eq!(show(1e15, 0), "1E+15");
         assert_eq!(zero_pad_width("000000"), 6);
         assert_eq!(zero_pad_width("General"), 0);
         assert_eq!(zero_pad_width("0"), 0);
@@ -1027,7 +1070,6 @@ pub(crate) mod tests {
             .replace('>', "&gt;")
     }
 
-    #[allow(dead_code)]
     pub(crate) enum XCell {
         Shared(&'static str),
         Inline(&'static str),
