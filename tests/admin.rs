@@ -554,6 +554,42 @@ fn export_csv_has_bom_import_headers_quoting_and_neutralised_cells() {
 }
 
 #[test]
+fn exported_csv_imports_back_with_nothing_to_change() {
+    use wxgrades::service::import::plan::{plan, ImportKind, Upload};
+    let s = server_with_admin();
+    s.import(
+        "roster",
+        "学号,姓名,身份证后六位\n2021001,张三,123456\n2021002,李四,65432X\n",
+    );
+    s.import(
+        "grades",
+        "学号,学期,课程代码,课程名称,学分,成绩,考试性质\n\
+         2021001,2025-2026-1,MA101,\"高等数学, 上\",4.5,89.5,正常考试\n\
+         2021001,2025-2026-1,PE1,\"体育\"\"一\"\"\",1,优秀,正常考试\n\
+         2021002,2024-2025-2,MA101,高等数学,4,缺考,补考\n\
+         2021002,2024-2025-2,EN1,英语,2.25,合格,重修\n",
+    );
+    let c = login(&s);
+    let (status, _, body) = get_bytes(&c, "/admin/export.csv");
+    assert_eq!(status, 200);
+    let p = plan(
+        &s.app.store,
+        &s.app.verify_key,
+        &Upload {
+            kind: ImportKind::Grades,
+            file_name: "grades.csv",
+            bytes: &body,
+            replace_term: None,
+        },
+    )
+    .expect("plan");
+    assert!(p.errors.is_empty(), "{:?}", p.errors);
+    assert_eq!(p.rows_read, 4);
+    assert_eq!((p.added, p.changed, p.unchanged), (0, 0, 4));
+    assert!(p.unknown_students.is_empty());
+}
+
+#[test]
 fn backup_taken_during_a_big_import_holds_the_state_before_or_after_never_a_mix() {
     let s = server_with_admin();
     let before: Vec<(String, String)> = (0..1000)

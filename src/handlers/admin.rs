@@ -264,6 +264,7 @@ fn audit_lines(app: &App, limit: usize) -> Result<Vec<AuditLine>, AppError> {
                 actor: e
                     .actor
                     .strip_prefix("admin:")
+                    .or_else(|| e.actor.strip_prefix("?:"))
                     .unwrap_or(&e.actor)
                     .to_string(),
                 action: action.map(|a| a.label().to_string()).unwrap_or(e.action),
