@@ -230,7 +230,17 @@ pub fn backup(cfg: &Config, dest: &Path) -> Result<(), String> {
         info.rows,
         crate::error::human_size(info.bytes)
     );
+    println!("{}", key_note(cfg));
     Ok(())
+}
+
+/// The verification key lives beside the data file, not in it (nor in any backup).
+fn key_note(cfg: &Config) -> String {
+    format!(
+        "note: the key of the verification values, {}, is not in backups; keep one copy of it \
+         with them (without it, students cannot bind after a restore on another machine)",
+        crate::service::verify::key_path(&cfg.data).display()
+    )
 }
 
 fn describe(s: &store_backup::BackupSummary) -> String {
@@ -284,6 +294,9 @@ pub fn restore(cfg: &Config, file: &Path, check_only: bool) -> Result<(), String
     );
     if let Some(old) = restored.replaced {
         println!("the data file it replaced is kept as {}", old.display());
+    }
+    if !crate::service::verify::key_path(&cfg.data).exists() {
+        println!("{}", key_note(cfg));
     }
     Ok(())
 }
