@@ -363,6 +363,10 @@ fn to_tiny(resp: Response) -> TinyResponse {
             (Box::new(Cursor::new(b)), Some(n))
         }
         Body::Static(b) => (Box::new(Cursor::new(b)), Some(b.len())),
+        Body::Shared(b) => {
+            let n = b.len();
+            (Box::new(Cursor::new(b)), Some(n))
+        }
         Body::File(f) => {
             let n = f.metadata().ok().map(|m| m.len() as usize);
             (Box::new(f), n)

@@ -250,7 +250,7 @@ fn bench_grades_page() {
     let requests: Vec<Vec<u8>> = sessions
         .iter()
         .map(|s| {
-            format!("GET /grades HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: wxg_sid={s}\r\n\r\n")
+            format!("GET /grades HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept-Encoding: gzip, deflate\r\nCookie: wxg_sid={s}\r\n\r\n")
                 .into_bytes()
         })
         .collect();
