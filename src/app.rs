@@ -2,11 +2,15 @@
 //! built once and shared by the workers through `Arc`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::service::import::jobs::ImportJobs;
+use crate::service::ratelimit::Limiter;
+use crate::service::students::{BIND_LOCK_SECS, BIND_MAX_FAILURES};
+use crate::service::verify::VerifyKey;
 use crate::store::{Store, StoreError};
 use crate::views::Views;
 use crate::wechat::client::WxClient;
@@ -59,6 +63,68 @@ impl KeyedLocks {
     }
 }
 
+/// Rendered pages by key (student, term, data generation…), kept gzip-compressed, so that a
+/// student reloading their grades costs a lookup, not a render, and a thousand cached pages
+/// cost a few megabytes. Cleared whenever data or bindings change.
+#[derive(Default)]
+pub struct PageCache {
+    map: Mutex<HashMap<String, Arc<[u8]>>>,
+}
+
+const PAGE_CACHE_MAX: usize = 20_000;
+
+impl PageCache {
+    pub fn get(&self, key: &str) -> Option<Arc<[u8]>> {
+        self.map.lock().ok()?.get(key).cloned()
+    }
+
+    /// Compress and keep `html`; returns the compressed bytes.
+    pub fn put(&self, key: String, html: &str) -> Arc<[u8]> {
+        let gz: Arc<[u8]> = gzip(html.as_bytes()).into();
+        if let Ok(mut m) = self.map.lock() {
+            if m.len() >= PAGE_CACHE_MAX {
+                m.clear();
+            }
+            m.insert(key, gz.clone());
+        }
+        gz
+    }
+
+    pub fn clear(&self) {
+        if let Ok(mut m) = self.map.lock() {
+            m.clear();
+        }
+    }
+}
+
+/// gzip at a moderate level (pages are compressed once, served many times).
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(
+        Vec::with_capacity(bytes.len() / 6),
+        flate2::Compression::new(6),
+    );
+    // Writing into a Vec cannot fail.
+    let _ = e.write_all(bytes);
+    e.finish().unwrap_or_default()
+}
+
+/// The page for a client: gzip as is when it takes gzip, else inflated.
+pub fn page_response(req: &crate::http::Request, gz: Arc<[u8]>) -> crate::http::Response {
+    use crate::http::{Body, Response};
+    if req.accepts_gzip() {
+        return Response::new(200, "text/html; charset=utf-8", Body::Shared(gz))
+            .with_header("Content-Encoding", "gzip")
+            .with_header("Vary", "Accept-Encoding")
+            .with_header("Cache-Control", "no-store");
+    }
+    let mut html = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut html);
+    Response::new(200, "text/html; charset=utf-8", Body::Bytes(html))
+        .with_header("Vary", "Accept-Encoding")
+        .with_header("Cache-Control", "no-store")
+}
+
 pub struct App {
     pub config: Config,
     pub store: Store,
@@ -69,12 +135,26 @@ pub struct App {
     pub oauth_locks: KeyedLocks,
     /// The WeChat simulator, in demo mode only.
     pub sim: Option<Simulator>,
+    /// The key of the verification-value hashes (a file beside the data file).
+    pub verify_key: VerifyKey,
+    /// Bind failures per WeChat user (`u:`) and per student ID (`s:`).
+    pub bind_limit: Limiter,
+    pub pages: PageCache,
+    /// Admin imports in progress and their previews.
+    pub jobs: ImportJobs,
+    /// The data generation (bumped by each committed import), kept in memory: only this
+    /// process writes the data file while it runs.
+    generation: AtomicU64,
+    /// Admin sign-in lock-outs and caches.
+    pub admin: crate::service::admin::AdminState,
 }
 
 impl App {
     /// Open the data file and build everything a worker needs.
     pub fn new(config: Config) -> Result<App, StoreError> {
         let store = Store::open(&config.data)?;
+        let generation = store.generation()?;
+        let verify_key = VerifyKey::load_or_create(&config.data).map_err(StoreError::Io)?;
         let views = Views::new(
             config.templates_dir.clone(),
             vec![
@@ -104,6 +184,26 @@ impl App {
             metrics: Metrics::default(),
             oauth_locks: KeyedLocks::default(),
             sim,
+            verify_key,
+            bind_limit: Limiter::new(BIND_MAX_FAILURES, BIND_LOCK_SECS, BIND_LOCK_SECS),
+            pages: PageCache::default(),
+            jobs: ImportJobs::default(),
+            generation: AtomicU64::new(generation),
+            admin: Default::default(),
         })
+    }
+}
+
+impl App {
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// After a write that changes what pages show: re-read the generation, drop cached pages.
+    pub fn data_changed(&self) {
+        if let Ok(g) = self.store.generation() {
+            self.generation.store(g, Ordering::SeqCst);
+        }
+        self.pages.clear();
     }
 }

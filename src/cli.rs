@@ -6,6 +6,9 @@ use std::sync::Arc;
 
 use crate::app::App;
 use crate::config::{self, Config, Source};
+use crate::service::grades::Term;
+use crate::service::import::plan::{self, ImportKind, Upload};
+use crate::store::Store;
 
 const USAGE: &str = "wxgrades — grades through a WeChat official account
 
@@ -14,6 +17,13 @@ Usage:
   wxgrades demo                        run demo mode: WeChat simulated, sample data
   wxgrades init [FILE]                 write a commented config file (never overwrites)
   wxgrades check [--config FILE]       validate the config (and prove the WeChat credentials)
+  wxgrades import roster FILE          import a roster (CSV or XLSX, UTF-8 or GBK)
+  wxgrades import grades FILE [--dry-run] [--replace-term TERM]
+  wxgrades admin add|passwd NAME [--password-stdin]   create an admin / set a new password
+  wxgrades admin list | admin remove NAME              list / remove admins
+  wxgrades export grades [--term TERM] [-o FILE]       grades as CSV in the import format
+  wxgrades backup FILE                 write a consistent copy of the data file (server stopped)
+  wxgrades restore [--check] FILE      check a backup and put it in place of the data file
   wxgrades --version | --help
 
 Every command takes --config FILE (default wxgrades.toml, or WXGRADES_CONFIG).
@@ -41,6 +51,41 @@ struct Args {
     help: bool,
     words: Vec<String>,
     flags: Vec<String>,
+    /// Options that take a value: (name, value).
+    values: Vec<(String, String)>,
+}
+
+/// Options that take a value.
+const VALUE_OPTIONS: &[&str] = &["--replace-term", "--term", "-o", "--output"];
+
+impl Args {
+    fn value(&self, names: &[&str]) -> Option<&str> {
+        self.values
+            .iter()
+            .find(|(k, _)| names.contains(&k.as_str()))
+            .map(|(_, v)| v.as_str())
+    }
+    fn flag(&self, name: &str) -> bool {
+        self.flags.iter().any(|f| f == name)
+    }
+    /// Fail on any option with a value not in `allowed`.
+    fn only_values(&self, allowed: &[&str]) -> Outcome {
+        match self
+            .values
+            .iter()
+            .find(|(k, _)| !allowed.contains(&k.as_str()))
+        {
+            Some((k, _)) => usage(format!("option {k} does not apply here")),
+            None => Ok(()),
+        }
+    }
+    /// Fail on any flag not in `allowed`.
+    fn only_flags(&self, allowed: &[&str]) -> Outcome {
+        match self.flags.iter().find(|f| !allowed.contains(&f.as_str())) {
+            Some(f) => usage(format!("unknown option {f}")),
+            None => Ok(()),
+        }
+    }
 }
 
 fn parse(args: &[String]) -> Result<Args, Failure> {
@@ -49,6 +94,7 @@ fn parse(args: &[String]) -> Result<Args, Failure> {
         help: false,
         words: vec![],
         flags: vec![],
+        values: vec![],
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -61,6 +107,10 @@ fn parse(args: &[String]) -> Result<Args, Failure> {
                 out.config = Some(PathBuf::from(&s["--config=".len()..]))
             }
             "--help" | "-h" => out.help = true,
+            s if VALUE_OPTIONS.contains(&s) => match it.next() {
+                Some(v) => out.values.push((s.to_string(), v.clone())),
+                None => return usage(format!("{s} needs a value")),
+            },
             s if s.starts_with("--") => out.flags.push(s.to_string()),
             _ => out.words.push(a.clone()),
         }
@@ -121,6 +171,86 @@ fn dispatch(a: &Args) -> Outcome {
             let cfg = load_config(a, false)?;
             check(&cfg)
         }
+        "admin" => {
+            let cfg = load_config(a, false)?;
+            let from_stdin = a.flag("--password-stdin");
+            match rest {
+                [sub, name] if sub == "add" || sub == "passwd" => {
+                    a.only_flags(&["--password-stdin"])?;
+                    a.only_values(&[])?;
+                    crate::admin_cli::admin_set(&cfg, name, sub == "add", from_stdin)
+                        .map_err(Failure::Failed)
+                }
+                [sub] if sub == "list" => {
+                    a.only_flags(&[])?;
+                    a.only_values(&[])?;
+                    crate::admin_cli::admin_list(&cfg).map_err(Failure::Failed)
+                }
+                [sub, name] if sub == "remove" => {
+                    a.only_flags(&[])?;
+                    a.only_values(&[])?;
+                    crate::admin_cli::admin_remove(&cfg, name).map_err(Failure::Failed)
+                }
+                _ => usage("admin: expected `add NAME`, `passwd NAME`, `list` or `remove NAME`"),
+            }
+        }
+        "export" => {
+            a.only_flags(&[])?;
+            a.only_values(&["--term", "--output", "-o"])?;
+            match rest {
+                [what] if what == "grades" => {}
+                _ => return usage("export: expected `export grades [--term TERM] [-o FILE]`"),
+            }
+            let cfg = load_config(a, false)?;
+            let out = a.value(&["--output", "-o"]).map(PathBuf::from);
+            crate::admin_cli::export_grades(&cfg, a.value(&["--term"]), out.as_deref())
+                .map_err(Failure::Failed)
+        }
+        "backup" => {
+            a.only_flags(&[])?;
+            a.only_values(&[])?;
+            let [file] = rest else {
+                return usage("backup: expected one file name: `wxgrades backup FILE`");
+            };
+            let cfg = load_config(a, false)?;
+            crate::admin_cli::backup(&cfg, Path::new(file)).map_err(Failure::Failed)
+        }
+        "restore" => {
+            a.only_flags(&["--check"])?;
+            a.only_values(&[])?;
+            let [file] = rest else {
+                return usage("restore: expected one file name: `wxgrades restore [--check] FILE`");
+            };
+            let cfg = load_config(a, false)?;
+            let check = a.flag("--check");
+            crate::admin_cli::restore(&cfg, Path::new(file), check).map_err(Failure::Failed)
+        }
+        "import" => {
+            a.only_flags(&["--dry-run"])?;
+            let (kind, file) = match rest {
+                [k, f] => match ImportKind::parse(k) {
+                    Some(kind) => (kind, PathBuf::from(f)),
+                    None => return usage(format!("import: expected roster or grades, got {k:?}")),
+                },
+                _ => {
+                    return usage(
+                        "import takes: roster FILE | grades FILE [--dry-run] [--replace-term TERM]",
+                    )
+                }
+            };
+            let replace = match a.value(&["--replace-term"]) {
+                None => None,
+                Some(_) if kind == ImportKind::Roster => {
+                    return usage("--replace-term applies to grades only")
+                }
+                Some(t) => match Term::parse(t) {
+                    Ok(t) => Some(t),
+                    Err(e) => return usage(format!("--replace-term: {e}")),
+                },
+            };
+            let cfg = load_config(a, false)?;
+            import(&cfg, kind, &file, a.flag("--dry-run"), replace)
+        }
         other => usage(format!("unknown command {other:?}")),
     }
 }
@@ -130,7 +260,12 @@ fn help_for(cmd: &str) -> String {
         "serve" => "wxgrades serve [--config FILE]\n\nRun the server. Without a config file and WeChat credentials it runs demo mode.".into(),
         "demo" => "wxgrades demo [--config FILE]\n\nRun demo mode: data/demo.redb seeded from the sample data, WeChat simulated under /_sim/.".into(),
         "init" => "wxgrades init [FILE]\n\nWrite a commented config file to start from (default wxgrades.toml). Never overwrites.".into(),
+        "import" => "wxgrades import roster FILE\nwxgrades import grades FILE [--dry-run] [--replace-term TERM]\n\nThe admin page's import engine, for scripts. CSV (UTF-8 or GBK/GB18030, with or without BOM) or XLSX;\nheaders in English or Chinese. All or nothing: one bad row and nothing is written; every error is listed.\n--dry-run prints the plan and writes nothing. --replace-term first removes that term's rows the file does not list.".into(),
         "check" => "wxgrades check [--config FILE]\n\nValidate the config; exit 0 only when all is well.".into(),
+        "admin" => "wxgrades admin add NAME [--password-stdin]\nwxgrades admin passwd NAME [--password-stdin]\nwxgrades admin list\nwxgrades admin remove NAME\n\nManage the accounts of the admin pages (/admin). The password (at least 10 characters) is asked\nfor twice without echo, or read as one line from standard input with --password-stdin.\nA new password or a removal ends that admin's sessions. Needs the server stopped.".into(),
+        "export" => "wxgrades export grades [--term TERM] [-o FILE]\n\nWrite every grade row (or one term's) as CSV in the import format: UTF-8 with BOM, so Excel\nopens it; cells that Excel would run as formulas get a leading '. To standard output without -o.\nWhile the server runs, use /admin/export.csv instead.".into(),
+        "backup" => "wxgrades backup FILE\n\nWrite a consistent copy of the data file to FILE (replacing it). Needs the server stopped; while\nit runs, copy a snapshot from backup.dir or download one from /admin/backup.".into(),
+        "restore" => "wxgrades restore [--check] FILE\n\nCheck that FILE is a good backup (a cleanly closed wxgrades data file, no newer schema, every\ntable readable) and put it in place of the data file, keeping the replaced file beside it as\n<data>.replaced-<time>. With --check, only check. Needs the server stopped.".into(),
         _ => USAGE.into(),
     }
 }
@@ -217,11 +352,25 @@ fn serve(cfg: Config) -> Outcome {
     let demo = cfg.demo;
     let app = App::new(cfg).map_err(|e| Failure::Failed(e.to_string()))?;
     let app = Arc::new(app);
+    if demo {
+        crate::demo::seed(&app).map_err(Failure::Failed)?;
+    }
+    let demo_password = if demo {
+        let pw = crate::service::admin::accounts::reset_demo_admin(&app.store, app.clock.now())
+            .map_err(|e| Failure::Failed(format!("cannot create the demo admin: {e}")))?;
+        Some(pw)
+    } else {
+        None
+    };
     let running = crate::server::start(app.clone()).map_err(Failure::Failed)?;
     let url = app.config.public_url.clone();
-    if demo {
+    if let Some(pw) = &demo_password {
         let bar = "=".repeat(72);
-        eprintln!("{bar}\n  DEMO MODE — WeChat is SIMULATED; nothing here talks to real WeChat.\n  Open {url}/ in a browser (or {url}/_sim/ for the simulator's start page).\n  Data: {}\n{bar}", app.config.data.display());
+        eprintln!("{bar}\n  DEMO MODE — WeChat is SIMULATED; nothing here talks to real WeChat.\n  Open {url}/ in a browser (or {url}/_sim/ for the simulator's start page).\n  Admin pages: {url}/admin  user {}  password {pw}\n  Data: {}\n{bar}", crate::service::admin::accounts::DEMO_ADMIN, app.config.data.display());
+    }
+    // Timed snapshots into backup.dir (not in demo mode, where the data is sample data).
+    if !demo {
+        let _backups = crate::service::admin::backup::spawn_scheduler(&app);
     }
     log::info!(
         "wxgrades {} listening on {} ({} workers), public URL {url}",
@@ -248,4 +397,118 @@ fn serve(cfg: Config) -> Outcome {
     }
     log::info!("stopped; data file closed");
     Ok(())
+}
+
+fn import(
+    cfg: &Config,
+    kind: ImportKind,
+    file: &Path,
+    dry_run: bool,
+    replace_term: Option<Term>,
+) -> Outcome {
+    let started = std::time::Instant::now();
+    let bytes = match std::fs::read(file) {
+        Ok(b) => b,
+        Err(e) => return failed(format!("cannot read {}: {e}", file.display())),
+    };
+    let store = Store::open(&cfg.data).map_err(|e| Failure::Failed(e.to_string()))?;
+    let key =
+        crate::service::verify::VerifyKey::load_or_create(&cfg.data).map_err(Failure::Failed)?;
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    progress(&format!(
+        "reading {} ({})",
+        file.display(),
+        crate::error::human_size(bytes.len() as u64)
+    ));
+    let up = Upload {
+        kind,
+        file_name: &name,
+        bytes: &bytes,
+        replace_term,
+    };
+    let p = plan::plan(&store, &key, &up)
+        .map_err(|e| Failure::Failed(format!("{}: {e}", file.display())))?;
+    drop(bytes);
+    println!(
+        "{}: {} ({}), {} rows read in {:.1} s",
+        file.display(),
+        kind.label(),
+        p.format,
+        p.rows_read,
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "  add {}, change {}, unchanged {}{}",
+        p.added,
+        p.changed,
+        p.unchanged,
+        if p.replace_term.is_some() {
+            format!(", remove {}", p.removed)
+        } else {
+            String::new()
+        }
+    );
+    if !p.terms.is_empty() {
+        println!("  terms: {}", p.terms.join(", "));
+    }
+    if !p.unknown_students.is_empty() {
+        let shown: Vec<&str> = p
+            .unknown_students
+            .iter()
+            .take(10)
+            .map(String::as_str)
+            .collect();
+        println!(
+            "  {} students not in the roster (imported all the same): {}{}",
+            p.unknown_students.len(),
+            shown.join(", "),
+            if p.unknown_students.len() > 10 {
+                ", …"
+            } else {
+                ""
+            }
+        );
+    }
+    if p.has_errors() {
+        for e in &p.errors {
+            eprintln!("  {e}");
+        }
+        return failed(format!(
+            "{}: {} errors; nothing was written",
+            file.display(),
+            p.errors.len()
+        ));
+    }
+    if dry_run {
+        println!("dry run: nothing written");
+        return Ok(());
+    }
+    let writing = std::time::Instant::now();
+    progress(&format!("writing {} rows in one transaction", p.writes()));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let done = plan::commit(&store, &p, "cli", now, false, |_, _, _| Ok(0))
+        .map_err(|e| Failure::Failed(e.to_string()))?;
+    println!(
+        "committed import #{} in {:.1} s ({:.1} s in all)",
+        done.record.id,
+        writing.elapsed().as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// A progress line: on a terminal it is overwritten by the next output; otherwise a plain line.
+fn progress(msg: &str) {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        eprint!("\r\x1b[2K{msg}…\r");
+    } else {
+        eprintln!("{msg}…");
+    }
 }

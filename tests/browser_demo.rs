@@ -4,46 +4,17 @@
 
 mod support;
 
-use std::net::TcpListener;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use support::browser::Browser;
-use support::{temp_dir, FakeWeChat, TestServer, APP_ID, APP_SECRET};
-use wxgrades::config::{self, Source};
-
-/// A demo-mode server (WeChat simulated under /_sim) on 127.0.0.1 and a fresh data file.
-fn demo_server() -> TestServer {
-    let dir = temp_dir("demo");
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let mut cfg = config::load(Source::Demo, &[]).expect("demo config");
-    assert!(cfg.demo);
-    let url = format!("http://{addr}");
-    cfg.listen = addr.to_string();
-    cfg.public_url = url.clone();
-    cfg.wechat.api_base = format!("{url}/_sim");
-    cfg.wechat.open_base = format!("{url}/_sim");
-    cfg.data = dir.join("demo.redb");
-    cfg.backup.dir = dir.join("backups");
-    // The fake is not used: demo mode talks to its own simulator.
-    let fake = FakeWeChat::start(APP_ID, APP_SECRET);
-    TestServer::start_with(cfg, listener, fake, dir)
-}
-
-fn screenshot_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("target")
-        .join("screenshots")
-        .join(name)
-}
+use support::{screenshot_path, TestServer};
 
 #[test]
 fn demo_sign_in_through_the_simulated_consent_screen() {
     let Some(b) = Browser::start_mobile_or_skip() else {
         return;
     };
-    let s = demo_server();
+    let s = TestServer::demo();
     b.goto(&format!("{}/", s.url));
 
     // Sent through /wx/oauth/start to the simulator's consent screen.
@@ -62,17 +33,10 @@ fn demo_sign_in_through_the_simulated_consent_screen() {
     assert_eq!(radio.property("checked"), serde_json::json!(true));
     b.find("button[name=decision]").click();
 
-    // Back on our own `/`, signed in, with the nickname.
-    let home = b.wait_for_url(
-        |u: &str| u.trim_end_matches('/') == s.url.as_str(),
-        Duration::from_secs(10),
-    );
-    assert_eq!(home, format!("{}/", s.url));
-    let name = b.find("h1").text();
-    assert_eq!(name, "张伟", "{}", b.page_source());
-    assert!(b.page_source().contains("昵称与头像"));
-    // The openid, shortened once.
-    assert_eq!(b.find(".cell-value code").text(), "oDemo_Zh…");
+    // Signed in, and sent from `/` on to binding, with the nickname.
+    b.wait_for_url("/bind", Duration::from_secs(10));
+    let text = b.find("main").text();
+    assert!(text.contains("将绑定到微信「张伟」"), "{text}");
     let sid = b.cookie("wxg_sid").expect("session cookie");
     assert!(sid.http_only);
     assert_eq!(sid.same_site.as_deref(), Some("Lax"));
@@ -83,10 +47,16 @@ fn demo_sign_in_through_the_simulated_consent_screen() {
         .expect("store")
         .expect("user stored");
     assert_eq!(user.nickname.as_deref(), Some("张伟"));
-    b.screenshot(screenshot_path("demo_signed_in.png"));
+    b.screenshot(screenshot_path("demo_signed_in_bind.png"));
 
-    // A reload stays signed in (no second trip through the consent screen).
-    b.refresh();
-    assert_eq!(b.current_url(), format!("{}/", s.url));
-    assert_eq!(b.find("h1").text(), "张伟");
+    // The identity page: nickname, scope, the openid shortened once.
+    b.goto(&format!("{}/me", s.url));
+    assert_eq!(b.find("h1").text(), "张伟", "{}", b.page_source());
+    assert!(b.page_source().contains("昵称与头像"));
+    assert_eq!(b.find(".cell-value code").text(), "oDemo_Zh…");
+    b.screenshot(screenshot_path("demo_signed_in_me.png"));
+
+    // `/` again goes straight on: no second trip through the consent screen.
+    b.goto(&format!("{}/", s.url));
+    assert_eq!(b.current_url(), format!("{}/bind", s.url));
 }

@@ -177,8 +177,10 @@ fn log_has_one_line_per_request_no_secrets_and_sigterm_stops_cleanly() {
         .count();
     assert_eq!(callback, 1);
     let home = v.get("/");
-    assert_eq!(home.status, 200);
-    assert!(home.body.contains("测试同学"), "{}", home.body);
+    assert_eq!(home.status, 302);
+    let me = v.get("/me");
+    assert_eq!(me.status, 200);
+    assert!(me.body.contains("测试同学"), "{}", me.body);
     v.secrets.push("webtoken-oLogUser".into());
     v.secrets.push("refresh-secret".into());
     assert_eq!(v.get("/logout").status, 200);
@@ -207,7 +209,7 @@ fn log_has_one_line_per_request_no_secrets_and_sigterm_stops_cleanly() {
     // And sign in again, to end with a live session.
     fake.set_next_login(Login::user("oLogUser"));
     assert_eq!(v.sign_in("/wx/oauth/start?next=/").status, 302);
-    assert_eq!(v.get("/").status, 200);
+    assert_eq!(v.get("/bind").status, 200);
 
     // SIGTERM: the server finishes and exits 0 by itself.
     let pid = server.0.id().to_string();
@@ -244,7 +246,7 @@ fn log_has_one_line_per_request_no_secrets_and_sigterm_stops_cleanly() {
     expected.sort();
     logged.sort();
     assert_eq!(logged, expected, "log:\n{log}");
-    assert_eq!(expected.len(), 17, "{expected:?}");
+    assert_eq!(expected.len(), 18, "{expected:?}");
     assert!(
         log.contains("errcode -1"),
         "the WeChat failure is not logged:\n{log}"

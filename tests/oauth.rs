@@ -85,6 +85,14 @@ fn assert_error_page(r: &Resp, status: u16) {
     );
 }
 
+/// The visitor has a session: `/` sends them on to binding (nobody here is bound).
+fn assert_signed_in(c: &mut Client) {
+    let r = c.get("/");
+    assert_eq!(r.status, 302, "{}", r.body);
+    assert_eq!(r.location(), "/bind");
+    assert_eq!(c.get("/bind").status, 200);
+}
+
 /// The visitor has no session: `/` sends them through web authorization.
 fn assert_signed_out(c: &mut Client) {
     let r = c.get("/");
@@ -107,7 +115,8 @@ fn base_scope_signs_in_and_returns_to_next() {
     assert_eq!(s.fake.calls(EXCHANGE), 1);
     // snsapi_base: no nickname asked for, none shown.
     assert_eq!(s.fake.calls(USERINFO), 0);
-    let r = c.get("/");
+    assert_signed_in(&mut c);
+    let r = c.get("/me");
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body.contains("微信用户"), "{}", r.body);
     assert!(r.body.contains("仅识别身份"), "{}", r.body);
@@ -138,7 +147,13 @@ fn userinfo_scope_stores_and_shows_the_nickname() {
     assert_eq!(s.fake.calls(USERINFO), 1);
     let user = s.app.store.wx_user("oNick1").unwrap().expect("stored user");
     assert_eq!(user.nickname.as_deref(), Some("测试同学"));
+    // The signed-in landing page (binding, for a newcomer) and the identity page show it.
     let r = c.get("/");
+    assert_eq!(r.location(), "/bind");
+    let r = c.follow(&r);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("将绑定到微信「测试同学」"), "{}", r.body);
+    let r = c.get("/me");
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body.contains("<h1>测试同学</h1>"), "{}", r.body);
     assert!(r.body.contains("昵称与头像"), "{}", r.body);
@@ -156,8 +171,8 @@ fn userinfo_scope_stores_and_shows_the_nickname() {
     let r = c.follow(&r);
     let r = c.follow(&r);
     assert_eq!(r.status, 302, "{}", r.body);
-    let r = c.get("/");
-    assert!(r.body.contains("<h1>小林</h1>"), "{}", r.body);
+    let r = c.get("/bind");
+    assert!(r.body.contains("将绑定到微信「小林」"), "{}", r.body);
 }
 
 #[test]
@@ -434,7 +449,7 @@ fn double_callback_goes_to_next_twice_and_exchanges_once() {
     assert_eq!(second.location(), "/grades?term=2025-2026-1");
     assert!(session_cookie_set(&second));
     assert_eq!(s.fake.calls(EXCHANGE), 1);
-    assert_eq!(c.get("/").status, 200);
+    assert_signed_in(&mut c);
 }
 
 #[test]
@@ -468,7 +483,7 @@ fn concurrent_double_callbacks_exchange_once_each() {
         let (r, mut tab) = t.join().expect("callback thread");
         assert_eq!(r.status, 302, "{}", r.body);
         assert_eq!(r.location(), "/grades");
-        assert_eq!(tab.get("/").status, 200);
+        assert_signed_in(&mut tab);
     }
     assert_eq!(s.fake.calls(EXCHANGE), 2);
 }
@@ -477,9 +492,10 @@ fn concurrent_double_callbacks_exchange_once_each() {
 fn session_expires_after_a_week() {
     let s = TestServer::start("", "");
     let mut c = s.signed_in("oWeek");
-    assert_eq!(c.get("/").status, 200);
+    assert_signed_in(&mut c);
     s.app.clock.advance(6 * 24 * 3600);
-    assert_eq!(c.get("/").status, 200, "a six-day-old session is good");
+    // A six-day-old session is good.
+    assert_signed_in(&mut c);
     s.app.clock.advance(2 * 24 * 3600);
     let r = c.get("/");
     assert_eq!(r.status, 302);
@@ -492,7 +508,7 @@ fn session_expires_after_a_week() {
     let r = c.follow(&r);
     assert_eq!(r.status, 302, "{}", r.body);
     assert_eq!(r.location(), "/");
-    assert_eq!(c.get("/").status, 200);
+    assert_signed_in(&mut c);
 }
 
 #[test]
@@ -500,7 +516,7 @@ fn logout_ends_the_session() {
     let s = TestServer::start("", "");
     let mut c = s.signed_in("oBye");
     let sid = c.cookies.get("wxg_sid").cloned().expect("session cookie");
-    assert_eq!(c.get("/").status, 200);
+    assert_signed_in(&mut c);
     let r = c.get("/logout");
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(

@@ -98,16 +98,9 @@ fn authorize(app: &App, sim: &Simulator, req: &Request) -> Handled {
 }
 
 /// The visitor's choice on the consent screen: back to the product's callback, with a code
-/// when they agreed and without one when they refused, as WeChat does. "Allow" posts the
-/// consent form; "refuse" is a plain link with the same fields in its query.
+/// when they agreed and without one when they refused, as WeChat does.
 fn decide(sim: &Simulator, req: &Request) -> Handled {
-    let form = req.form();
-    let q = |k: &str| {
-        form.get(k)
-            .map(str::to_string)
-            .or_else(|| req.query_param(k))
-            .unwrap_or_default()
-    };
+    let q = |k: &str| req.query_param(k).unwrap_or_default();
     let redirect_uri = q("redirect_uri");
     if !sim.redirect_allowed(&redirect_uri) {
         return Err(AppError::BadRequest("模拟微信：redirect_uri 不正确".into()));

@@ -3,7 +3,11 @@
 //! submodules. Every method is one transaction; none holds a write transaction across a
 //! network call.
 
+pub mod admin;
 pub mod auth;
+pub mod backup;
+pub mod grades;
+pub mod students;
 pub mod tables;
 
 use redb::{Database, ReadableDatabase, ReadableTable};
@@ -142,8 +146,7 @@ impl Store {
     pub fn healthy(&self) -> bool {
         self.db
             .begin_read()
-            .map(|tx| tx.open_table(META).map(|_| ()))
-            .map(|r| r.is_ok())
+            .map(|tx| tx.open_table(META).is_ok())
             .unwrap_or(false)
     }
 

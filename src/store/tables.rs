@@ -12,10 +12,39 @@ pub const OAUTH_STATES: TableDefinition<&str, &[u8]> = TableDefinition::new("oau
 /// openid → JSON `WxUser` (nickname and avatar with snsapi_userinfo).
 pub const WX_USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("wx_users_v1");
 
+/// student_id → JSON `Student` (the verification value only as a keyed hash).
+pub const STUDENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("students_v1");
+/// openid → JSON `Binding`.
+pub const BINDINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("bindings_v1");
+/// student_id → openid (the other direction of `BINDINGS`, kept in the same transactions).
+pub const BOUND: TableDefinition<&str, &str> = TableDefinition::new("bound_v1");
+/// sequence → JSON `BindEvent`: every bind and unbind with its time.
+pub const BIND_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("bind_log_v1");
+/// "student_id␟term␟course_code␟kind" → "course_name␟credit_hundredths␟score".
+pub const GRADES: TableDefinition<&str, &str> = TableDefinition::new("grades_v1");
+/// import id → JSON `ImportRecord` (history).
+pub const IMPORTS: TableDefinition<u64, &[u8]> = TableDefinition::new("imports_v1");
+
+/// admin name → JSON `AdminAccount` (argon2id PHC hash, never the password).
+pub const ADMINS: TableDefinition<&str, &[u8]> = TableDefinition::new("admins_v1");
+/// sha256(admin session id) → JSON `AdminSessionRecord`.
+pub const ADMIN_SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("admin_sessions_v1");
+/// sequence → JSON `AuditEvent`: admin logins, imports, unbinds, backups.
+pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit_v1");
+
 pub(crate) fn create_all(tx: &WriteTransaction) -> Result<(), redb::TableError> {
     tx.open_table(META)?;
     tx.open_table(SESSIONS)?;
     tx.open_table(OAUTH_STATES)?;
     tx.open_table(WX_USERS)?;
+    tx.open_table(STUDENTS)?;
+    tx.open_table(BINDINGS)?;
+    tx.open_table(BOUND)?;
+    tx.open_table(BIND_LOG)?;
+    tx.open_table(GRADES)?;
+    tx.open_table(IMPORTS)?;
+    tx.open_table(ADMINS)?;
+    tx.open_table(ADMIN_SESSIONS)?;
+    tx.open_table(AUDIT)?;
     Ok(())
 }
