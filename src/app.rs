@@ -7,10 +7,13 @@ use std::sync::{Arc, Mutex};
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::service::messages::Inbox;
+use crate::service::notices::Wake;
 use crate::store::{Store, StoreError};
 use crate::views::Views;
 use crate::wechat::client::WxClient;
 use crate::wechat::sim::Simulator;
+use crate::wechat::token::AccessTokens;
 
 /// Wall-clock seconds, with an offset tests can move forward (to expire states and sessions
 /// without sleeping).
@@ -69,6 +72,12 @@ pub struct App {
     pub oauth_locks: KeyedLocks,
     /// The WeChat simulator, in demo mode only.
     pub sim: Option<Simulator>,
+    /// The basic access_token (single flight, cached in the data file).
+    pub tokens: AccessTokens,
+    /// Answers to recent WeChat messages, for WeChat's retries.
+    pub wx_inbox: Inbox,
+    /// Wakes the grade-notice sender.
+    pub notice_wake: Wake,
 }
 
 impl App {
@@ -95,6 +104,7 @@ impl App {
         } else {
             None
         };
+        let tokens = AccessTokens::new(config.wechat.token_api);
         Ok(App {
             config,
             store,
@@ -104,6 +114,9 @@ impl App {
             metrics: Metrics::default(),
             oauth_locks: KeyedLocks::default(),
             sim,
+            tokens,
+            wx_inbox: Inbox::default(),
+            notice_wake: Wake::default(),
         })
     }
 }

@@ -14,6 +14,7 @@ Usage:
   wxgrades demo                        run demo mode: WeChat simulated, sample data
   wxgrades init [FILE]                 write a commented config file (never overwrites)
   wxgrades check [--config FILE]       validate the config (and prove the WeChat credentials)
+  wxgrades menu show | push            print / publish the custom menu built from [[menu]]
   wxgrades --version | --help
 
 Every command takes --config FILE (default wxgrades.toml, or WXGRADES_CONFIG).
@@ -121,6 +122,15 @@ fn dispatch(a: &Args) -> Outcome {
             let cfg = load_config(a, false)?;
             check(&cfg)
         }
+        "menu" => {
+            no_flags(&a.flags)?;
+            let cfg = load_config(a, false)?;
+            match rest {
+                [w] if w == "show" => menu_show(&cfg),
+                [w] if w == "push" => menu_push(&cfg),
+                _ => usage("menu takes one of: show, push"),
+            }
+        }
         other => usage(format!("unknown command {other:?}")),
     }
 }
@@ -130,7 +140,8 @@ fn help_for(cmd: &str) -> String {
         "serve" => "wxgrades serve [--config FILE]\n\nRun the server. Without a config file and WeChat credentials it runs demo mode.".into(),
         "demo" => "wxgrades demo [--config FILE]\n\nRun demo mode: data/demo.redb seeded from the sample data, WeChat simulated under /_sim/.".into(),
         "init" => "wxgrades init [FILE]\n\nWrite a commented config file to start from (default wxgrades.toml). Never overwrites.".into(),
-        "check" => "wxgrades check [--config FILE]\n\nValidate the config; exit 0 only when all is well.".into(),
+        "check" => "wxgrades check [--config FILE]\n\nValidate the config; with WeChat credentials, fetch an access_token to prove them. Exit 0 only when all is well.".into(),
+        "menu" => "wxgrades menu show|push [--config FILE]\n\nshow: print the custom menu JSON built from [[menu]] in the config.\npush: publish it to WeChat (cgi-bin/menu/create) and report WeChat's answer.".into(),
         _ => USAGE.into(),
     }
 }
@@ -209,6 +220,23 @@ fn check(cfg: &Config) -> Outcome {
         cfg.data.display(),
         cfg.workers
     );
+    let report = crate::service::wxcheck::check_wechat(cfg).map_err(Failure::Failed)?;
+    println!("{report}");
+    Ok(())
+}
+
+fn menu_show(cfg: &Config) -> Outcome {
+    let v = crate::service::menu::menu_json(cfg).map_err(Failure::Failed)?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string())
+    );
+    Ok(())
+}
+
+fn menu_push(cfg: &Config) -> Outcome {
+    let report = crate::service::wxcheck::push_menu(cfg).map_err(Failure::Failed)?;
+    println!("{report}");
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 //! network call.
 
 pub mod auth;
+pub mod notices;
 pub mod tables;
 
 use redb::{Database, ReadableDatabase, ReadableTable};
@@ -142,7 +143,7 @@ impl Store {
     pub fn healthy(&self) -> bool {
         self.db
             .begin_read()
-            .and_then(|tx| Ok(tx.open_table(META).map(|_| ())))
+            .map(|tx| tx.open_table(META).map(|_| ()))
             .map(|r| r.is_ok())
             .unwrap_or(false)
     }

@@ -5,3 +5,4 @@ pub mod client;
 pub mod crypto;
 pub mod message;
 pub mod sim;
+pub mod token;
