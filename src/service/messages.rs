@@ -325,9 +325,10 @@ fn respond(app: &App, msg: &Incoming) -> String {
                     msg.msg_type,
                     msg.event
                         .as_deref()
-                        .map(|e| format!(":{e}"))
+                        .map(|e| format!("_{e}"))
                         .unwrap_or_default()
                 )
+                .to_ascii_lowercase()
                 .chars()
                 .take(40)
                 .collect()

@@ -51,6 +51,16 @@ pub struct State {
     pub cgi_delay: Duration,
     pub token_counter: usize,
     pub nickname: String,
+    /// Template messages delivered, per touser (a repeated client_msg_id is not delivered
+    /// again, as at WeChat: one message per openid + client_msg_id within 10 minutes).
+    pub delivered: HashMap<String, usize>,
+    /// (touser, client_msg_id) → msgid of the message sent for it.
+    pub client_msg_ids: HashMap<(String, String), u64>,
+    /// Template sends answered as duplicates of an earlier client_msg_id.
+    pub suppressed: usize,
+    pub msgid_counter: u64,
+    /// The last menu created.
+    pub menu: Option<Value>,
 }
 
 pub struct FakeWeChat {
@@ -141,6 +151,26 @@ impl FakeWeChat {
             .get(path)
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// Template messages delivered to `touser`.
+    pub fn delivered(&self, touser: &str) -> usize {
+        self.state
+            .lock()
+            .unwrap()
+            .delivered
+            .get(touser)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Template messages delivered to anyone.
+    pub fn delivered_total(&self) -> usize {
+        self.state.lock().unwrap().delivered.values().sum()
+    }
+
+    pub fn set_cgi_delay(&self, d: Duration) {
+        self.state.lock().unwrap().cgi_delay = d;
     }
 
     /// Issue a code for `login` directly (as if the user had agreed), without the authorize hop.
@@ -305,9 +335,46 @@ fn answer(state: &Mutex<State>, app_id: &str, secret: &str, url: &str, body: &st
             )
         }
         "/cgi-bin/message/template/send" => {
-            ok_json(json!({"errcode": 0, "errmsg": "ok", "msgid": 200228332}))
+            if !q
+                .get("access_token")
+                .is_some_and(|t| t.starts_with("basic-token-"))
+            {
+                return ok_json(err(40014));
+            }
+            let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+            let touser = v["touser"].as_str().unwrap_or("").to_string();
+            if touser.is_empty() || v["template_id"].as_str().unwrap_or("").is_empty() {
+                return ok_json(err(47001));
+            }
+            let mut st = state.lock().unwrap();
+            if let Some(cid) = v["client_msg_id"].as_str() {
+                let key = (touser.clone(), cid.to_string());
+                if let Some(msgid) = st.client_msg_ids.get(&key).copied() {
+                    st.suppressed += 1;
+                    return ok_json(json!({"errcode": 0, "errmsg": "ok", "msgid": msgid}));
+                }
+                st.msgid_counter += 1;
+                let msgid = 200228332 + st.msgid_counter;
+                st.client_msg_ids.insert(key, msgid);
+                *st.delivered.entry(touser).or_default() += 1;
+                return ok_json(json!({"errcode": 0, "errmsg": "ok", "msgid": msgid}));
+            }
+            st.msgid_counter += 1;
+            let msgid = 200228332 + st.msgid_counter;
+            *st.delivered.entry(touser).or_default() += 1;
+            ok_json(json!({"errcode": 0, "errmsg": "ok", "msgid": msgid}))
         }
-        "/cgi-bin/menu/create" => ok_json(err(0)),
+        "/cgi-bin/menu/create" => {
+            let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+            if v["button"]
+                .as_array()
+                .is_none_or(|b| b.is_empty() || b.len() > 3)
+            {
+                return ok_json(err(40016));
+            }
+            state.lock().unwrap().menu = Some(v);
+            ok_json(err(0))
+        }
         _ => (404, vec![], "not found".into()),
     }
 }
