@@ -2,13 +2,17 @@
 //! built once and shared by the workers through `Arc`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::service::import::jobs::ImportJobs;
 use crate::service::messages::Inbox;
 use crate::service::notices::Wake;
+use crate::service::ratelimit::Limiter;
+use crate::service::students::{BIND_LOCK_SECS, BIND_MAX_FAILURES};
+use crate::service::verify::VerifyKey;
 use crate::store::{Store, StoreError};
 use crate::views::Views;
 use crate::wechat::client::WxClient;
@@ -62,6 +66,36 @@ impl KeyedLocks {
     }
 }
 
+/// Rendered pages by key (student, term, data generation…), so that a student reloading their
+/// grades costs a lookup, not a render. Cleared whenever data or bindings change.
+#[derive(Default)]
+pub struct PageCache {
+    map: Mutex<HashMap<String, Arc<String>>>,
+}
+
+const PAGE_CACHE_MAX: usize = 20_000;
+
+impl PageCache {
+    pub fn get(&self, key: &str) -> Option<Arc<String>> {
+        self.map.lock().ok()?.get(key).cloned()
+    }
+
+    pub fn put(&self, key: String, html: Arc<String>) {
+        if let Ok(mut m) = self.map.lock() {
+            if m.len() >= PAGE_CACHE_MAX {
+                m.clear();
+            }
+            m.insert(key, html);
+        }
+    }
+
+    pub fn clear(&self) {
+        if let Ok(mut m) = self.map.lock() {
+            m.clear();
+        }
+    }
+}
+
 pub struct App {
     pub config: Config,
     pub store: Store,
@@ -78,12 +112,24 @@ pub struct App {
     pub wx_inbox: Inbox,
     /// Wakes the grade-notice sender.
     pub notice_wake: Wake,
+    /// The key of the verification-value hashes (a file beside the data file).
+    pub verify_key: VerifyKey,
+    /// Bind failures per WeChat user (`u:`) and per student ID (`s:`).
+    pub bind_limit: Limiter,
+    pub pages: PageCache,
+    /// Admin imports in progress and their previews.
+    pub jobs: ImportJobs,
+    /// The data generation (bumped by each committed import), kept in memory: only this
+    /// process writes the data file while it runs.
+    generation: AtomicU64,
 }
 
 impl App {
     /// Open the data file and build everything a worker needs.
     pub fn new(config: Config) -> Result<App, StoreError> {
         let store = Store::open(&config.data)?;
+        let generation = store.generation()?;
+        let verify_key = VerifyKey::load_or_create(&config.data).map_err(StoreError::Io)?;
         let views = Views::new(
             config.templates_dir.clone(),
             vec![
@@ -117,6 +163,25 @@ impl App {
             tokens,
             wx_inbox: Inbox::default(),
             notice_wake: Wake::default(),
+            verify_key,
+            bind_limit: Limiter::new(BIND_MAX_FAILURES, BIND_LOCK_SECS, BIND_LOCK_SECS),
+            pages: PageCache::default(),
+            jobs: ImportJobs::default(),
+            generation: AtomicU64::new(generation),
         })
+    }
+}
+
+impl App {
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// After a write that changes what pages show: re-read the generation, drop cached pages.
+    pub fn data_changed(&self) {
+        if let Ok(g) = self.store.generation() {
+            self.generation.store(g, Ordering::SeqCst);
+        }
+        self.pages.clear();
     }
 }

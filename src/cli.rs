@@ -6,6 +6,9 @@ use std::sync::Arc;
 
 use crate::app::App;
 use crate::config::{self, Config, Source};
+use crate::service::grades::Term;
+use crate::service::import::plan::{self, ImportKind, Upload};
+use crate::store::Store;
 
 const USAGE: &str = "wxgrades — grades through a WeChat official account
 
@@ -15,6 +18,8 @@ Usage:
   wxgrades init [FILE]                 write a commented config file (never overwrites)
   wxgrades check [--config FILE]       validate the config (and prove the WeChat credentials)
   wxgrades menu show | push            print / publish the custom menu built from [[menu]]
+  wxgrades import roster FILE          import a roster (CSV or XLSX, UTF-8 or GBK)
+  wxgrades import grades FILE [--dry-run] [--replace-term TERM]
   wxgrades --version | --help
 
 Every command takes --config FILE (default wxgrades.toml, or WXGRADES_CONFIG).
@@ -42,6 +47,30 @@ struct Args {
     help: bool,
     words: Vec<String>,
     flags: Vec<String>,
+    /// Options that take a value: (name, value).
+    values: Vec<(String, String)>,
+}
+
+/// Options that take a value.
+const VALUE_OPTIONS: &[&str] = &["--replace-term", "--term", "-o", "--output"];
+
+impl Args {
+    fn value(&self, names: &[&str]) -> Option<&str> {
+        self.values
+            .iter()
+            .find(|(k, _)| names.contains(&k.as_str()))
+            .map(|(_, v)| v.as_str())
+    }
+    fn flag(&self, name: &str) -> bool {
+        self.flags.iter().any(|f| f == name)
+    }
+    /// Fail on any flag not in `allowed`.
+    fn only_flags(&self, allowed: &[&str]) -> Outcome {
+        match self.flags.iter().find(|f| !allowed.contains(&f.as_str())) {
+            Some(f) => usage(format!("unknown option {f}")),
+            None => Ok(()),
+        }
+    }
 }
 
 fn parse(args: &[String]) -> Result<Args, Failure> {
@@ -50,6 +79,7 @@ fn parse(args: &[String]) -> Result<Args, Failure> {
         help: false,
         words: vec![],
         flags: vec![],
+        values: vec![],
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -62,6 +92,10 @@ fn parse(args: &[String]) -> Result<Args, Failure> {
                 out.config = Some(PathBuf::from(&s["--config=".len()..]))
             }
             "--help" | "-h" => out.help = true,
+            s if VALUE_OPTIONS.contains(&s) => match it.next() {
+                Some(v) => out.values.push((s.to_string(), v.clone())),
+                None => return usage(format!("{s} needs a value")),
+            },
             s if s.starts_with("--") => out.flags.push(s.to_string()),
             _ => out.words.push(a.clone()),
         }
@@ -131,6 +165,32 @@ fn dispatch(a: &Args) -> Outcome {
                 _ => usage("menu takes one of: show, push"),
             }
         }
+        "import" => {
+            a.only_flags(&["--dry-run"])?;
+            let (kind, file) = match rest {
+                [k, f] => match ImportKind::parse(k) {
+                    Some(kind) => (kind, PathBuf::from(f)),
+                    None => return usage(format!("import: expected roster or grades, got {k:?}")),
+                },
+                _ => {
+                    return usage(
+                        "import takes: roster FILE | grades FILE [--dry-run] [--replace-term TERM]",
+                    )
+                }
+            };
+            let replace = match a.value(&["--replace-term"]) {
+                None => None,
+                Some(_) if kind == ImportKind::Roster => {
+                    return usage("--replace-term applies to grades only")
+                }
+                Some(t) => match Term::parse(t) {
+                    Ok(t) => Some(t),
+                    Err(e) => return usage(format!("--replace-term: {e}")),
+                },
+            };
+            let cfg = load_config(a, false)?;
+            import(&cfg, kind, &file, a.flag("--dry-run"), replace)
+        }
         other => usage(format!("unknown command {other:?}")),
     }
 }
@@ -142,6 +202,7 @@ fn help_for(cmd: &str) -> String {
         "init" => "wxgrades init [FILE]\n\nWrite a commented config file to start from (default wxgrades.toml). Never overwrites.".into(),
         "check" => "wxgrades check [--config FILE]\n\nValidate the config; with WeChat credentials, fetch an access_token to prove them. Exit 0 only when all is well.".into(),
         "menu" => "wxgrades menu show|push [--config FILE]\n\nshow: print the custom menu JSON built from [[menu]] in the config.\npush: publish it to WeChat (cgi-bin/menu/create) and report WeChat's answer.".into(),
+        "import" => "wxgrades import roster FILE\nwxgrades import grades FILE [--dry-run] [--replace-term TERM]\n\nThe admin page's import engine, for scripts. CSV (UTF-8 or GBK/GB18030, with or without BOM) or XLSX;\nheaders in English or Chinese. All or nothing: one bad row and nothing is written; every error is listed.\n--dry-run prints the plan and writes nothing. --replace-term first removes that term's rows the file does not list.".into(),
         _ => USAGE.into(),
     }
 }
@@ -245,6 +306,9 @@ fn serve(cfg: Config) -> Outcome {
     let demo = cfg.demo;
     let app = App::new(cfg).map_err(|e| Failure::Failed(e.to_string()))?;
     let app = Arc::new(app);
+    if demo {
+        crate::demo::seed(&app).map_err(Failure::Failed)?;
+    }
     let running = crate::server::start(app.clone()).map_err(Failure::Failed)?;
     let url = app.config.public_url.clone();
     if demo {
@@ -276,4 +340,118 @@ fn serve(cfg: Config) -> Outcome {
     }
     log::info!("stopped; data file closed");
     Ok(())
+}
+
+fn import(
+    cfg: &Config,
+    kind: ImportKind,
+    file: &Path,
+    dry_run: bool,
+    replace_term: Option<Term>,
+) -> Outcome {
+    let started = std::time::Instant::now();
+    let bytes = match std::fs::read(file) {
+        Ok(b) => b,
+        Err(e) => return failed(format!("cannot read {}: {e}", file.display())),
+    };
+    let store = Store::open(&cfg.data).map_err(|e| Failure::Failed(e.to_string()))?;
+    let key =
+        crate::service::verify::VerifyKey::load_or_create(&cfg.data).map_err(Failure::Failed)?;
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    progress(&format!(
+        "reading {} ({})",
+        file.display(),
+        crate::error::human_size(bytes.len() as u64)
+    ));
+    let up = Upload {
+        kind,
+        file_name: &name,
+        bytes: &bytes,
+        replace_term,
+    };
+    let p = plan::plan(&store, &key, &up)
+        .map_err(|e| Failure::Failed(format!("{}: {e}", file.display())))?;
+    drop(bytes);
+    println!(
+        "{}: {} ({}), {} rows read in {:.1} s",
+        file.display(),
+        kind.label(),
+        p.format,
+        p.rows_read,
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "  add {}, change {}, unchanged {}{}",
+        p.added,
+        p.changed,
+        p.unchanged,
+        if p.replace_term.is_some() {
+            format!(", remove {}", p.removed)
+        } else {
+            String::new()
+        }
+    );
+    if !p.terms.is_empty() {
+        println!("  terms: {}", p.terms.join(", "));
+    }
+    if !p.unknown_students.is_empty() {
+        let shown: Vec<&str> = p
+            .unknown_students
+            .iter()
+            .take(10)
+            .map(String::as_str)
+            .collect();
+        println!(
+            "  {} students not in the roster (imported all the same): {}{}",
+            p.unknown_students.len(),
+            shown.join(", "),
+            if p.unknown_students.len() > 10 {
+                ", …"
+            } else {
+                ""
+            }
+        );
+    }
+    if p.has_errors() {
+        for e in &p.errors {
+            eprintln!("  {e}");
+        }
+        return failed(format!(
+            "{}: {} errors; nothing was written",
+            file.display(),
+            p.errors.len()
+        ));
+    }
+    if dry_run {
+        println!("dry run: nothing written");
+        return Ok(());
+    }
+    let writing = std::time::Instant::now();
+    progress(&format!("writing {} rows in one transaction", p.writes()));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let done = plan::commit(&store, &p, "cli", now, false, |_, _, _| Ok(0))
+        .map_err(|e| Failure::Failed(e.to_string()))?;
+    println!(
+        "committed import #{} in {:.1} s ({:.1} s in all)",
+        done.record.id,
+        writing.elapsed().as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// A progress line: on a terminal it is overwritten by the next output; otherwise a plain line.
+fn progress(msg: &str) {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        eprint!("\r\x1b[2K{msg}…\r");
+    } else {
+        eprintln!("{msg}…");
+    }
 }

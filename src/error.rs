@@ -22,6 +22,12 @@ pub enum OAuthFailure {
 #[derive(Debug)]
 pub enum AppError {
     NotFound,
+    /// Not found, with a page of its own and a link onwards.
+    NotFoundWith {
+        heading: &'static str,
+        message: String,
+        link: (&'static str, &'static str),
+    },
     /// A form's CSRF token or Origin was wrong.
     Csrf,
     /// A bad request with a message fit for the visitor.
@@ -48,7 +54,7 @@ pub enum AppError {
 impl fmt::Display for AppError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            AppError::NotFound => f.write_str("not found"),
+            AppError::NotFound | AppError::NotFoundWith { .. } => f.write_str("not found"),
             AppError::Csrf => f.write_str("CSRF check failed"),
             AppError::BadRequest(m) => write!(f, "bad request: {m}"),
             AppError::TooLarge { limit } => write!(f, "body over {limit} bytes"),
@@ -82,8 +88,8 @@ pub struct ErrorPage {
     pub status: u16,
     pub heading: &'static str,
     pub message: String,
-    /// Offer "try again" (through web authorization) when true.
-    pub retry: bool,
+    /// A link onwards: (url, label), e.g. "try again" through web authorization.
+    pub link: Option<(&'static str, &'static str)>,
 }
 
 impl AppError {
@@ -92,14 +98,21 @@ impl AppError {
     }
 
     pub fn page(&self) -> ErrorPage {
-        let p = |status, heading, message: &str, retry| ErrorPage {
+        const RETRY: Option<(&str, &str)> = Some(("/wx/oauth/start?next=/", "重新进入"));
+        let p = |status, heading, message: &str, retry: bool| ErrorPage {
             status,
             heading,
             message: message.to_string(),
-            retry,
+            link: if retry { RETRY } else { None },
         };
         match self {
             AppError::NotFound => p(404, "页面不存在", "您访问的页面不存在或已被移除。", false),
+            AppError::NotFoundWith { heading, message, link } => ErrorPage {
+                status: 404,
+                heading,
+                message: message.clone(),
+                link: Some(*link),
+            },
             AppError::Csrf => p(
                 403,
                 "请求已失效",
@@ -111,7 +124,7 @@ impl AppError {
                 status: 413,
                 heading: "内容过大",
                 message: format!("提交的内容超过上限（{}）。", human_size(*limit)),
-                retry: false,
+                link: None,
             },
             AppError::TooMany { message, .. } => p(429, "操作过于频繁", message, false),
             AppError::Conflict(m) => p(409, "无法完成", m, false),

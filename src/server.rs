@@ -64,6 +64,7 @@ pub fn start_on(app: Arc<App>, listener: TcpListener) -> Result<Running, String>
         stopping.clone(),
     );
 
+    crate::service::import::jobs::spawn_worker(app.clone());
     let mut workers = Vec::with_capacity(app.config.workers);
     for i in 0..app.config.workers {
         let server = server.clone();

@@ -4,6 +4,7 @@
 pub mod oauth;
 pub mod pages;
 pub mod sim;
+pub mod student;
 pub mod wx;
 
 use minijinja::context;
@@ -35,7 +36,13 @@ fn dispatch(app: &App, req: &Request) -> (&'static str, Handled) {
     let get = matches!(req.method, Get | Head);
     let post = req.method == Post;
     match path {
-        "/" if get => ("home", pages::home(app, req)),
+        "/" if get => ("home", student::home(app, req)),
+        "/bind" if get => ("bind", student::bind_form(app, req)),
+        "/bind" if post => ("bind", student::bind_submit(app, req)),
+        "/unbind" if get => ("unbind", student::unbind_form(app, req)),
+        "/unbind" if post => ("unbind", student::unbind_submit(app, req)),
+        "/grades" if get => ("grades", student::grades(app, req)),
+        "/me" if get => ("me", pages::whoami(app, req)),
         "/wx/oauth/start" if get => ("oauth_start", oauth::start(app, req)),
         "/wx/oauth/callback" if get => ("oauth_callback", oauth::callback(app, req)),
         "/logout" if get => ("logout", pages::logout(app, req)),
@@ -63,19 +70,14 @@ fn dispatch(app: &App, req: &Request) -> (&'static str, Handled) {
 /// The friendly error page for `e`, with the right status.
 pub fn error_response(app: &App, e: &AppError) -> Response {
     let page = e.page();
-    let retry_url = if page.retry {
-        Some("/wx/oauth/start?next=/")
-    } else {
-        None
-    };
     let html = app.views.render(
         "error.html",
         context! {
             status => page.status,
             heading => page.heading,
             message => page.message,
-            retry_url => retry_url,
-            retry_label => retry_url.map(|_| "重新进入"),
+            retry_url => page.link.map(|l| l.0),
+            retry_label => page.link.map(|l| l.1),
         },
     );
     let mut resp = match html {

@@ -9,7 +9,8 @@ use crate::http::{Body, Request, Response};
 use crate::service::session;
 use crate::views::STATIC_FILES;
 
-pub fn home(app: &App, req: &Request) -> Handled {
+/// The signed-in WeChat identity (`/me`).
+pub fn whoami(app: &App, req: &Request) -> Handled {
     let student = match session::require(app, req)? {
         Ok(s) => s,
         Err(redirect) => return Ok(redirect),

@@ -4,7 +4,9 @@
 //! network call.
 
 pub mod auth;
+pub mod grades;
 pub mod notices;
+pub mod students;
 pub mod tables;
 
 use redb::{Database, ReadableDatabase, ReadableTable};
@@ -143,8 +145,7 @@ impl Store {
     pub fn healthy(&self) -> bool {
         self.db
             .begin_read()
-            .map(|tx| tx.open_table(META).map(|_| ()))
-            .map(|r| r.is_ok())
+            .map(|tx| tx.open_table(META).is_ok())
             .unwrap_or(false)
     }
 

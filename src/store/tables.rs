@@ -20,6 +20,19 @@ pub const NOTICE_BY_MSGID: TableDefinition<u64, u64> = TableDefinition::new("not
 /// Notice counters for the dashboard: "pending", "sent", "failed".
 pub const NOTICE_STATS: TableDefinition<&str, u64> = TableDefinition::new("notice_stats_v1");
 
+/// student_id → JSON `Student` (the verification value only as a keyed hash).
+pub const STUDENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("students_v1");
+/// openid → JSON `Binding`.
+pub const BINDINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("bindings_v1");
+/// student_id → openid (the other direction of `BINDINGS`, kept in the same transactions).
+pub const BOUND: TableDefinition<&str, &str> = TableDefinition::new("bound_v1");
+/// sequence → JSON `BindEvent`: every bind and unbind with its time.
+pub const BIND_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("bind_log_v1");
+/// "student_id␟term␟course_code␟kind" → "course_name␟credit_hundredths␟score".
+pub const GRADES: TableDefinition<&str, &str> = TableDefinition::new("grades_v1");
+/// import id → JSON `ImportRecord` (history).
+pub const IMPORTS: TableDefinition<u64, &[u8]> = TableDefinition::new("imports_v1");
+
 pub(crate) fn create_all(tx: &WriteTransaction) -> Result<(), redb::TableError> {
     tx.open_table(META)?;
     tx.open_table(SESSIONS)?;
@@ -29,5 +42,11 @@ pub(crate) fn create_all(tx: &WriteTransaction) -> Result<(), redb::TableError> 
     tx.open_table(NOTICE_DUE)?;
     tx.open_table(NOTICE_BY_MSGID)?;
     tx.open_table(NOTICE_STATS)?;
+    tx.open_table(STUDENTS)?;
+    tx.open_table(BINDINGS)?;
+    tx.open_table(BOUND)?;
+    tx.open_table(BIND_LOG)?;
+    tx.open_table(GRADES)?;
+    tx.open_table(IMPORTS)?;
     Ok(())
 }

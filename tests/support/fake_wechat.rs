@@ -79,6 +79,11 @@ impl Drop for FakeWeChat {
 
 impl FakeWeChat {
     pub fn start(app_id: &str, app_secret: &str) -> FakeWeChat {
+        Self::start_with_threads(app_id, app_secret, 8)
+    }
+
+    /// With `threads` answering threads (a slow fake needs many to serve many at once).
+    pub fn start_with_threads(app_id: &str, app_secret: &str, threads: usize) -> FakeWeChat {
         let server =
             Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("fake WeChat cannot listen"));
         let port = server.server_addr().to_ip().expect("ip listener").port();
@@ -95,7 +100,7 @@ impl FakeWeChat {
         };
         let (id, secret) = (app_id.to_string(), app_secret.to_string());
         // Several threads, so a slow answer does not hold the others.
-        for _ in 0..8 {
+        for _ in 0..threads {
             let server = server.clone();
             let state = state.clone();
             let (id, secret) = (id.clone(), secret.clone());

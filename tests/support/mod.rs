@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod fake_wechat;
+pub mod load;
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -268,4 +269,61 @@ impl Client {
         let v = tag.find("value=\"").map(|j| &tag[j + 7..]).unwrap_or("");
         v[..v.find('"').unwrap_or(0)].to_string()
     }
+}
+
+impl TestServer {
+    /// Import a CSV through the real import engine, as the CLI does.
+    pub fn import(&self, kind: &str, csv: &str) {
+        use wxgrades::service::import::plan::{commit, plan, ImportKind, Upload};
+        let kind = ImportKind::parse(kind).expect("kind");
+        let up = Upload {
+            kind,
+            file_name: "test.csv",
+            bytes: csv.as_bytes(),
+            replace_term: None,
+        };
+        let p = plan(&self.app.store, &self.app.verify_key, &up).expect("plan");
+        assert!(p.errors.is_empty(), "import errors: {:?}", p.errors);
+        commit(
+            &self.app.store,
+            &p,
+            "test",
+            self.app.clock.now(),
+            false,
+            |_, _, _| Ok(0),
+        )
+        .expect("commit");
+        self.app.data_changed();
+    }
+}
+
+impl TestServer {
+    /// Demo mode as `wxgrades demo` runs it (simulated WeChat, sample data), on a free port and
+    /// a data file of its own.
+    pub fn demo() -> TestServer {
+        let fake = FakeWeChat::start(APP_ID, APP_SECRET);
+        let dir = temp_dir("demo");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let mut cfg = config::load(Source::Demo, &[]).expect("demo config");
+        cfg.listen = format!("127.0.0.1:{port}");
+        cfg.public_url = format!("http://127.0.0.1:{port}");
+        cfg.wechat.api_base = format!("{}/_sim", cfg.public_url);
+        cfg.wechat.open_base = cfg.wechat.api_base.clone();
+        cfg.data = dir.join("demo.redb");
+        cfg.backup.dir = dir.join("backups");
+        cfg.workers = 8;
+        let s = Self::start_with(cfg, listener, fake, dir);
+        wxgrades::demo::seed(&s.app).expect("demo seed");
+        s
+    }
+}
+
+/// Where browser tests put their screenshots.
+pub fn screenshot_path(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join("screenshots");
+    let _ = std::fs::create_dir_all(&dir);
+    dir.join(name)
 }

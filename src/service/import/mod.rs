@@ -1,3 +1,5 @@
 //! Import engine: file bytes → table (`table`) → validated records (`validate`).
+pub mod jobs;
+pub mod plan;
 pub mod table;
 pub mod validate;

@@ -1,1 +1,1133 @@
+//! Uploaded file bytes → a table of trimmed text cells with the row numbers a user sees in
+//! Excel. XLSX is recognised by its ZIP signature (first worksheet read through calamine);
+//! anything else is CSV whose text encoding is detected (UTF-8 with or without BOM, UTF-16 with
+//! BOM, else GB18030/GBK) and whose delimiter is sniffed (comma, tab or semicolon).
+//!
+//! The CSV reader is our own small RFC 4180 parser: it reports an unterminated quote with the
+//! line it opened on (the `csv` crate silently reads such a field to the end of the file), counts
+//! rows the way Excel shows them, and hands out cells as slices of the decoded text, so a
+//! million-row file is read without an allocation per cell. [`TableReader`] streams rows;
+//! [`read_table`] collects them.
 
+use std::borrow::Cow;
+use std::fmt;
+use std::io::Cursor;
+
+use calamine::{Data, Range, Reader, SheetType, SheetVisible, StyleRange, Xlsx, XlsxError};
+
+/// A whole file read into memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Table {
+    /// How the file was read (for the preview: "GBK-encoded CSV", …).
+    pub format: SourceFormat,
+    /// Row number of the header row (the first non-blank row).
+    pub header_line: usize,
+    /// Header cells, trimmed, as written in the file.
+    pub headers: Vec<String>,
+    /// Non-blank data rows in file order.
+    pub rows: Vec<TableRow>,
+}
+
+/// One non-blank data row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableRow {
+    /// 1-based row number as the user sees it in Excel (for CSV: the record's position counting
+    /// blank lines, which equals the text line unless a quoted cell spans lines).
+    pub line: usize,
+    /// Trimmed cells; a row may have fewer or more cells than there are headers.
+    pub cells: Vec<String>,
+}
+
+/// Access to a row's cells by column index, for tables and streamed rows alike.
+pub trait CellRow {
+    /// Row number as the user sees it in Excel.
+    fn line(&self) -> usize;
+    /// The trimmed cell at `index`; `""` when the row is shorter.
+    fn cell(&self, index: usize) -> &str;
+}
+
+impl CellRow for TableRow {
+    fn line(&self) -> usize {
+        self.line
+    }
+    fn cell(&self, index: usize) -> &str {
+        self.cells.get(index).map_or("", String::as_str)
+    }
+}
+
+/// How a file was read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SourceFormat {
+    /// Delimited text.
+    Csv {
+        encoding: TextEncoding,
+        /// `,`, `\t` or `;`.
+        delimiter: char,
+    },
+    /// An Excel workbook; `sheet` is the worksheet that was read.
+    Xlsx { sheet: String },
+}
+
+impl fmt::Display for SourceFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourceFormat::Csv {
+                encoding,
+                delimiter,
+            } => {
+                let d = match delimiter {
+                    '\t' => "制表符",
+                    ';' => "分号",
+                    _ => "逗号",
+                };
+                write!(f, "CSV（{}，{}分隔）", encoding.label(), d)
+            }
+            SourceFormat::Xlsx { sheet } => write!(f, "XLSX（工作表“{sheet}”）"),
+        }
+    }
+}
+
+/// The detected text encoding of a CSV file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextEncoding {
+    Utf8,
+    Utf8Bom,
+    Utf16Le,
+    Utf16Be,
+    /// GB18030, a superset of GBK and GB2312.
+    Gb18030,
+}
+
+impl TextEncoding {
+    /// Short name for messages.
+    pub fn label(self) -> &'static str {
+        match self {
+            TextEncoding::Utf8 => "UTF-8",
+            TextEncoding::Utf8Bom => "UTF-8 BOM",
+            TextEncoding::Utf16Le => "UTF-16LE",
+            TextEncoding::Utf16Be => "UTF-16BE",
+            TextEncoding::Gb18030 => "GBK/GB18030",
+        }
+    }
+}
+
+/// A file that cannot be read as a table at all. Row-level problems are not `TableError`s.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableError {
+    /// The line the problem is on, when there is one.
+    pub line: Option<usize>,
+    /// What is wrong, in Chinese for the admin page.
+    pub message: String,
+}
+
+impl TableError {
+    fn new(message: impl Into<String>) -> TableError {
+        TableError {
+            line: None,
+            message: message.into(),
+        }
+    }
+
+    fn at(line: usize, message: impl Into<String>) -> TableError {
+        TableError {
+            line: Some(line),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for TableError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "line {line}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for TableError {}
+
+/// Reads a whole CSV or XLSX file. `file_name` only breaks ties (content decides).
+pub fn read_table(file_name: &str, bytes: &[u8]) -> Result<Table, TableError> {
+    let mut reader = TableReader::open(file_name, bytes)?;
+    let mut rows = Vec::new();
+    while let Some(row) = reader.next_row()? {
+        rows.push(row.to_table_row());
+    }
+    Ok(Table {
+        format: reader.format.clone(),
+        header_line: reader.header_line,
+        headers: reader.headers,
+        rows,
+    })
+}
+
+/// A streaming reader: the header row is read by [`open`](TableReader::open), data rows one by
+/// one by [`next_row`](TableReader::next_row), blank rows skipped.
+pub struct TableReader<'a> {
+    format: SourceFormat,
+    header_line: usize,
+    headers: Vec<String>,
+    source: Source<'a>,
+}
+
+enum Source<'a> {
+    Csv(CsvSource<'a>),
+    Sheet(SheetSource),
+}
+
+/// A borrowed data row from a [`TableReader`].
+pub struct RowRef<'r> {
+    line: usize,
+    cells: Cells<'r>,
+}
+
+#[derive(Clone, Copy)]
+enum Cells<'r> {
+    Csv {
+        text: &'r str,
+        scratch: &'r str,
+        spans: &'r [Span],
+    },
+    Owned(&'r [String]),
+}
+
+impl<'r> RowRef<'r> {
+    /// Row number as the user sees it in Excel.
+    pub fn line(&self) -> usize {
+        self.line
+    }
+
+    /// Number of cells in the row (trailing empty cells included).
+    pub fn len(&self) -> usize {
+        match self.cells {
+            Cells::Csv { spans, .. } => spans.len(),
+            Cells::Owned(cells) => cells.len(),
+        }
+    }
+
+    /// True for a row with no cells (never handed out by the reader).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The trimmed cell at `index`; `""` when the row is shorter.
+    pub fn cell(&self, index: usize) -> &'r str {
+        self.cells.get(index)
+    }
+
+    /// The cells, trimmed.
+    pub fn iter(&self) -> impl Iterator<Item = &'r str> + '_ {
+        (0..self.len()).map(|i| self.cells.get(i))
+    }
+
+    /// An owned copy.
+    pub fn to_table_row(&self) -> TableRow {
+        TableRow {
+            line: self.line,
+            cells: self.iter().map(str::to_string).collect(),
+        }
+    }
+}
+
+impl CellRow for RowRef<'_> {
+    fn line(&self) -> usize {
+        self.line
+    }
+    fn cell(&self, index: usize) -> &str {
+        self.cells.get(index)
+    }
+}
+
+impl<'r> Cells<'r> {
+    fn get(self, index: usize) -> &'r str {
+        match self {
+            Cells::Csv {
+                text,
+                scratch,
+                spans,
+            } => unwrap_text_formula(
+                spans
+                    .get(index)
+                    .map_or("", |span| span.resolve(text, scratch))
+                    .trim(),
+            ),
+            Cells::Owned(cells) => cells.get(index).map_or("", |c| c.as_str().trim()),
+        }
+    }
+
+    fn is_blank(self, len: usize) -> bool {
+        (0..len).all(|i| self.get(i).is_empty())
+    }
+}
+
+impl<'a> TableReader<'a> {
+    /// Detects the format, decodes the text and reads the header row (the first non-blank row).
+    pub fn open(file_name: &str, bytes: &'a [u8]) -> Result<TableReader<'a>, TableError> {
+        let lower = file_name.to_ascii_lowercase();
+        let (format, mut source) = if bytes.starts_with(b"PK\x03\x04") {
+            let sheet = SheetSource::open(bytes)?;
+            (
+                SourceFormat::Xlsx {
+                    sheet: sheet.name.clone(),
+                },
+                Source::Sheet(sheet),
+            )
+        } else if bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
+            return Err(ole_file_error(bytes));
+        } else if lower.ends_with(".xlsx") || lower.ends_with(".xlsm") {
+            return Err(TableError::new(
+                "文件扩展名是.xlsx，但内容不是XLSX（ZIP）格式，文件可能已损坏",
+            ));
+        } else if lower.ends_with(".xls") {
+            return Err(TableError::new(
+                "不支持旧版Excel（.xls）文件，请在Excel中另存为.xlsx或CSV后再上传",
+            ));
+        } else {
+            let (text, encoding) = decode_text(bytes)?;
+            if text.contains('\0') {
+                return Err(TableError::new("不是CSV或XLSX文件（内容含有二进制数据）"));
+            }
+            let delimiter = if lower.ends_with(".tsv") {
+                b'\t'
+            } else {
+                sniff_delimiter(&text)
+            };
+            (
+                SourceFormat::Csv {
+                    encoding,
+                    delimiter: char::from(delimiter),
+                },
+                Source::Csv(CsvSource::new(text, delimiter)),
+            )
+        };
+        let header_line = loop {
+            match source.advance()? {
+                None => return Err(TableError::new("文件是空的：没有找到表头行")),
+                Some(line) if !source.is_blank() => break line,
+                Some(_) => continue,
+            }
+        };
+        let cells = source.cells();
+        let mut headers: Vec<String> = (0..source.len())
+            .map(|i| cells.get(i).to_string())
+            .collect();
+        if let Some(first) = headers.first_mut() {
+            if let Some(rest) = first.strip_prefix('\u{feff}') {
+                *first = rest.trim().to_string();
+            }
+        }
+        // Drop trailing empty header cells (Excel's ",,,," padding).
+        while headers.last().is_some_and(String::is_empty) {
+            headers.pop();
+        }
+        Ok(TableReader {
+            format,
+            header_line,
+            headers,
+            source,
+        })
+    }
+
+    /// How the file is being read.
+    pub fn format(&self) -> &SourceFormat {
+        &self.format
+    }
+
+    /// Header cells, trimmed, as written in the file.
+    pub fn headers(&self) -> &[String] {
+        &self.headers
+    }
+
+    /// Row number of the header row.
+    pub fn header_line(&self) -> usize {
+        self.header_line
+    }
+
+    /// The next non-blank data row, or `None` at the end.
+    pub fn next_row(&mut self) -> Result<Option<RowRef<'_>>, TableError> {
+        let line = loop {
+            match self.source.advance()? {
+                None => return Ok(None),
+                Some(line) if !self.source.is_blank() => break line,
+                Some(_) => continue,
+            }
+        };
+        Ok(Some(RowRef {
+            line,
+            cells: self.source.cells(),
+        }))
+    }
+
+    /// Calls `f` for every remaining non-blank data row.
+    pub fn for_each_row<F: FnMut(&RowRef<'_>)>(&mut self, mut f: F) -> Result<(), TableError> {
+        while let Some(row) = self.next_row()? {
+            f(&row);
+        }
+        Ok(())
+    }
+}
+
+impl Source<'_> {
+    /// Reads the next row (blank or not); returns its row number.
+    fn advance(&mut self) -> Result<Option<usize>, TableError> {
+        match self {
+            Source::Csv(c) => c.advance(),
+            Source::Sheet(s) => Ok(s.advance()),
+        }
+    }
+
+    fn cells(&self) -> Cells<'_> {
+        match self {
+            Source::Csv(c) => Cells::Csv {
+                text: &c.text,
+                scratch: &c.scratch,
+                spans: &c.spans,
+            },
+            Source::Sheet(s) => Cells::Owned(&s.cells),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Source::Csv(c) => c.spans.len(),
+            Source::Sheet(s) => s.cells.len(),
+        }
+    }
+
+    fn is_blank(&self) -> bool {
+        self.cells().is_blank(self.len())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text decoding and CSV
+// ---------------------------------------------------------------------------------------------
+
+/// Decodes CSV bytes, detecting the encoding. Valid UTF-8 is borrowed, not copied.
+fn decode_text(bytes: &[u8]) -> Result<(Cow<'_, str>, TextEncoding), TableError> {
+    if let Some(rest) = bytes.strip_prefix(b"\xEF\xBB\xBF") {
+        return match std::str::from_utf8(rest) {
+            Ok(s) => Ok((Cow::Borrowed(s), TextEncoding::Utf8Bom)),
+            Err(e) => {
+                let good = rest.get(..e.valid_up_to()).unwrap_or_default();
+                let line = 1 + good.iter().filter(|&&b| b == b'\n').count();
+                Err(TableError::at(
+                    line,
+                    "文件以UTF-8 BOM开头，但此处的内容不是有效的UTF-8",
+                ))
+            }
+        };
+    }
+    for (bom, encoding, tag) in [
+        (
+            &b"\xFF\xFE"[..],
+            encoding_rs::UTF_16LE,
+            TextEncoding::Utf16Le,
+        ),
+        (
+            &b"\xFE\xFF"[..],
+            encoding_rs::UTF_16BE,
+            TextEncoding::Utf16Be,
+        ),
+    ] {
+        if let Some(rest) = bytes.strip_prefix(bom) {
+            return match encoding.decode_without_bom_handling_and_without_replacement(rest) {
+                Some(text) => Ok((Cow::Owned(text.into_owned()), tag)),
+                None => Err(TableError::new(format!(
+                    "文件以{} BOM开头，但内容不是有效的{}文本",
+                    tag.label(),
+                    tag.label()
+                ))),
+            };
+        }
+    }
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        return Ok((Cow::Borrowed(s), TextEncoding::Utf8));
+    }
+    match encoding_rs::GB18030.decode_without_bom_handling_and_without_replacement(bytes) {
+        Some(text) => Ok((Cow::Owned(text.into_owned()), TextEncoding::Gb18030)),
+        None => Err(TableError::new(
+            "不是CSV或XLSX文件：文本编码无法识别（既不是UTF-8，也不是GBK/GB18030）",
+        )),
+    }
+}
+
+/// Picks `,`, `\t` or `;` by counting them on the first non-blank line, outside quotes.
+fn sniff_delimiter(text: &str) -> u8 {
+    let first = text
+        .split(['\n', '\r'])
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    let mut counts = [0usize; 3];
+    let mut quoted = false;
+    for b in first.bytes() {
+        match b {
+            b'"' => quoted = !quoted,
+            b',' if !quoted => counts[0] += 1,
+            b'\t' if !quoted => counts[1] += 1,
+            b';' if !quoted => counts[2] += 1,
+            _ => {}
+        }
+    }
+    let [comma, tab, semi] = counts;
+    if tab > comma && tab >= semi {
+        b'\t'
+    } else if semi > comma && semi > tab {
+        b';'
+    } else {
+        b','
+    }
+}
+
+/// `="001234"` → `001234`: registrar systems write IDs this way so that Excel keeps the
+/// leading zeros; Excel shows the text, so do we.
+fn unwrap_text_formula(cell: &str) -> &str {
+    match cell.strip_prefix("=\"").and_then(|r| r.strip_suffix('"')) {
+        Some(inner) if !inner.contains('"') => inner.trim(),
+        _ => cell,
+    }
+}
+
+/// A cell's place: a range of the decoded text, or of the scratch buffer for quoted cells
+/// (whose `""` escapes had to be undone).
+#[derive(Clone, Copy, Debug)]
+enum Span {
+    Text(usize, usize),
+    Scratch(usize, usize),
+}
+
+impl Span {
+    fn resolve<'r>(self, text: &'r str, scratch: &'r str) -> &'r str {
+        match self {
+            Span::Text(a, b) => text.get(a..b),
+            Span::Scratch(a, b) => scratch.get(a..b),
+        }
+        .unwrap_or("")
+    }
+}
+
+struct CsvSource<'a> {
+    text: Cow<'a, str>,
+    delimiter: u8,
+    /// Byte offset of the next record.
+    pos: usize,
+    /// Physical line (1-based) at `pos`.
+    line: usize,
+    /// Excel row number of the last record read.
+    row: usize,
+    spans: Vec<Span>,
+    scratch: String,
+}
+
+impl<'a> CsvSource<'a> {
+    fn new(text: Cow<'a, str>, delimiter: u8) -> CsvSource<'a> {
+        CsvSource {
+            text,
+            delimiter,
+            pos: 0,
+            line: 1,
+            row: 0,
+            spans: Vec::new(),
+            scratch: String::new(),
+        }
+    }
+
+    /// Parses one record into `spans`/`scratch`. Returns its Excel row number.
+    fn advance(&mut self) -> Result<Option<usize>, TableError> {
+        let bytes = self.text.as_bytes();
+        let len = bytes.len();
+        if self.pos >= len {
+            return Ok(None);
+        }
+        self.spans.clear();
+        self.scratch.clear();
+        self.row += 1;
+        let d = self.delimiter;
+        let mut pos = self.pos;
+        loop {
+            // Spaces before an opening quote do not make the field unquoted.
+            let mut q = pos;
+            while q < len && bytes.get(q) == Some(&b' ') && d != b' ' {
+                q += 1;
+            }
+            if bytes.get(q) == Some(&b'"') {
+                let open_line = self.line;
+                let start = self.scratch.len();
+                pos = q + 1;
+                loop {
+                    let rest = bytes.get(pos..).unwrap_or_default();
+                    let Some(k) = rest.iter().position(|&b| b == b'"') else {
+                        return Err(TableError::at(
+                            open_line,
+                            "引号未闭合：从这一行开始的带引号单元格直到文件末尾都没有结束引号",
+                        ));
+                    };
+                    let chunk = self.text.get(pos..pos + k).unwrap_or("");
+                    self.line += count_line_breaks(chunk.as_bytes());
+                    self.scratch.push_str(chunk);
+                    pos += k + 1;
+                    if bytes.get(pos) == Some(&b'"') {
+                        self.scratch.push('"');
+                        pos += 1;
+                    } else {
+                        break;
+                    }
+                }
+                // Text after the closing quote (`"ab"c`) is kept, as Excel does.
+                let end = find_field_end(bytes, pos, d);
+                self.scratch.push_str(self.text.get(pos..end).unwrap_or(""));
+                pos = end;
+                self.spans.push(Span::Scratch(start, self.scratch.len()));
+            } else {
+                let end = find_field_end(bytes, pos, d);
+                self.spans.push(Span::Text(pos, end));
+                pos = end;
+            }
+            match bytes.get(pos) {
+                None => break,
+                Some(&b) if b == d => pos += 1,
+                Some(b'\r') => {
+                    pos += 1;
+                    if bytes.get(pos) == Some(&b'\n') {
+                        pos += 1;
+                    }
+                    self.line += 1;
+                    break;
+                }
+                Some(_) => {
+                    // '\n'
+                    pos += 1;
+                    self.line += 1;
+                    break;
+                }
+            }
+        }
+        self.pos = pos;
+        Ok(Some(self.row))
+    }
+}
+
+/// Offset of the next delimiter or line break at or after `from` (or the end).
+#[inline]
+fn find_field_end(bytes: &[u8], from: usize, delimiter: u8) -> usize {
+    let rest = bytes.get(from..).unwrap_or_default();
+    rest.iter()
+        .position(|&b| b == delimiter || b == b'\n' || b == b'\r')
+        .map_or(bytes.len(), |k| from + k)
+}
+
+/// Line breaks in a chunk: `\r\n`, `\n` or a lone `\r` each count once.
+fn count_line_breaks(chunk: &[u8]) -> usize {
+    let mut n = 0;
+    let mut prev_cr = false;
+    for &b in chunk {
+        match b {
+            b'\n' if prev_cr => {}
+            b'\n' | b'\r' => n += 1,
+            _ => {}
+        }
+        prev_cr = b == b'\r';
+    }
+    n
+}
+
+// ---------------------------------------------------------------------------------------------
+// XLSX
+// ---------------------------------------------------------------------------------------------
+
+/// An OLE compound file: a password-protected XLSX or an old binary .xls.
+fn ole_file_error(bytes: &[u8]) -> TableError {
+    match Xlsx::new(Cursor::new(bytes)) {
+        Err(XlsxError::Password) => {
+            TableError::new("XLSX文件设置了打开密码，请在Excel中取消密码后再上传")
+        }
+        _ => TableError::new("不支持旧版Excel（.xls）文件，请在Excel中另存为.xlsx或CSV后再上传"),
+    }
+}
+
+fn xlsx_error(e: XlsxError) -> TableError {
+    TableError::new(format!(
+        "无法读取XLSX文件（文件可能已损坏，或不是Excel工作簿）：{e}"
+    ))
+}
+
+struct SheetSource {
+    name: String,
+    range: Range<Data>,
+    styles: Option<StyleRange>,
+    /// Absolute (row, column) of the range's first cell.
+    origin: (u32, u32),
+    /// Index (relative to the range) of the next row to read.
+    next: usize,
+    cells: Vec<String>,
+}
+
+impl SheetSource {
+    fn open(bytes: &[u8]) -> Result<SheetSource, TableError> {
+        let mut book = Xlsx::new(Cursor::new(bytes)).map_err(xlsx_error)?;
+        let sheets = book.sheets_metadata();
+        let worksheets = || sheets.iter().filter(|s| s.typ == SheetType::WorkSheet);
+        let name = worksheets()
+            .find(|s| s.visible == SheetVisible::Visible)
+            .or_else(|| worksheets().next())
+            .map(|s| s.name.clone())
+            .ok_or_else(|| TableError::new("XLSX文件中没有工作表"))?;
+        let range = book.worksheet_range(&name).map_err(xlsx_error)?;
+        // Number formats only matter for zero-padded numbers; a workbook whose styles cannot be
+        // read is still read, just without that.
+        let styles = book.worksheet_style(&name).ok();
+        let origin = range.start().unwrap_or((0, 0));
+        Ok(SheetSource {
+            name,
+            range,
+            styles,
+            origin,
+            next: 0,
+            cells: Vec::new(),
+        })
+    }
+
+    fn advance(&mut self) -> Option<usize> {
+        let (height, width) = self.range.get_size();
+        if self.next >= height {
+            return None;
+        }
+        let r = self.next;
+        self.next += 1;
+        self.cells.resize_with(width, String::new);
+        let abs_row = self.origin.0.saturating_add(r as u32);
+        for (c, out) in self.cells.iter_mut().enumerate() {
+            out.clear();
+            let Some(data) = self.range.get((r, c)) else {
+                continue;
+            };
+            let pad = match (data, &self.styles) {
+                (Data::Int(_) | Data::Float(_), Some(styles)) => styles
+                    .get((abs_row, self.origin.1.saturating_add(c as u32)))
+                    .and_then(|s| s.number_format.as_ref())
+                    .map_or(0, |nf| zero_pad_width(&nf.format_code)),
+                _ => 0,
+            };
+            write_cell(out, data, pad);
+        }
+        Some(abs_row as usize + 1)
+    }
+}
+
+/// Width of an all-zeros number format such as `000000` (used for zero-padded IDs), else 0.
+fn zero_pad_width(format_code: &str) -> usize {
+    let code = format_code.trim_matches('"');
+    if code.len() > 1 && code.bytes().all(|b| b == b'0') {
+        code.len()
+    } else {
+        0
+    }
+}
+
+/// Writes one cell as the text a user sees: integers without ".0", other numbers to Excel's 15
+/// significant digits (so 0.1+0.2 shows as 0.3), dates as `YYYY-MM-DD[ HH:MM:SS]`.
+fn write_cell(out: &mut String, data: &Data, pad: usize) {
+    use std::fmt::Write as _;
+    match data {
+        Data::Empty => {}
+        Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => out.push_str(s),
+        Data::Int(i) => {
+            let _ = write!(out, "{i:0pad$}");
+        }
+        Data::Float(f) => write_number(out, *f, pad),
+        Data::Bool(b) => out.push_str(if *b { "TRUE" } else { "FALSE" }),
+        Data::DateTime(dt) => {
+            if dt.is_duration() {
+                write_number(out, dt.as_f64(), 0);
+            } else {
+                let (y, mo, d, h, mi, s, _) = dt.to_ymd_hms_milli();
+                if dt.as_f64() < 1.0 {
+                    let _ = write!(out, "{h:02}:{mi:02}:{s:02}");
+                } else if (h, mi, s) == (0, 0, 0) {
+                    let _ = write!(out, "{y:04}-{mo:02}-{d:02}");
+                } else {
+                    let _ = write!(out, "{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}");
+                }
+            }
+        }
+        Data::Error(e) => {
+            let _ = write!(out, "{e}");
+        }
+    }
+}
+
+fn write_number(out: &mut String, f: f64, pad: usize) {
+    use std::fmt::Write as _;
+    if !f.is_finite() {
+        let _ = write!(out, "{f}");
+        return;
+    }
+    // Excel keeps 15 significant digits: integers below 10^15 are exact and print as such;
+    // larger numbers (an 18-digit ID typed as a number) already lost digits in Excel, so they
+    // print in Excel's scientific form and fail validation visibly instead of silently.
+    if f.abs() >= 1e15 {
+        let start = out.len();
+        let _ = write!(out, "{f:.14E}");
+        if let Some(e) = out[start..].find('E').map(|e| start + e) {
+            let exponent = out.split_off(e);
+            while out.ends_with('0') {
+                out.pop();
+            }
+            if out.ends_with('.') {
+                out.pop();
+            }
+            out.push_str("E+");
+            out.push_str(exponent.trim_start_matches('E'));
+        }
+        return;
+    }
+    if f.fract() == 0.0 {
+        let _ = write!(out, "{:0pad$}", f as i64);
+        return;
+    }
+    // 15 significant digits, like Excel's display, then trailing zeros trimmed.
+    let magnitude = f.abs().log10().floor() as i32;
+    let decimals = (14 - magnitude).clamp(0, 30) as usize;
+    let start = out.len();
+    let _ = write!(out, "{f:.decimals$}");
+    if out[start..].contains('.') {
+        while out.ends_with('0') {
+            out.pop();
+        }
+        if out.ends_with('.') {
+            out.pop();
+        }
+    }
+    if &out[start..] == "-0" {
+        out.truncate(start);
+        out.push('0');
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    fn csv(text: &str) -> Table {
+        read_table("t.csv", text.as_bytes()).unwrap()
+    }
+
+    fn cells(t: &Table) -> Vec<(usize, Vec<&str>)> {
+        t.rows
+            .iter()
+            .map(|r| (r.line, r.cells.iter().map(String::as_str).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn csv_basic_trim_blank_lines_and_row_numbers() {
+        let t = csv("学号, 姓名 ,成绩\r\n2021001,张三, 90 \r\n\r\n,,\r\n2021002,李四,85.5\r\n");
+        assert_eq!(t.headers, ["学号", "姓名", "成绩"]);
+        assert_eq!(t.header_line, 1);
+        assert_eq!(
+            cells(&t),
+            vec![
+                (2, vec!["2021001", "张三", "90"]),
+                (5, vec!["2021002", "李四", "85.5"]),
+            ]
+        );
+        assert_eq!(
+            t.format,
+            SourceFormat::Csv {
+                encoding: TextEncoding::Utf8,
+                delimiter: ','
+            }
+        );
+    }
+
+    #[test]
+    fn csv_quotes_multiline_and_missing_final_newline() {
+        let t = csv("a,b,c\n\"x, y\",\"say \"\"hi\"\"\",\"two\nlines\"\n\"\",3,\"tail\"x\n4,5,6");
+        assert_eq!(
+            cells(&t),
+            vec![
+                (2, vec!["x, y", "say \"hi\"", "two\nlines"]),
+                (3, vec!["", "3", "tailx"]),
+                (4, vec!["4", "5", "6"]),
+            ]
+        );
+        // Leading blank lines: the header is the first non-blank row.
+        let t = csv("\n\n  \nid\n1\n");
+        assert_eq!(t.header_line, 4);
+        assert_eq!(cells(&t), vec![(5, vec!["1"])]);
+    }
+
+    #[test]
+    fn csv_excel_text_formulas_are_unwrapped() {
+        let t = csv("学号,备注\n=\"001234\",\"=\"\"0042\"\"\"\n=SUM(A1),=\"a\"b\"\n");
+        assert_eq!(
+            cells(&t),
+            vec![
+                (2, vec!["001234", "0042"]),
+                (3, vec!["=SUM(A1)", "=\"a\"b\""])
+            ]
+        );
+    }
+
+    #[test]
+    fn csv_unterminated_quote_names_its_line() {
+        let err = read_table("t.csv", b"a,b\n1,2\n3,\"oops\n4,5\n6,7\n").unwrap_err();
+        assert_eq!(err.line, Some(3));
+        assert!(err.to_string().starts_with("line 3: 引号未闭合"), "{err}");
+    }
+
+    #[test]
+    fn csv_rows_shorter_or_longer_than_headers() {
+        let t = csv("a,b,c,,\n1\n1,2,3,4\n");
+        assert_eq!(t.headers, ["a", "b", "c"]);
+        assert_eq!(t.rows[0].cell(2), "");
+        assert_eq!(t.rows[1].cell(3), "4");
+    }
+
+    #[test]
+    fn sniffs_tab_and_semicolon() {
+        let t = csv("学号\t姓名\n1\t张三\n");
+        assert_eq!(cells(&t), vec![(2, vec!["1", "张三"])]);
+        let t = csv("a;b;c\n1;2,5;3\n");
+        assert_eq!(cells(&t), vec![(2, vec!["1", "2,5", "3"])]);
+        let t = read_table("x.tsv", b"a\n1,2\n").unwrap();
+        assert_eq!(cells(&t), vec![(2, vec!["1,2"])]);
+    }
+
+    const SHEET: &str = "学号,姓名,课程名称,成绩\n2021001,张三,高等数学（上）,89.5\n2021002,李四,\"大学英语, 二\",优秀\n";
+
+    #[test]
+    fn encodings_give_identical_tables() {
+        let utf8 = read_table("a.csv", SHEET.as_bytes()).unwrap();
+        let mut bom = b"\xEF\xBB\xBF".to_vec();
+        bom.extend_from_slice(SHEET.as_bytes());
+        let bom = read_table("a.csv", &bom).unwrap();
+        let (gbk_bytes, _, unmappable) = encoding_rs::GBK.encode(SHEET);
+        assert!(!unmappable);
+        assert!(std::str::from_utf8(&gbk_bytes).is_err());
+        let gbk = read_table("a.csv", &gbk_bytes).unwrap();
+        let mut utf16 = b"\xFF\xFE".to_vec();
+        for u in SHEET.encode_utf16() {
+            utf16.extend_from_slice(&u.to_le_bytes());
+        }
+        let utf16 = read_table("a.csv", &utf16).unwrap();
+        for other in [&bom, &gbk, &utf16] {
+            assert_eq!(other.headers, utf8.headers);
+            assert_eq!(other.rows, utf8.rows);
+            assert_eq!(other.header_line, utf8.header_line);
+        }
+        assert_eq!(utf8.headers, ["学号", "姓名", "课程名称", "成绩"]);
+        let enc = |t: &Table| match &t.format {
+            SourceFormat::Csv { encoding, .. } => *encoding,
+            SourceFormat::Xlsx { .. } => panic!("not csv"),
+        };
+        assert_eq!(enc(&utf8), TextEncoding::Utf8);
+        assert_eq!(enc(&bom), TextEncoding::Utf8Bom);
+        assert_eq!(enc(&gbk), TextEncoding::Gb18030);
+        assert_eq!(enc(&utf16), TextEncoding::Utf16Le);
+        assert_eq!(gbk.format.to_string(), "CSV（GBK/GB18030，逗号分隔）");
+    }
+
+    #[test]
+    fn bad_files_get_clear_errors() {
+        let err = read_table("a.csv", b"").unwrap_err();
+        assert!(err.message.contains("没有找到表头行"), "{err}");
+        let err = read_table("a.csv", b"\n ,, \n").unwrap_err();
+        assert!(err.message.contains("没有找到表头行"), "{err}");
+        let err = read_table("a.pdf", b"%PDF-1.4\n\0\x01\x02").unwrap_err();
+        assert!(err.message.contains("不是CSV或XLSX文件"), "{err}");
+        let err = read_table("a.bin", &[0xFF, 0xFF, 0x80, 0x80, 0xFF]).unwrap_err();
+        assert!(err.message.contains("不是CSV或XLSX文件"), "{err}");
+        let err = read_table("a.csv", b"\xEF\xBB\xBFa,b\n1,\xFF\n").unwrap_err();
+        assert_eq!(err.line, Some(2));
+        let err = read_table("a.xlsx", b"a,b\n1,2\n").unwrap_err();
+        assert!(err.message.contains("不是XLSX"), "{err}");
+        let err = read_table("a.xlsx", b"PK\x03\x04garbage").unwrap_err();
+        assert!(err.message.contains("无法读取XLSX文件"), "{err}");
+        let mut ole = vec![0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
+        ole.extend_from_slice(&[0; 504]);
+        let err = read_table("a.xls", &ole).unwrap_err();
+        assert!(err.message.contains(".xls"), "{err}");
+    }
+
+    #[test]
+    fn streaming_matches_collected() {
+        let text = "a,b\n1,\"x\"\"y\"\n\n2,3\n";
+        let table = csv(text);
+        let mut reader = TableReader::open("t.csv", text.as_bytes()).unwrap();
+        assert_eq!(reader.headers(), ["a", "b"]);
+        let mut seen = Vec::new();
+        reader
+            .for_each_row(|r| {
+                seen.push((r.line(), r.iter().map(str::to_string).collect::<Vec<_>>()))
+            })
+            .unwrap();
+        let expected: Vec<_> = table
+            .rows
+            .iter()
+            .map(|r| (r.line, r.cells.clone()))
+            .collect();
+        assert_eq!(seen, expected);
+        assert_eq!(seen[0].1, ["1", "x\"y"]);
+    }
+
+    #[test]
+    fn numbers_print_like_excel() {
+        let show = |f: f64, pad: usize| {
+            let mut s = String::new();
+            write_number(&mut s, f, pad);
+            s
+        };
+        assert_eq!(show(2021001.0, 0), "2021001");
+        assert_eq!(show(3.0, 0), "3");
+        assert_eq!(show(89.5, 0), "89.5");
+        assert_eq!(show(0.1 + 0.2, 0), "0.3");
+        assert_eq!(show(89.49999999999999, 0), "89.5");
+        assert_eq!(show(2.25, 0), "2.25");
+        assert_eq!(show(-0.0, 0), "0");
+        assert_eq!(show(123.0, 6), "000123");
+        assert_eq!(show(202_100_100_012_345.0, 0), "202100100012345");
+        assert_eq!(show(202_112_345_678_901_234.0, 0), "2.02112345678901E+17");
+        assert_eq!(show(1e15, 0), "1E+15");
+        assert_eq!(zero_pad_width("000000"), 6);
+        assert_eq!(zero_pad_width("General"), 0);
+        assert_eq!(zero_pad_width("0"), 0);
+        assert_eq!(zero_pad_width("0.00"), 0);
+    }
+
+    /// Builds a minimal XLSX in memory: shared strings, an inline string, integers, a decimal,
+    /// a text cell with leading zeros, a zero-padded number format, a date, blank rows.
+    pub(crate) fn xlsx_bytes(rows: &[(u32, Vec<XCell>)]) -> Vec<u8> {
+        use std::io::Write;
+        use zip::write::SimpleFileOptions;
+        let mut shared: Vec<String> = Vec::new();
+        let mut sheet = String::from(
+            r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>"#,
+        );
+        for (r, cells) in rows {
+            sheet.push_str(&format!(r#"<row r="{r}">"#));
+            for (i, cell) in cells.iter().enumerate() {
+                let col = char::from(b'A' + i as u8);
+                let at = format!("{col}{r}");
+                match cell {
+                    XCell::Shared(s) => {
+                        shared.push(xml_escape(s));
+                        sheet.push_str(&format!(
+                            r#"<c r="{at}" t="s"><v>{}</v></c>"#,
+                            shared.len() - 1
+                        ));
+                    }
+                    XCell::Inline(s) => sheet.push_str(&format!(
+                        r#"<c r="{at}" t="inlineStr"><is><t>{}</t></is></c>"#,
+                        xml_escape(s)
+                    )),
+                    XCell::Num(v) => sheet.push_str(&format!(r#"<c r="{at}"><v>{v}</v></c>"#)),
+                    XCell::Padded(v) => {
+                        sheet.push_str(&format!(r#"<c r="{at}" s="2"><v>{v}</v></c>"#))
+                    }
+                    XCell::Date(v) => {
+                        sheet.push_str(&format!(r#"<c r="{at}" s="1"><v>{v}</v></c>"#))
+                    }
+                    XCell::Empty => {}
+                }
+            }
+            sheet.push_str("</row>");
+        }
+        sheet.push_str("</sheetData></worksheet>");
+        let mut sst = format!(
+            r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" count="{0}" uniqueCount="{0}">"#,
+            shared.len()
+        );
+        for s in &shared {
+            sst.push_str(&format!("<si><t>{s}</t></si>"));
+        }
+        sst.push_str("</sst>");
+        let parts: [(&str, String); 7] = [
+            ("[Content_Types].xml", r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/><Override PartName="/xl/worksheets/sheet2.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/><Override PartName="/xl/sharedStrings.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/><Override PartName="/xl/styles.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/></Types>"#.to_string()),
+            ("_rels/.rels", r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#.to_string()),
+            // A hidden first sheet: the reader must take the first *visible* one.
+            ("xl/workbook.xml", r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="说明" sheetId="2" state="hidden" r:id="rId2"/><sheet name="成绩" sheetId="1" r:id="rId1"/></sheets></workbook>"#.to_string()),
+            ("xl/_rels/workbook.xml.rels", r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/><Relationship Id="rId2" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet2.xml"/><Relationship Id="rId3" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/sharedStrings" Target="sharedStrings.xml"/><Relationship Id="rId4" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/styles" Target="styles.xml"/></Relationships>"#.to_string()),
+            ("xl/styles.xml", r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><styleSheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><numFmts count="1"><numFmt numFmtId="164" formatCode="0000000"/></numFmts><fonts count="1"><font><sz val="11"/><name val="Calibri"/></font></fonts><fills count="1"><fill><patternFill patternType="none"/></fill></fills><borders count="1"><border/></borders><cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs><cellXfs count="3"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/><xf numFmtId="14" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/><xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/></cellXfs></styleSheet>"#.to_string()),
+            ("xl/worksheets/sheet1.xml", sheet),
+            ("xl/worksheets/sheet2.xml", r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>hidden notes</t></is></c></row></sheetData></worksheet>"#.to_string()),
+        ];
+        let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        for (name, body) in parts
+            .iter()
+            .chain(std::iter::once(&("xl/sharedStrings.xml", sst)))
+        {
+            zip.start_file(*name, SimpleFileOptions::default()).unwrap();
+            zip.write_all(body.as_bytes()).unwrap();
+        }
+        zip.finish().unwrap().into_inner()
+    }
+
+    fn xml_escape(s: &str) -> String {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    }
+
+    pub(crate) enum XCell {
+        Shared(&'static str),
+        Inline(&'static str),
+        Num(&'static str),
+        Padded(&'static str),
+        Date(&'static str),
+        Empty,
+    }
+
+    #[test]
+    fn xlsx_cells_as_text() {
+        use XCell::*;
+        let bytes = xlsx_bytes(&[
+            (
+                2,
+                vec![
+                    Shared("学号"),
+                    Inline("成绩"),
+                    Shared("日期"),
+                    Shared("备注"),
+                ],
+            ),
+            (
+                3,
+                vec![Num("2021001"), Num("89.5"), Date("45901"), Shared("001234")],
+            ),
+            (
+                5,
+                vec![Padded("123"), Num("90.0"), Empty, Inline("  a & b  ")],
+            ),
+            (6, vec![Empty, Empty, Empty, Empty]),
+            (
+                7,
+                vec![
+                    Num("3.0000000000000004"),
+                    Num("1E-3"),
+                    Date("45901.5"),
+                    Empty,
+                ],
+            ),
+        ]);
+        // Content decides, not the name.
+        let t = read_table("upload.bin", &bytes).unwrap();
+        assert_eq!(
+            t.format,
+            SourceFormat::Xlsx {
+                sheet: "成绩".into()
+            }
+        );
+        assert_eq!(t.header_line, 2);
+        assert_eq!(t.headers, ["学号", "成绩", "日期", "备注"]);
+        assert_eq!(
+            cells(&t),
+            vec![
+                (3, vec!["2021001", "89.5", "2025-09-01", "001234"]),
+                (5, vec!["0000123", "90", "", "a & b"]),
+                (7, vec!["3", "0.001", "2025-09-01 12:00:00", ""]),
+            ]
+        );
+    }
+}

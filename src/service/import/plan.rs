@@ -1,0 +1,696 @@
+//! An import's plan and its commit: read and validate the file, compare it with the stored data
+//! in one read snapshot (add / change / unchanged, unknown students, `--replace-term`
+//! removals, the bound students to notify), then write it all in one transaction — only if the
+//! data is still what the plan was computed on. Used by the CLI and the admin page alike.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use redb::{ReadableTable, WriteTransaction};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::table::{read_table, TableError};
+use super::validate::{validate_grades, validate_roster, RowError};
+use crate::secret;
+use crate::service::grades::{GradeRecord, Term};
+use crate::service::verify::VerifyKey;
+use crate::store::grades::{decode_row, grade_key, grade_value, ImportBatch, ImportRecord};
+use crate::store::students::Student;
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportKind {
+    Roster,
+    Grades,
+}
+
+impl ImportKind {
+    pub fn parse(s: &str) -> Option<ImportKind> {
+        match s {
+            "roster" => Some(ImportKind::Roster),
+            "grades" => Some(ImportKind::Grades),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportKind::Roster => "roster",
+            ImportKind::Grades => "grades",
+        }
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            ImportKind::Roster => "学生名册",
+            ImportKind::Grades => "成绩",
+        }
+    }
+}
+
+/// A file to import.
+pub struct Upload<'a> {
+    pub kind: ImportKind,
+    pub file_name: &'a str,
+    pub bytes: &'a [u8],
+    /// Grades only: first remove this term's rows that the file does not list.
+    pub replace_term: Option<Term>,
+}
+
+/// One changed row, shown in the preview.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeSample {
+    pub line: usize,
+    pub student_id: String,
+    pub what: String,
+    pub before: Option<String>,
+    pub after: String,
+}
+
+/// A bound student whose grades an import adds or changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoticeTarget {
+    pub openid: String,
+    pub student_id: String,
+    pub name: String,
+    /// Terms touched, newest first.
+    pub terms: Vec<String>,
+    /// Course names added or changed.
+    pub courses: Vec<String>,
+}
+
+/// The preview of an import. Nothing is written until `commit`.
+#[derive(Debug)]
+pub struct Plan {
+    pub kind: ImportKind,
+    pub file_name: String,
+    pub sha256: String,
+    pub format: String,
+    pub rows_read: usize,
+    pub errors: Vec<RowError>,
+    pub added: usize,
+    pub changed: usize,
+    pub unchanged: usize,
+    pub removed: usize,
+    /// Student IDs of grade rows not in the roster (imported all the same).
+    pub unknown_students: Vec<String>,
+    pub terms: Vec<String>,
+    pub replace_term: Option<String>,
+    pub samples: Vec<ChangeSample>,
+    pub targets: Vec<NoticeTarget>,
+    /// The data generation this plan was computed on.
+    pub generation: u64,
+    pub batch: ImportBatch,
+}
+
+impl Plan {
+    pub fn has_errors(&self) -> bool {
+        !self.errors.is_empty()
+    }
+    pub fn writes(&self) -> usize {
+        self.added + self.changed + self.removed
+    }
+}
+
+/// Why an import could not be planned or committed.
+#[derive(Debug)]
+pub enum ImportError {
+    /// The file is not a readable table (or lacks a required column).
+    File(TableError),
+    /// The plan has row errors: nothing may be written.
+    HasErrors(usize),
+    /// The data changed since the plan was made.
+    Stale,
+    Store(StoreError),
+}
+
+impl std::fmt::Display for ImportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ImportError::File(e) => match e.line {
+                Some(l) => write!(f, "第 {l} 行：{}", e.message),
+                None => f.write_str(&e.message),
+            },
+            ImportError::HasErrors(n) => write!(f, "文件有 {n} 处错误，未写入任何数据"),
+            ImportError::Stale => f.write_str("数据在预览之后已被修改，请重新上传预览后再提交"),
+            ImportError::Store(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<StoreError> for ImportError {
+    fn from(e: StoreError) -> Self {
+        ImportError::Store(e)
+    }
+}
+
+impl From<redb::StorageError> for ImportError {
+    fn from(e: redb::StorageError) -> Self {
+        ImportError::Store(e.into())
+    }
+}
+
+const MAX_SAMPLES: usize = 20;
+
+/// How far a plan has come, for progress displays: a stage and rows done of rows in all.
+#[derive(Default)]
+pub struct Progress {
+    /// 0 reading, 1 checking and comparing, 2 planned, 3 writing, 4 done.
+    pub stage: AtomicUsize,
+    pub done: AtomicUsize,
+    pub total: AtomicUsize,
+}
+
+impl Progress {
+    pub fn set(&self, stage: usize, done: usize, total: usize) {
+        self.stage.store(stage, Ordering::Relaxed);
+        self.done.store(done, Ordering::Relaxed);
+        self.total.store(total, Ordering::Relaxed);
+    }
+    fn tick(&self, done: usize) {
+        if done.is_multiple_of(1024) {
+            self.done.store(done, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Read, validate and compare; nothing is written.
+pub fn plan(store: &Store, key: &VerifyKey, up: &Upload<'_>) -> Result<Plan, ImportError> {
+    plan_with_progress(store, key, up, &Progress::default())
+}
+
+/// `plan`, reporting how far it has come.
+pub fn plan_with_progress(
+    store: &Store,
+    key: &VerifyKey,
+    up: &Upload<'_>,
+    progress: &Progress,
+) -> Result<Plan, ImportError> {
+    progress.set(0, 0, up.bytes.len());
+    let table = read_table(up.file_name, up.bytes).map_err(ImportError::File)?;
+    progress.set(1, 0, table.rows.len());
+    let snap = store.snapshot()?;
+    let mut plan = Plan {
+        kind: up.kind,
+        file_name: up.file_name.to_string(),
+        sha256: secret::hex(&secret::sha256(&[up.bytes])),
+        format: table.format.to_string(),
+        rows_read: 0,
+        errors: Vec::new(),
+        added: 0,
+        changed: 0,
+        unchanged: 0,
+        removed: 0,
+        unknown_students: Vec::new(),
+        terms: Vec::new(),
+        replace_term: up.replace_term.as_ref().map(|t| t.as_str().to_string()),
+        samples: Vec::new(),
+        targets: Vec::new(),
+        generation: snap.generation,
+        batch: ImportBatch::default(),
+    };
+    match up.kind {
+        ImportKind::Roster => {
+            let v = validate_roster(&table);
+            plan.rows_read = v.rows_read;
+            plan.errors = v.errors;
+            let students = snap.students()?;
+            for (i, (line, r)) in v.records.into_iter().enumerate() {
+                progress.tick(i);
+                let s = Student {
+                    student_id: r.student_id.clone(),
+                    name: r.name.clone(),
+                    verify: key.hash(&r.student_id, &r.verify),
+                    class: r.class.clone(),
+                    major: r.major.clone(),
+                };
+                let old: Option<Student> = match students.get(r.student_id.as_str())? {
+                    Some(v) => serde_json::from_slice(v.value()).ok(),
+                    None => None,
+                };
+                match old {
+                    Some(o) if o == s => plan.unchanged += 1,
+                    Some(o) => {
+                        plan.changed += 1;
+                        if plan.samples.len() < MAX_SAMPLES {
+                            plan.samples.push(ChangeSample {
+                                line,
+                                student_id: s.student_id.clone(),
+                                what: "名册信息".into(),
+                                before: Some(describe_student(&o)),
+                                after: describe_student(&s),
+                            });
+                        }
+                        plan.batch.students.push((
+                            s.student_id.clone(),
+                            serde_json::to_vec(&s).map_err(StoreError::from)?,
+                        ));
+                    }
+                    None => {
+                        plan.added += 1;
+                        plan.batch.students.push((
+                            s.student_id.clone(),
+                            serde_json::to_vec(&s).map_err(StoreError::from)?,
+                        ));
+                    }
+                }
+            }
+        }
+        ImportKind::Grades => plan_grades(&snap, up, table, &mut plan, progress)?,
+    }
+    progress.set(2, plan.rows_read, plan.rows_read);
+    Ok(plan)
+}
+
+fn describe_student(s: &Student) -> String {
+    let mut out = s.name.clone();
+    for part in [&s.class, &s.major].into_iter().flatten() {
+        out.push_str(" · ");
+        out.push_str(part);
+    }
+    out
+}
+
+fn plan_grades(
+    snap: &crate::store::grades::Snapshot,
+    up: &Upload<'_>,
+    table: super::table::Table,
+    plan: &mut Plan,
+    progress: &Progress,
+) -> Result<(), ImportError> {
+    let v = validate_grades(&table);
+    drop(table);
+    plan.rows_read = v.rows_read;
+    plan.errors = v.errors;
+    let students = snap.students()?;
+    let grades = snap.grades()?;
+    let bound = snap.bound()?;
+    // student_id → roster name (None: not in the roster)
+    let mut roster: HashMap<String, Option<String>> = HashMap::new();
+    let mut unknown: BTreeSet<String> = BTreeSet::new();
+    let mut terms: BTreeSet<Term> = BTreeSet::new();
+    let mut touched: BTreeMap<String, (BTreeSet<Term>, Vec<String>)> = BTreeMap::new();
+    let mut keys_in_replace_term: HashSet<String> = HashSet::new();
+    let mut name_errors: Vec<RowError> = Vec::new();
+    plan.batch.grade_upserts.reserve(v.records.len());
+    for (i, (line, r)) in v.records.iter().enumerate() {
+        progress.tick(i);
+        let roster_name = match roster.get(&r.student_id) {
+            Some(n) => n.clone(),
+            None => {
+                let n = match students.get(r.student_id.as_str())? {
+                    Some(v) => serde_json::from_slice::<Student>(v.value())
+                        .ok()
+                        .map(|s| s.name),
+                    None => None,
+                };
+                roster.insert(r.student_id.clone(), n.clone());
+                n
+            }
+        };
+        match (&roster_name, &r.name) {
+            (None, _) => {
+                unknown.insert(r.student_id.clone());
+            }
+            (Some(rn), Some(given)) if rn != given.trim() => {
+                name_errors.push(RowError {
+                    line: *line,
+                    column: Some("姓名".into()),
+                    message: format!(
+                        "学号 {} 在名册中的姓名是“{}”，文件中是“{}”",
+                        r.student_id,
+                        rn,
+                        given.trim()
+                    ),
+                });
+                continue;
+            }
+            _ => {}
+        }
+        terms.insert(r.term);
+        let key = grade_key(&r.student_id, &r.term, &r.course_code, r.kind);
+        let value = grade_value(r);
+        if up.replace_term.as_ref() == Some(&r.term) {
+            keys_in_replace_term.insert(key.clone());
+        }
+        let old = grades.get(key.as_str())?.map(|g| g.value().to_string());
+        match old {
+            Some(o) if o == value => plan.unchanged += 1,
+            o => {
+                if o.is_some() {
+                    plan.changed += 1;
+                } else {
+                    plan.added += 1;
+                }
+                if plan.samples.len() < MAX_SAMPLES {
+                    plan.samples.push(ChangeSample {
+                        line: *line,
+                        student_id: r.student_id.clone(),
+                        what: format!(
+                            "{} {}（{}）",
+                            r.term.as_str(),
+                            r.course_name,
+                            r.kind.label()
+                        ),
+                        before: o
+                            .as_deref()
+                            .and_then(|o| decode_row(&key, o).ok())
+                            .map(|g| describe_grade(&g)),
+                        after: describe_grade(r),
+                    });
+                }
+                if roster_name.is_some() {
+                    let t = touched.entry(r.student_id.clone()).or_default();
+                    t.0.insert(r.term);
+                    if !t.1.contains(&r.course_name) {
+                        t.1.push(r.course_name.clone());
+                    }
+                }
+                plan.batch.grade_upserts.push((key, value));
+            }
+        }
+    }
+    if !name_errors.is_empty() {
+        plan.errors.extend(name_errors);
+        plan.errors.sort_by_key(|e| e.line);
+    }
+    if let Some(term) = &up.replace_term {
+        for item in grades.iter()? {
+            let (k, _) = item?;
+            let k = k.value();
+            let mut parts = k.split('\u{1f}');
+            let in_term = parts.nth(1) == Some(term.as_str());
+            if in_term && !keys_in_replace_term.contains(k) {
+                plan.batch.grade_removals.push(k.to_string());
+            }
+        }
+        plan.removed = plan.batch.grade_removals.len();
+        terms.insert(*term);
+    }
+    plan.unknown_students = unknown.into_iter().collect();
+    plan.terms = terms.iter().rev().map(|t| t.as_str().to_string()).collect();
+    for (sid, (ts, courses)) in touched {
+        if let Some(openid) = bound.get(sid.as_str())? {
+            let name = roster.get(&sid).cloned().flatten().unwrap_or_default();
+            plan.targets.push(NoticeTarget {
+                openid: openid.value().to_string(),
+                student_id: sid,
+                name,
+                terms: ts.iter().rev().map(|t| t.as_str().to_string()).collect(),
+                courses,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn describe_grade(g: &GradeRecord) -> String {
+    format!("{} 分 · {} 学分", g.score, g.credit)
+}
+
+/// What `commit` did.
+#[derive(Debug)]
+pub struct Committed {
+    pub record: ImportRecord,
+}
+
+/// Write the plan in one transaction. `notices` runs inside that transaction with the new
+/// import id and the students to notify (when `notify`), and returns how many notices it wrote.
+pub fn commit(
+    store: &Store,
+    plan: &Plan,
+    by: &str,
+    now: i64,
+    notify: bool,
+    notices: impl FnOnce(&WriteTransaction, u64, &[NoticeTarget]) -> Result<usize, StoreError>,
+) -> Result<Committed, ImportError> {
+    if plan.has_errors() {
+        return Err(ImportError::HasErrors(plan.errors.len()));
+    }
+    let record = ImportRecord {
+        id: 0,
+        at: now,
+        by: by.to_string(),
+        kind: plan.kind.as_str().to_string(),
+        file_name: plan.file_name.clone(),
+        sha256: plan.sha256.clone(),
+        rows_read: plan.rows_read,
+        added: plan.added,
+        changed: plan.changed,
+        unchanged: plan.unchanged,
+        removed: plan.removed,
+        unknown_students: plan.unknown_students.len(),
+        terms: plan.terms.clone(),
+        notify,
+        notices: 0,
+        result: "committed".into(),
+    };
+    let targets: &[NoticeTarget] = if notify { &plan.targets } else { &[] };
+    match store.apply_import(&plan.batch, record, plan.generation, |tx, id| {
+        notices(tx, id, targets)
+    })? {
+        Some(record) => Ok(Committed { record }),
+        None => Err(ImportError::Stale),
+    }
+}
+
+/// The history record of a refused import (errors in the file).
+pub fn refused_record(plan: &Plan, by: &str, now: i64, why: &str) -> ImportRecord {
+    ImportRecord {
+        id: 0,
+        at: now,
+        by: by.to_string(),
+        kind: plan.kind.as_str().to_string(),
+        file_name: plan.file_name.clone(),
+        sha256: plan.sha256.clone(),
+        rows_read: plan.rows_read,
+        added: 0,
+        changed: 0,
+        unchanged: 0,
+        removed: 0,
+        unknown_students: plan.unknown_students.len(),
+        terms: plan.terms.clone(),
+        notify: false,
+        notices: 0,
+        result: why.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::import::table::tests::{xlsx_bytes, XCell};
+
+    fn store(name: &str) -> Store {
+        let d = std::env::temp_dir().join(format!("wxg-plan-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        Store::open(&d.join("x.redb")).unwrap()
+    }
+
+    const ROSTER: &str =
+        "学号,姓名,身份证后六位,班级\n2021001,张三,123456,计科2101\n2021002,李四,65432X,计科2101\n";
+    const GRADES: &str = "学号,姓名,学期,课程代码,课程名称,学分,成绩,考试性质\n\
+        2021001,张三,2024-2025-1,MA1001,高等数学,4,95,正常考试\n\
+        2021001,张三,2024-2025-1,EN1001,大学英语,3,58,正常考试\n\
+        2021001,张三,2024-2025-1,EN1001,大学英语,3,65,补考\n\
+        2021002,李四,2024-2025-1,MA1001,高等数学,4,优秀,\n";
+
+    fn import(
+        s: &Store,
+        kind: ImportKind,
+        name: &str,
+        bytes: &[u8],
+        replace: Option<&str>,
+    ) -> Plan {
+        let key = VerifyKey::for_tests();
+        let up = Upload {
+            kind,
+            file_name: name,
+            bytes,
+            replace_term: replace.map(|t| Term::parse(t).unwrap()),
+        };
+        let p = plan(s, &key, &up).unwrap();
+        if !p.has_errors() {
+            commit(s, &p, "test", 1, false, |_, _, _| Ok(0)).unwrap();
+        }
+        p
+    }
+
+    fn all_rows(s: &Store) -> Vec<(String, String)> {
+        let mut v = Vec::new();
+        s.for_each_grade(|k, val| {
+            v.push((k.to_string(), val.to_string()));
+            Ok(())
+        })
+        .unwrap();
+        v
+    }
+
+    #[test]
+    fn import_then_reimport_changes_nothing() {
+        let s = store("idem");
+        let p = import(&s, ImportKind::Roster, "r.csv", ROSTER.as_bytes(), None);
+        assert_eq!((p.added, p.changed), (2, 0));
+        let p = import(&s, ImportKind::Grades, "g.csv", GRADES.as_bytes(), None);
+        assert_eq!((p.added, p.changed, p.unchanged), (4, 0, 0));
+        let before = all_rows(&s);
+        let g = s.generation().unwrap();
+        let key = VerifyKey::for_tests();
+        let p = plan(
+            &s,
+            &key,
+            &Upload {
+                kind: ImportKind::Grades,
+                file_name: "g.csv",
+                bytes: GRADES.as_bytes(),
+                replace_term: None,
+            },
+        )
+        .unwrap();
+        assert_eq!((p.added, p.changed, p.unchanged), (0, 0, 4));
+        let p = import(&s, ImportKind::Roster, "r.csv", ROSTER.as_bytes(), None);
+        assert_eq!((p.added, p.changed, p.unchanged), (0, 0, 2));
+        assert_eq!(all_rows(&s), before);
+        assert!(s.generation().unwrap() > g);
+    }
+
+    #[test]
+    fn utf8_bom_gbk_and_xlsx_give_identical_plans() {
+        let mut results = Vec::new();
+        let gbk = encoding_rs::GBK.encode(GRADES).0.into_owned();
+        let mut bom = vec![0xEF, 0xBB, 0xBF];
+        bom.extend_from_slice(GRADES.as_bytes());
+        let rows: Vec<(u32, Vec<XCell>)> = GRADES
+            .lines()
+            .enumerate()
+            .map(|(i, l)| (i as u32 + 1, l.split(',').map(XCell::Shared).collect()))
+            .collect();
+        let xlsx = xlsx_bytes(&rows);
+        for (name, bytes) in [
+            ("g.csv", GRADES.as_bytes().to_vec()),
+            ("g.csv", bom),
+            ("g.csv", gbk),
+            ("g.xlsx", xlsx),
+        ] {
+            let s = store(&format!("enc{}", results.len()));
+            import(&s, ImportKind::Roster, "r.csv", ROSTER.as_bytes(), None);
+            let p = import(&s, ImportKind::Grades, name, &bytes, None);
+            assert!(!p.has_errors(), "{name}: {:?}", p.errors);
+            results.push(all_rows(&s));
+        }
+        assert_eq!(results[0].len(), 4);
+        assert!(results.iter().all(|r| r == &results[0]));
+    }
+
+    #[test]
+    fn errors_name_line_and_column_and_write_nothing() {
+        let s = store("errors");
+        import(&s, ImportKind::Roster, "r.csv", ROSTER.as_bytes(), None);
+        let before = all_rows(&s);
+        let bad = "学号,学期,课程代码,课程名称,学分,成绩\n2021001,2024-2025-1,MA1001,高等数学,abc,95\n2021001,2024-2025-9,MA1002,线代,3,95\n2021001,2024-2025-1,MA1003,概率,3,101\n2021001,2024-2025-1,MA1004,数分,4,90\n2021001,2024-2025-1,MA1004,数分,4,91\n";
+        let p = import(&s, ImportKind::Grades, "bad.csv", bad.as_bytes(), None);
+        let lines: Vec<(usize, Option<&str>)> = p
+            .errors
+            .iter()
+            .map(|e| (e.line, e.column.as_deref()))
+            .collect();
+        assert!(lines.contains(&(2, Some("学分"))), "{lines:?}");
+        assert!(lines.contains(&(3, Some("学期"))), "{lines:?}");
+        assert!(lines.contains(&(4, Some("成绩"))), "{lines:?}");
+        assert!(
+            p.errors
+                .iter()
+                .any(|e| e.line == 6 && e.message.contains('5')),
+            "duplicate of line 5: {:?}",
+            p.errors
+        );
+        let r = commit(&s, &p, "test", 1, false, |_, _, _| Ok(0));
+        assert!(matches!(r, Err(ImportError::HasErrors(_))));
+        assert_eq!(all_rows(&s), before);
+    }
+
+    #[test]
+    fn name_mismatch_is_an_error_and_unknown_students_are_listed() {
+        let s = store("names");
+        import(&s, ImportKind::Roster, "r.csv", ROSTER.as_bytes(), None);
+        let f = "学号,姓名,学期,课程代码,课程名称,学分,成绩\n2021001,王五,2024-2025-1,MA1001,高等数学,4,95\n2029999,赵六,2024-2025-1,MA1001,高等数学,4,95\n";
+        let p = import(&s, ImportKind::Grades, "g.csv", f.as_bytes(), None);
+        assert_eq!(p.errors.len(), 1);
+        assert_eq!(
+            (p.errors[0].line, p.errors[0].column.as_deref()),
+            (2, Some("姓名"))
+        );
+        assert_eq!(p.unknown_students, vec!["2029999".to_string()]);
+    }
+
+    #[test]
+    fn replace_term_removes_rows_the_file_does_not_list() {
+        let s = store("replace");
+        import(&s, ImportKind::Roster, "r.csv", ROSTER.as_bytes(), None);
+        import(&s, ImportKind::Grades, "g.csv", GRADES.as_bytes(), None);
+        let other =
+            "学号,学期,课程代码,课程名称,学分,成绩\n2021001,2024-2025-2,CS1001,程序设计,3,88\n";
+        import(&s, ImportKind::Grades, "o.csv", other.as_bytes(), None);
+        let f = "学号,学期,课程代码,课程名称,学分,成绩\n2021001,2024-2025-1,MA1001,高等数学,4,96\n";
+        let p = import(
+            &s,
+            ImportKind::Grades,
+            "f.csv",
+            f.as_bytes(),
+            Some("2024-2025-1"),
+        );
+        assert_eq!((p.changed, p.removed), (1, 3));
+        let rows = all_rows(&s);
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert!(rows.iter().any(|(k, _)| k.contains("2024-2025-2")));
+    }
+
+    #[test]
+    fn failure_in_the_middle_of_a_commit_leaves_everything_as_before() {
+        let s = store("fault");
+        import(&s, ImportKind::Roster, "r.csv", ROSTER.as_bytes(), None);
+        import(&s, ImportKind::Grades, "g.csv", GRADES.as_bytes(), None);
+        let before = all_rows(&s);
+        let g = s.generation().unwrap();
+        let imports = s.imports(0, 100).unwrap().len();
+        let f = "学号,学期,课程代码,课程名称,学分,成绩\n2021001,2024-2025-1,MA1001,高等数学,4,50\n2021001,2024-2025-2,X1,新课一,2,80\n2021002,2024-2025-2,X2,新课二,2,80\n";
+        let key = VerifyKey::for_tests();
+        let mut p = plan(
+            &s,
+            &key,
+            &Upload {
+                kind: ImportKind::Grades,
+                file_name: "f.csv",
+                bytes: f.as_bytes(),
+                replace_term: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(p.writes(), 3);
+        p.batch.inject_failure_after = Some(2);
+        assert!(commit(&s, &p, "test", 1, false, |_, _, _| Ok(0)).is_err());
+        assert_eq!(all_rows(&s), before);
+        assert_eq!(s.generation().unwrap(), g);
+        assert_eq!(s.imports(0, 100).unwrap().len(), imports);
+    }
+
+    #[test]
+    fn a_plan_on_changed_data_is_stale() {
+        let s = store("stale");
+        import(&s, ImportKind::Roster, "r.csv", ROSTER.as_bytes(), None);
+        let key = VerifyKey::for_tests();
+        let p = plan(
+            &s,
+            &key,
+            &Upload {
+                kind: ImportKind::Grades,
+                file_name: "g.csv",
+                bytes: GRADES.as_bytes(),
+                replace_term: None,
+            },
+        )
+        .unwrap();
+        commit(&s, &p, "test", 1, false, |_, _, _| Ok(0)).unwrap();
+        assert!(matches!(
+            commit(&s, &p, "test", 1, false, |_, _, _| Ok(0)),
+            Err(ImportError::Stale)
+        ));
+    }
+}

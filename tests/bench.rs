@@ -1,0 +1,326 @@
+//! Load benchmarks, ignored by default (they take a minute and want a release build):
+//!
+//!     cargo test --release --test bench -- --ignored --nocapture --test-threads 1
+//!
+//! Each drives the real `wxgrades` binary over loopback and prints its figures for README's
+//! Performance section.
+
+mod support;
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::load::{self, memory_mb};
+use support::{temp_dir, Client, FakeWeChat, Login, APP_ID, APP_SECRET};
+use wxgrades::service::import::plan::{commit, plan, ImportKind, Upload};
+use wxgrades::service::session;
+use wxgrades::store::auth::Session;
+
+const TERMS: [&str; 12] = [
+    "2020-2021-1",
+    "2020-2021-2",
+    "2021-2022-1",
+    "2021-2022-2",
+    "2022-2023-1",
+    "2022-2023-2",
+    "2023-2024-1",
+    "2023-2024-2",
+    "2024-2025-1",
+    "2024-2025-2",
+    "2025-2026-1",
+    "2025-2026-2",
+];
+
+fn sid(i: usize) -> String {
+    format!("{:08}", 30_000_000 + i)
+}
+
+/// A roster of `n` students and `per_student` grade rows each (12 terms × courses).
+fn write_data(dir: &Path, n: usize, per_student: usize) -> (PathBuf, PathBuf) {
+    let roster = dir.join("roster.csv");
+    let grades = dir.join("grades.csv");
+    let mut r = std::io::BufWriter::new(std::fs::File::create(&roster).unwrap());
+    writeln!(r, "学号,姓名,身份证后六位,班级,专业").unwrap();
+    for i in 0..n {
+        writeln!(
+            r,
+            "{},学生{i},{:06},计科{:02},计算机科学与技术",
+            sid(i),
+            i % 1_000_000,
+            i % 40
+        )
+        .unwrap();
+    }
+    let mut g = std::io::BufWriter::new(std::fs::File::create(&grades).unwrap());
+    writeln!(g, "学号,学期,课程代码,课程名称,学分,成绩,考试性质").unwrap();
+    let per_term = per_student.div_ceil(TERMS.len());
+    for i in 0..n {
+        let s = sid(i);
+        let mut written = 0;
+        'terms: for (t, term) in TERMS.iter().enumerate() {
+            for k in 0..per_term {
+                if written == per_student {
+                    break 'terms;
+                }
+                let score = 55 + (i * 7 + t * 13 + k * 29) % 46;
+                writeln!(
+                    g,
+                    "{s},{term},C{t:02}{k:02},课程{t}-{k},{}.5,{score},正常考试",
+                    1 + k % 4
+                )
+                .unwrap();
+                written += 1;
+            }
+        }
+    }
+    (roster, grades)
+}
+
+fn config(dir: &Path, port: u16, api: &str) -> PathBuf {
+    let p = dir.join("wxgrades.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\ndata = \"{}\"\nworkers = 64\n[wechat]\napp_id = \"{APP_ID}\"\napp_secret = \"{APP_SECRET}\"\napi_base = \"{api}\"\nopen_base = \"{api}\"\ntimeout_secs = 5\n[backup]\nevery_hours = 0\n",
+            dir.join("data.redb").display()
+        ),
+    )
+    .unwrap();
+    p
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Server(Child);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(cfg: &Path, port: u16, log: &Path) -> Server {
+    let child = Command::new(env!("CARGO_BIN_EXE_wxgrades"))
+        .args(["serve", "--config"])
+        .arg(cfg)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut c = Client::new(&format!("http://127.0.0.1:{port}"));
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && c.get("/healthz").status == 200
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server did not start; see {}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Server(child)
+}
+
+/// Run a command and report its wall time and peak resident memory.
+fn timed(cmd: &mut Command) -> (f64, f64) {
+    let started = Instant::now();
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut peak = 0.0f64;
+    loop {
+        let (_, hwm) = memory_mb(child.id());
+        peak = peak.max(hwm);
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{cmd:?} failed");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    (started.elapsed().as_secs_f64(), peak)
+}
+
+#[test]
+#[ignore]
+fn bench_import_million_rows() {
+    let dir = temp_dir("bench-import");
+    let (roster, grades) = write_data(&dir, 20_000, 50);
+    let cfg = config(&dir, free_port(), "http://127.0.0.1:9");
+    let bin = env!("CARGO_BIN_EXE_wxgrades");
+    let (t_roster, m_roster) = timed(
+        Command::new(bin)
+            .args(["import", "roster"])
+            .arg(&roster)
+            .arg("--config")
+            .arg(&cfg),
+    );
+    let (t_grades, m_grades) = timed(
+        Command::new(bin)
+            .args(["import", "grades"])
+            .arg(&grades)
+            .arg("--config")
+            .arg(&cfg),
+    );
+    let (t_again, _) = timed(
+        Command::new(bin)
+            .args(["import", "grades"])
+            .arg(&grades)
+            .arg("--config")
+            .arg(&cfg),
+    );
+    let size = std::fs::metadata(dir.join("data.redb")).unwrap().len() as f64 / 1e6;
+    println!("BENCH import roster 20000 students: {t_roster:.2} s, peak {m_roster:.0} MB");
+    println!("BENCH import grades 1000000 rows: {t_grades:.2} s, peak {m_grades:.0} MB; re-import (all unchanged): {t_again:.2} s; data file {size:.0} MB");
+}
+
+/// A data file with `rows` grade rows (60 per student) and `sessions` bound students with
+/// live sessions; returns their session ids.
+fn page_fixture(dir: &Path, rows: usize, sessions: usize) -> Vec<String> {
+    let (roster, grades) = write_data(dir, rows / 60, 60);
+    let store = wxgrades::store::Store::open(&dir.join("data.redb")).unwrap();
+    let key = wxgrades::service::verify::VerifyKey::load_or_create(&dir.join("data.redb")).unwrap();
+    for (kind, file) in [(ImportKind::Roster, roster), (ImportKind::Grades, grades)] {
+        let bytes = std::fs::read(&file).unwrap();
+        let p = plan(
+            &store,
+            &key,
+            &Upload {
+                kind,
+                file_name: "f.csv",
+                bytes: &bytes,
+                replace_term: None,
+            },
+        )
+        .unwrap();
+        assert!(p.errors.is_empty());
+        commit(&store, &p, "bench", 0, false, |_, _, _| Ok(0)).unwrap();
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    (0..sessions)
+        .map(|i| {
+            let openid = format!("oBench{i:05}");
+            store.bind(&openid, &sid(i * 7), now).unwrap();
+            let id = wxgrades::secret::random_hex::<32>();
+            store
+                .put_session(
+                    &session::hash(&id),
+                    &Session {
+                        openid,
+                        created: now,
+                        expires: now + 86_400,
+                    },
+                )
+                .unwrap();
+            id
+        })
+        .collect()
+}
+
+#[test]
+#[ignore]
+fn bench_grades_page() {
+    let dir = temp_dir("bench-page");
+    let sessions = page_fixture(&dir, 1_000_020, 1000);
+    let port = free_port();
+    let cfg = config(&dir, port, "http://127.0.0.1:9");
+    let server = serve(&cfg, port, &dir.join("server.log"));
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let requests: Vec<Vec<u8>> = sessions
+        .iter()
+        .map(|s| {
+            format!("GET /grades HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: wxg_sid={s}\r\n\r\n")
+                .into_bytes()
+        })
+        .collect();
+    let (rss0, _) = memory_mb(server.0.id());
+    // Every student's page once (the first view renders; later views are served from cache).
+    let cold = load::run(addr, 8, Duration::from_secs(2), 200, |c, n| {
+        requests[(c * 125 + n as usize) % requests.len()].clone()
+    });
+    let r = load::run(addr, 32, Duration::from_secs(10), 200, |c, n| {
+        requests[(c * 31 + n as usize * 17) % requests.len()].clone()
+    });
+    let (rss, hwm) = memory_mb(server.0.id());
+    println!(
+        "BENCH grades page warm-up: {:.0} req/s, p99 {:.2} ms",
+        cold.rate(),
+        cold.p99_ms
+    );
+    println!(
+        "BENCH grades page (60 rows, 1000 students, 1M rows stored, 32 connections): {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms, errors {}; server RSS {rss0:.0} MB idle, {rss:.0} MB after, peak {hwm:.0} MB",
+        r.rate(), r.p50_ms, r.p99_ms, r.max_ms, r.errors
+    );
+    assert_eq!(r.errors, 0);
+}
+
+#[test]
+#[ignore]
+fn bench_logins_with_slow_wechat() {
+    let dir = temp_dir("bench-login");
+    let fake = FakeWeChat::start_with_threads(APP_ID, APP_SECRET, 160);
+    let port = free_port();
+    let cfg = config(&dir, port, &fake.url);
+    let server = serve(&cfg, port, &dir.join("server.log"));
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let started = Instant::now();
+    let counts: Vec<usize> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..128)
+            .map(|t| {
+                let fake = &fake;
+                let url = &url;
+                s.spawn(move || {
+                    let mut ok = 0;
+                    let mut n = 0;
+                    while Instant::now() < deadline {
+                        let mut c = Client::new(url);
+                        let r = c.get("/wx/oauth/start?next=/");
+                        let loc = r.location().to_string();
+                        let state = loc
+                            .split("state=")
+                            .nth(1)
+                            .and_then(|x| x.split('&').next())
+                            .unwrap_or("")
+                            .to_string();
+                        let mut login = Login::user(&format!("oLogin{t}-{n}"));
+                        login.delay = Duration::from_millis(100);
+                        n += 1;
+                        let code = fake.issue_code(login);
+                        let r = c.get(&format!("/wx/oauth/callback?code={code}&state={state}"));
+                        if r.status == 302 && c.cookies.contains_key("wxg_sid") {
+                            ok += 1;
+                        }
+                    }
+                    ok
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let secs = started.elapsed().as_secs_f64();
+    let total: usize = counts.iter().sum();
+    let (rss, hwm) = memory_mb(server.0.id());
+    println!(
+        "BENCH logins with WeChat taking 100 ms per exchange, 64 workers, 128 clients: {:.0} logins/s ({total} in {secs:.1} s); server RSS {rss:.0} MB, peak {hwm:.0} MB",
+        total as f64 / secs
+    );
+    assert!(total > 0);
+}
