@@ -366,6 +366,158 @@ fn a_message_delivered_three_times_is_answered_once() {
     );
 }
 
+const ROSTER: &str = "学号,姓名,身份证后六位\n2024001,张三,12345X\n2024002,李四,654321\n";
+const GRADES: &str = "学号,姓名,学期,课程代码,课程名称,学分,成绩,考试性质\n\
+2024001,张三,2024-2025-1,MA1001,高等数学,4,95,正常考试\n\
+2024001,张三,2024-2025-2,CS1001,程序设计,3,89.5,正常考试\n\
+2024001,张三,2024-2025-2,EN1001,大学英语,3,82,重修\n\
+2024001,张三,2024-2025-2,PH1001,大学物理,2,缺考,正常考试\n";
+
+#[test]
+fn bound_students_get_their_latest_grades_and_other_replies() {
+    let s = TestServer::start("", "");
+    s.import("roster", ROSTER);
+    s.import("grades", GRADES);
+    s.app
+        .store
+        .bind("oZhang", "2024001", s.app.clock.now())
+        .unwrap();
+    s.app
+        .store
+        .bind("oLi", "2024002", s.app.clock.now())
+        .unwrap();
+    let path = signed("1760000300", "9");
+    let grades_link = format!("{}/wx/oauth/start?next=%2Fgrades", s.url);
+
+    let c = reply_content(&post_wx(&s, &path, &text("oZhang", "成绩", "501")));
+    assert!(c.contains("张三同学（2024001）"), "{c}");
+    assert!(c.contains("2024-2025学年 第2学期"), "{c}");
+    assert!(
+        c.contains("· 程序设计 89.5") && c.contains("· 大学英语［重修］ 82"),
+        "{c}"
+    );
+    assert!(c.contains("· 大学物理 缺考（未通过）"), "{c}");
+    assert!(!c.contains("高等数学"), "only the latest term: {c}");
+    // (3×3.7 + 3×3.3) / 6 = 3.50; overall (4×4.0 + 3×3.7 + 3×3.3) / 10 = 3.70
+    assert!(c.contains("学期绩点 3.50 · 总绩点 3.70"), "{c}");
+    assert!(c.contains(&grades_link), "{c}");
+    // The menu button says the same.
+    let ev = message::event_message(ACCOUNT, "oZhang", 1_760_000_301, "CLICK", Some("GRADES"));
+    assert_eq!(reply_content(&post_wx(&s, &path, &ev)), c);
+
+    let c = reply_content(&post_wx(&s, &path, &text("oZhang", "绑定", "502")));
+    assert!(
+        c.contains("已绑定学号 2024001") && c.contains(&grades_link),
+        "{c}"
+    );
+    let c = reply_content(&post_wx(&s, &path, &text("oZhang", "解绑", "503")));
+    assert!(c.contains("/wx/oauth/start?next=%2Funbind"), "{c}");
+    let c = reply_content(&post_wx(&s, &path, &text("oZhang", "hello", "504")));
+    assert!(
+        c.contains("张三同学你好") && c.contains("没有看懂“hello”"),
+        "{c}"
+    );
+    // Bound, but no grades yet.
+    let c = reply_content(&post_wx(&s, &path, &text("oLi", "cj", "505")));
+    assert!(c.contains("李四同学，暂时还没有你的成绩"), "{c}");
+}
+
+#[test]
+fn an_import_with_notify_writes_one_notice_per_bound_student_and_sends_it() {
+    use wxgrades::service::import::jobs::JobState;
+    use wxgrades::service::import::plan::ImportKind;
+    let s = TestServer::start("", NOTICE_CONFIG);
+    s.import("roster", ROSTER);
+    s.import("grades", GRADES);
+    s.app
+        .store
+        .bind("oZhang", "2024001", s.app.clock.now())
+        .unwrap();
+    // 2024001 gets a changed grade and a new course; 2024002 (not bound) a new course.
+    let update = "学号,学期,课程代码,课程名称,学分,成绩\n\
+2024001,2025-2026-1,MA2001,线性代数,3,88\n\
+2024001,2024-2025-2,CS1001,程序设计,3,91\n\
+2024002,2025-2026-1,MA2001,线性代数,3,70\n";
+    let job = s
+        .app
+        .jobs
+        .submit(
+            "admin",
+            ImportKind::parse("grades").unwrap(),
+            "update.csv",
+            update.as_bytes().to_vec(),
+            None,
+            s.app.clock.now(),
+        )
+        .unwrap();
+    wait_until("planned", Duration::from_secs(10), || {
+        matches!(job.state(), JobState::Planned)
+    });
+    let generation = job.plan().unwrap().generation;
+    s.app.jobs.commit(&job.id, true, generation).unwrap();
+    wait_until("committed", Duration::from_secs(10), || {
+        matches!(job.state(), JobState::Committed(_))
+    });
+    let JobState::Committed(record) = job.state() else {
+        unreachable!()
+    };
+    assert_eq!(record.notices, 1);
+    wait_until("sent", Duration::from_secs(10), || {
+        notice_counts(&s.app).unwrap() == (0, 1, 0)
+    });
+    assert_eq!(s.fake.delivered("oZhang"), 1);
+    assert_eq!(s.fake.delivered_total(), 1);
+    let p = &s.fake.posts(TEMPLATE_SEND)[0];
+    assert_eq!(
+        p["data"]["keyword1"]["value"],
+        "2025-2026学年 第1学期等2个学期"
+    );
+    let courses = p["data"]["keyword2"]["value"].as_str().unwrap();
+    assert!(
+        courses.contains("线性代数") && courses.contains("程序设计"),
+        "{courses}"
+    );
+    let n = &s.app.store.notices().unwrap()[0];
+    assert_eq!((n.import_id, n.name.as_str()), (record.id, "张三"));
+}
+
+#[test]
+fn an_import_with_notify_but_no_template_writes_no_notice() {
+    use wxgrades::service::import::jobs::JobState;
+    use wxgrades::service::import::plan::ImportKind;
+    let s = TestServer::start("", "");
+    s.import("roster", ROSTER);
+    s.app
+        .store
+        .bind("oZhang", "2024001", s.app.clock.now())
+        .unwrap();
+    let job = s
+        .app
+        .jobs
+        .submit(
+            "admin",
+            ImportKind::parse("grades").unwrap(),
+            "g.csv",
+            GRADES.as_bytes().to_vec(),
+            None,
+            s.app.clock.now(),
+        )
+        .unwrap();
+    wait_until("planned", Duration::from_secs(10), || {
+        matches!(job.state(), JobState::Planned)
+    });
+    let generation = job.plan().unwrap().generation;
+    s.app.jobs.commit(&job.id, true, generation).unwrap();
+    wait_until("committed", Duration::from_secs(10), || {
+        matches!(job.state(), JobState::Committed(_))
+    });
+    let JobState::Committed(record) = job.state() else {
+        unreachable!()
+    };
+    assert_eq!(record.notices, 0);
+    assert!(s.app.store.notices().unwrap().is_empty());
+}
+
 // ---------------------------------------------------------------------------------------------
 // The basic access_token
 // ---------------------------------------------------------------------------------------------
@@ -498,7 +650,8 @@ fn notice(openid: &str, import_id: u64) -> NewNotice {
     NewNotice {
         openid: openid.into(),
         student_id: format!("S{openid}"),
-        term: "2025-2026-1".into(),
+        name: String::new(),
+        terms: vec!["2025-2026-1".into()],
         courses: vec!["高等数学".into(), "大学英语".into()],
         import_id,
     }

@@ -23,7 +23,7 @@ use crate::app::{App, KeyedLocks};
 use crate::error::AppError;
 use crate::http::form::percent_encode;
 use crate::secret;
-use crate::service::grades::{Term, Transcript};
+use crate::service::grades::{ExamKind, Term, Transcript};
 use crate::wechat::crypto::{self, CryptoError, MessageCipher};
 use crate::wechat::message::{self, Incoming};
 
@@ -90,11 +90,15 @@ pub struct StudentSummary {
 
 /// The bound student of `openid` and their grades; `None` when not bound.
 pub(crate) fn student_summary(app: &App, openid: &str) -> Result<Option<StudentSummary>, AppError> {
-    // TODO(lead): wire to the grades store:
-    // `crate::service::students::summary_for_openid(app, openid)`. Until then every follower
-    // is treated as not bound.
-    let _ = (app, openid);
-    Ok(None)
+    Ok(
+        crate::service::students::summary_for_openid(app, openid)?.map(|(student, transcript)| {
+            StudentSummary {
+                student_id: student.student_id,
+                name: student.name,
+                transcript,
+            }
+        }),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -473,8 +477,12 @@ fn grades(app: &App, s: Option<&StudentSummary>) -> String {
     );
     let total = term.courses.len();
     for (i, c) in term.courses.iter().enumerate() {
+        let kind = match c.kind {
+            ExamKind::Normal => String::new(),
+            k => format!("［{}］", k.label()),
+        };
         let line = format!(
-            "· {} {}{}\n",
+            "· {}{kind} {}{}\n",
             c.course_name,
             c.score,
             if c.failed { "（未通过）" } else { "" }

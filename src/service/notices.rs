@@ -278,18 +278,26 @@ pub fn courses_value(courses: &[String]) -> String {
     out + &suffix
 }
 
+/// The terms as one template value: the newest term's label, and how many more.
+pub fn terms_value(terms: &[String]) -> String {
+    match terms {
+        [] => String::new(),
+        [t] => messages::term_label(t),
+        [t, rest @ ..] => format!("{}等{}个学期", messages::term_label(t), rest.len() + 1),
+    }
+}
+
 /// The template message for notice `n`.
 pub fn payload(app: &App, n: &Notice) -> Value {
-    let name = messages::student_summary(app, &n.openid)
-        .ok()
-        .flatten()
-        .filter(|s| s.student_id == n.student_id)
-        .map(|s| s.name)
-        .unwrap_or_else(|| "同学".to_string());
+    let name = if n.name.trim().is_empty() {
+        "同学".to_string()
+    } else {
+        n.name.clone()
+    };
     let mut data = Map::new();
     for (ours, key) in &app.config.wechat.grades_template_fields {
         let value = match ours.as_str() {
-            "term" => messages::term_label(&n.term),
+            "term" => terms_value(&n.terms),
             "courses" => courses_value(&n.courses),
             "name" => name.clone(),
             "student_id" => n.student_id.clone(),

@@ -19,7 +19,10 @@ use super::{Result, Store, StoreError};
 pub struct NewNotice {
     pub openid: String,
     pub student_id: String,
-    pub term: String,
+    /// The student's name (from the roster; may be empty).
+    pub name: String,
+    /// Terms touched, newest first (`2025-2026-1`).
+    pub terms: Vec<String>,
     /// Names of the courses added or changed.
     pub courses: Vec<String>,
     pub import_id: u64,
@@ -39,7 +42,10 @@ pub struct Notice {
     pub id: u64,
     pub openid: String,
     pub student_id: String,
-    pub term: String,
+    #[serde(default)]
+    pub name: String,
+    /// Terms touched, newest first.
+    pub terms: Vec<String>,
     pub courses: Vec<String>,
     pub import_id: u64,
     pub state: NoticeState,
@@ -153,7 +159,8 @@ pub fn enqueue_in(tx: &WriteTransaction, notices: &[NewNotice]) -> Result<Vec<u6
             id: next,
             openid: n.openid.clone(),
             student_id: n.student_id.clone(),
-            term: n.term.clone(),
+            name: n.name.clone(),
+            terms: n.terms.clone(),
             courses: n.courses.clone(),
             import_id: n.import_id,
             state: NoticeState::Pending,
@@ -358,7 +365,8 @@ mod tests {
         NewNotice {
             openid: openid.into(),
             student_id: "2023001".into(),
-            term: "2025-2026-1".into(),
+            name: "林小雨".into(),
+            terms: vec!["2025-2026-1".into()],
             courses: vec!["高等数学".into()],
             import_id: 7,
         }
