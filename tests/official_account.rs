@@ -982,3 +982,145 @@ fn base64_encode(b: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(b)
 }
+
+// ---------------------------------------------------------------------------------------------
+// Demo mode: the simulator's cgi-bin API and the phone page
+// ---------------------------------------------------------------------------------------------
+
+fn phone_send(c: &mut support::Client, user: &str, fields: &[(&str, &str)]) -> Resp {
+    let page = c.get(&format!("/_sim/phone?user={user}"));
+    assert_eq!(page.status, 200, "{}", page.body);
+    let token = support::Client::hidden(&page.body, "csrf_token");
+    let mut all = vec![("csrf_token", token.as_str()), ("user", user)];
+    all.extend_from_slice(fields);
+    c.post_form("/_sim/phone/send", &all)
+}
+
+#[test]
+fn demo_phone_talks_to_the_account_through_the_real_endpoint() {
+    use wxgrades::wechat::sim::DEMO_USERS;
+    let s = TestServer::demo();
+    assert!(
+        !s.app.config.wechat.encoding_aes_key.is_empty(),
+        "demo runs safe mode"
+    );
+    let user = DEMO_USERS[0].openid;
+    let mut c = s.client();
+
+    let r = phone_send(&mut c, user, &[("text", "成绩")]);
+    assert_eq!(r.status, 303, "{}", r.body);
+    let page = c.get(&format!("/_sim/phone?user={user}"));
+    assert!(page.body.contains("成绩</p>"), "{}", page.body);
+    assert!(page.body.contains("还没有绑定学号"), "{}", page.body);
+    // The link in the reply is a link on the phone.
+    // (minijinja escapes `/` in attributes as &#x2f;.)
+    let attr = |u: &str| u.replace('/', "&#x2f;");
+    let bind_href = attr(&format!("{}/wx/oauth/start?next=%2Fbind", s.url));
+    assert!(
+        page.body
+            .contains(&format!("<a href=\"{bind_href}\">去绑定学号</a>")),
+        "{}",
+        page.body
+    );
+    // The menu: VIEW buttons link through web authorization, the CLICK button posts its key.
+    let grades_href = attr(&format!("{}/wx/oauth/start?next=%2Fgrades", s.url));
+    assert!(page.body.contains(&grades_href));
+    assert!(page.body.contains("name=\"key\" value=\"GRADES\""));
+    // The request went through /wx, encrypted.
+    assert!(
+        s.app
+            .metrics
+            .render()
+            .contains("route=\"wx_message\",status=\"200\""),
+        "{}",
+        s.app.metrics.render()
+    );
+
+    // Bound: the grades come back, by text and by the menu button.
+    s.app
+        .store
+        .bind(user, wxgrades::demo::HINT_STUDENT_ID, s.app.clock.now())
+        .unwrap();
+    phone_send(&mut c, user, &[("key", "GRADES")]);
+    let page = c.get(&format!("/_sim/phone?user={user}"));
+    assert!(
+        page.body.contains("林小雨同学（20220301）"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("学期绩点"), "{}", page.body);
+
+    // Another demo user's phone is empty.
+    let other = c.get(&format!("/_sim/phone?user={}", DEMO_USERS[1].openid));
+    assert!(!other.body.contains("林小雨同学"));
+    assert!(other.body.contains("还没有消息"));
+
+    // CSRF: a wrong token, or no cookie, is refused and nothing is sent.
+    let before = metric(&s, "wxgrades_wx_messages_total{kind=\"text\"}");
+    let r = c.post_form(
+        "/_sim/phone/send",
+        &[("csrf_token", "0000"), ("user", user), ("text", "成绩")],
+    );
+    assert_eq!(r.status, 403);
+    let mut stranger = s.client();
+    let token = support::Client::hidden(&page.body, "csrf_token");
+    let r = stranger.post_form(
+        "/_sim/phone/send",
+        &[("csrf_token", &token), ("user", user), ("text", "成绩")],
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        metric(&s, "wxgrades_wx_messages_total{kind=\"text\"}"),
+        before
+    );
+}
+
+#[test]
+fn demo_notices_and_menu_go_through_the_simulated_cgi_bin() {
+    use wxgrades::wechat::sim::DEMO_USERS;
+    let s = TestServer::demo();
+    let user = DEMO_USERS[1].openid;
+    assert_eq!(
+        s.app.config.wechat.grades_template_id,
+        "demo-grades-released"
+    );
+
+    // The menu, published to the simulator with the production code.
+    let answer = wxgrades::service::menu::push(&s.app).unwrap();
+    assert_eq!(answer["errcode"], 0);
+    let token = wxapi::access_token(&s.app).unwrap();
+    let mut c = s.client();
+    let got = c.get(&format!("/_sim/cgi-bin/menu/get?access_token={token}"));
+    assert!(got.body.contains("\"GRADES\""), "{}", got.body);
+    let bad = c.get("/_sim/cgi-bin/menu/get?access_token=nope");
+    assert!(bad.body.contains("40001"));
+
+    s.app
+        .store
+        .enqueue_notices(&[NewNotice {
+            openid: user.into(),
+            student_id: "20220302".into(),
+            name: "张伟".into(),
+            terms: vec!["2025-2026-1".into()],
+            courses: vec!["高等数学".into(), "线性代数".into()],
+            import_id: 1,
+        }])
+        .unwrap();
+    wxgrades::service::notices::wake(&s.app);
+    wait_until("sent to the simulator", Duration::from_secs(10), || {
+        notice_counts(&s.app).unwrap() == (0, 1, 0)
+    });
+    let page = c.get(&format!("/_sim/phone?user={user}"));
+    assert!(page.body.contains("成绩发布通知"), "{}", page.body);
+    assert!(page.body.contains("2025-2026学年 第1学期"), "{}", page.body);
+    assert!(page.body.contains("高等数学、线性代数"), "{}", page.body);
+    assert!(
+        page.body.contains("<dt>姓名</dt><dd>张伟</dd>"),
+        "{}",
+        page.body
+    );
+    // The simulator then reports the delivery, as WeChat does, to /wx.
+    wait_until("job finished", Duration::from_secs(10), || {
+        s.app.store.notices().unwrap()[0].delivery.as_deref() == Some("success")
+    });
+}
