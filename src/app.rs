@@ -66,27 +66,31 @@ impl KeyedLocks {
     }
 }
 
-/// Rendered pages by key (student, term, data generation…), so that a student reloading their
-/// grades costs a lookup, not a render. Cleared whenever data or bindings change.
+/// Rendered pages by key (student, term, data generation…), kept gzip-compressed, so that a
+/// student reloading their grades costs a lookup, not a render, and a thousand cached pages
+/// cost a few megabytes. Cleared whenever data or bindings change.
 #[derive(Default)]
 pub struct PageCache {
-    map: Mutex<HashMap<String, Arc<String>>>,
+    map: Mutex<HashMap<String, Arc<[u8]>>>,
 }
 
 const PAGE_CACHE_MAX: usize = 20_000;
 
 impl PageCache {
-    pub fn get(&self, key: &str) -> Option<Arc<String>> {
+    pub fn get(&self, key: &str) -> Option<Arc<[u8]>> {
         self.map.lock().ok()?.get(key).cloned()
     }
 
-    pub fn put(&self, key: String, html: Arc<String>) {
+    /// Compress and keep `html`; returns the compressed bytes.
+    pub fn put(&self, key: String, html: &str) -> Arc<[u8]> {
+        let gz: Arc<[u8]> = gzip(html.as_bytes()).into();
         if let Ok(mut m) = self.map.lock() {
             if m.len() >= PAGE_CACHE_MAX {
                 m.clear();
             }
-            m.insert(key, html);
+            m.insert(key, gz.clone());
         }
+        gz
     }
 
     pub fn clear(&self) {
@@ -94,6 +98,34 @@ impl PageCache {
             m.clear();
         }
     }
+}
+
+/// gzip at a moderate level (pages are compressed once, served many times).
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(
+        Vec::with_capacity(bytes.len() / 6),
+        flate2::Compression::new(6),
+    );
+    // Writing into a Vec cannot fail.
+    let _ = e.write_all(bytes);
+    e.finish().unwrap_or_default()
+}
+
+/// The page for a client: gzip as is when it takes gzip, else inflated.
+pub fn page_response(req: &crate::http::Request, gz: Arc<[u8]>) -> crate::http::Response {
+    use crate::http::{Body, Response};
+    if req.accepts_gzip() {
+        return Response::new(200, "text/html; charset=utf-8", Body::Shared(gz))
+            .with_header("Content-Encoding", "gzip")
+            .with_header("Vary", "Accept-Encoding")
+            .with_header("Cache-Control", "no-store");
+    }
+    let mut html = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut html);
+    Response::new(200, "text/html; charset=utf-8", Body::Bytes(html))
+        .with_header("Vary", "Accept-Encoding")
+        .with_header("Cache-Control", "no-store")
 }
 
 pub struct App {

@@ -212,3 +212,38 @@ fn demo_student_sees_the_gpas_computed_by_hand() {
     let t = c.get("/grades?term=2022-2023-1");
     assert!(t.body.contains("3.47") && !t.body.contains("3.46"));
 }
+
+#[test]
+fn grades_page_is_gzip_for_browsers_and_plain_for_others() {
+    let s = server();
+    let mut c = s.signed_in("oGzip");
+    assert_eq!(bind(&mut c, "2024001", "张三", "12345X").status, 303);
+    let cookie = format!("wxg_sid={}", c.cookies["wxg_sid"]);
+    let addr = s.url.trim_start_matches("http://").to_string();
+    for _ in 0..2 {
+        // First a render, then from the cache: both ways must be right.
+        let raw = |encoding: &str| {
+            use std::io::{Read, Write};
+            let mut t = std::net::TcpStream::connect(&addr).unwrap();
+            write!(t, "GET /grades HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAccept-Encoding: {encoding}\r\nCookie: {cookie}\r\n\r\n").unwrap();
+            let mut out = Vec::new();
+            t.read_to_end(&mut out).unwrap();
+            out
+        };
+        let plain = String::from_utf8_lossy(&raw("identity")).into_owned();
+        assert!(
+            plain.contains("3.73")
+                && !plain
+                    .to_ascii_lowercase()
+                    .contains("content-encoding: gzip")
+        );
+        let gz = raw("gzip, deflate, br");
+        let text = String::from_utf8_lossy(&gz);
+        assert!(text.to_ascii_lowercase().contains("content-encoding: gzip"));
+        let body_at = gz.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let mut html = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[body_at..]), &mut html)
+            .unwrap();
+        assert!(html.contains("3.73"));
+    }
+}

@@ -1,7 +1,6 @@
 //! Student pages: `/`, `/bind`, `/unbind`, `/grades`. Each goes through the session guard.
 
 use minijinja::{context, Value};
-use std::sync::Arc;
 
 use super::Handled;
 use crate::app::App;
@@ -184,8 +183,8 @@ pub fn grades(app: &App, req: &Request) -> Handled {
         app.generation(),
         v.openid
     );
-    if let Some(html) = app.pages.get(&key) {
-        return Ok(Response::html(200, html.as_str().to_string()));
+    if let Some(gz) = app.pages.get(&key) {
+        return Ok(crate::app::page_response(req, gz));
     }
     let student = students::student_or_placeholder(app, &binding.student_id)?;
     let rows = app.store.grades_of(&binding.student_id)?;
@@ -204,9 +203,11 @@ pub fn grades(app: &App, req: &Request) -> Handled {
             ..ctx
         },
     )?;
-    let html = Arc::new(html);
-    app.pages.put(key, html.clone());
-    Ok(Response::html(200, html.as_str().to_string()))
+    let gz = app.pages.put(key, &html);
+    if req.accepts_gzip() {
+        return Ok(crate::app::page_response(req, gz));
+    }
+    Ok(Response::html(200, html).with_header("Vary", "Accept-Encoding"))
 }
 
 fn no_such_term() -> AppError {

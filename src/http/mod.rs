@@ -81,6 +81,20 @@ impl Request {
         form::Form(form::parse_urlencoded(&String::from_utf8_lossy(&self.body)))
     }
 
+    /// Whether the client takes gzip-encoded bodies.
+    pub fn accepts_gzip(&self) -> bool {
+        self.header("accept-encoding")
+            .map(|v| {
+                v.split(',').any(|e| {
+                    e.trim()
+                        .split(';')
+                        .next()
+                        .is_some_and(|n| n.trim().eq_ignore_ascii_case("gzip"))
+                })
+            })
+            .unwrap_or(false)
+    }
+
     /// The path and query as a local URL, for `next=` round trips.
     pub fn path_and_query(&self) -> String {
         if self.query.is_empty() {
@@ -95,6 +109,8 @@ impl Request {
 #[derive(Debug)]
 pub enum Body {
     Bytes(Vec<u8>),
+    /// Bytes shared with a cache, sent without copying.
+    Shared(std::sync::Arc<[u8]>),
     Static(&'static [u8]),
     File(std::fs::File),
 }
@@ -175,6 +191,7 @@ impl Response {
         match &self.body {
             Body::Bytes(b) => b,
             Body::Static(b) => b,
+            Body::Shared(b) => b,
             Body::File(_) => &[],
         }
     }

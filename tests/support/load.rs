@@ -15,6 +15,8 @@ pub struct LoadResult {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// What the first failed request got, for the report.
+    pub first_error: Option<String>,
 }
 
 impl LoadResult {
@@ -66,13 +68,14 @@ pub fn run(
 ) -> LoadResult {
     let started = Instant::now();
     let deadline = started + duration;
-    let results: Vec<(Vec<u32>, u64)> = std::thread::scope(|scope| {
+    let results: Vec<(Vec<u32>, u64, Option<String>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..connections)
             .map(|c| {
                 let request = &request;
                 scope.spawn(move || {
                     let mut lat = Vec::with_capacity(100_000);
                     let mut errors = 0u64;
+                    let mut first: Option<String> = None;
                     let mut conn: Option<BufReader<TcpStream>> = None;
                     let mut n = 0u64;
                     while Instant::now() < deadline {
@@ -96,14 +99,18 @@ pub fn run(
                             Ok(status) if status == expect => {
                                 lat.push(t.elapsed().as_micros() as u32)
                             }
-                            Ok(_) => errors += 1,
-                            Err(_) => {
+                            Ok(status) => {
                                 errors += 1;
+                                first.get_or_insert_with(|| format!("status {status}"));
+                            }
+                            Err(e) => {
+                                errors += 1;
+                                first.get_or_insert_with(|| format!("i/o: {e}"));
                                 conn = None;
                             }
                         }
                     }
-                    (lat, errors)
+                    (lat, errors, first)
                 })
             })
             .collect();
@@ -115,9 +122,11 @@ pub fn run(
     let secs = started.elapsed().as_secs_f64();
     let mut all: Vec<u32> = Vec::new();
     let mut errors = 0;
-    for (l, e) in results {
+    let mut first_error = None;
+    for (l, e, f) in results {
         all.extend(l);
         errors += e;
+        first_error = first_error.or(f);
     }
     all.sort_unstable();
     let pct = |p: f64| -> f64 {
@@ -134,6 +143,7 @@ pub fn run(
         p50_ms: pct(0.5),
         p99_ms: pct(0.99),
         max_ms: pct(1.0),
+        first_error,
     }
 }
 

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use redb::{ReadableTable, WriteTransaction};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::table::{read_table, TableError};
-use super::validate::{validate_grades, validate_roster, RowError};
+use super::table::{TableError, TableReader};
+use super::validate::{GradesValidator, RosterValidator, RowError, Validated};
 use crate::secret;
 use crate::service::grades::{GradeRecord, Term};
 use crate::service::verify::VerifyKey;
@@ -183,15 +183,43 @@ pub fn plan_with_progress(
     up: &Upload<'_>,
     progress: &Progress,
 ) -> Result<Plan, ImportError> {
-    progress.set(0, 0, up.bytes.len());
-    let table = read_table(up.file_name, up.bytes).map_err(ImportError::File)?;
-    progress.set(1, 0, table.rows.len());
+    progress.set(0, 0, 0);
+    let mut reader = TableReader::open(up.file_name, up.bytes).map_err(ImportError::File)?;
+    let format = reader.format().to_string();
+    let mut rows = 0usize;
+    // Rows are validated as they stream past: no table of strings is ever built.
+    let (roster, grades) = match up.kind {
+        ImportKind::Roster => {
+            let mut v = RosterValidator::new(reader.headers(), reader.header_line());
+            reader
+                .for_each_row(|row| {
+                    v.push(row);
+                    rows += 1;
+                    progress.tick(rows);
+                })
+                .map_err(ImportError::File)?;
+            (Some(v.finish()), None)
+        }
+        ImportKind::Grades => {
+            let mut v = GradesValidator::new(reader.headers(), reader.header_line());
+            reader
+                .for_each_row(|row| {
+                    v.push(row);
+                    rows += 1;
+                    progress.tick(rows);
+                })
+                .map_err(ImportError::File)?;
+            (None, Some(v.finish()))
+        }
+    };
+    drop(reader);
+    progress.set(1, 0, rows);
     let snap = store.snapshot()?;
     let mut plan = Plan {
         kind: up.kind,
         file_name: up.file_name.to_string(),
         sha256: secret::hex(&secret::sha256(&[up.bytes])),
-        format: table.format.to_string(),
+        format,
         rows_read: 0,
         errors: Vec::new(),
         added: 0,
@@ -206,9 +234,8 @@ pub fn plan_with_progress(
         generation: snap.generation,
         batch: ImportBatch::default(),
     };
-    match up.kind {
-        ImportKind::Roster => {
-            let v = validate_roster(&table);
+    match (roster, grades) {
+        (Some(v), _) => {
             plan.rows_read = v.rows_read;
             plan.errors = v.errors;
             let students = snap.students()?;
@@ -253,7 +280,8 @@ pub fn plan_with_progress(
                 }
             }
         }
-        ImportKind::Grades => plan_grades(&snap, up, table, &mut plan, progress)?,
+        (None, Some(v)) => plan_grades(&snap, up, v, &mut plan, progress)?,
+        (None, None) => {}
     }
     progress.set(2, plan.rows_read, plan.rows_read);
     Ok(plan)
@@ -271,12 +299,10 @@ fn describe_student(s: &Student) -> String {
 fn plan_grades(
     snap: &crate::store::grades::Snapshot,
     up: &Upload<'_>,
-    table: super::table::Table,
+    v: Validated<GradeRecord>,
     plan: &mut Plan,
     progress: &Progress,
 ) -> Result<(), ImportError> {
-    let v = validate_grades(&table);
-    drop(table);
     plan.rows_read = v.rows_read;
     plan.errors = v.errors;
     let students = snap.students()?;
