@@ -1124,3 +1124,27 @@ fn demo_notices_and_menu_go_through_the_simulated_cgi_bin() {
         s.app.store.notices().unwrap()[0].delivery.as_deref() == Some("success")
     });
 }
+
+#[test]
+fn a_notice_whose_sends_keep_being_cut_short_is_given_up() {
+    let fake = support::FakeWeChat::start(APP_ID, APP_SECRET);
+    let dir = support::temp_dir("cutshort");
+    let (cfg_path, data) = write_config(&dir, &fake.url, "grades_template_id = \"TPL\"");
+    {
+        let store = Store::open(&data).unwrap();
+        store.enqueue_notices(&[notice("oLoop", 5)]).unwrap();
+        // Three processes died while sending it.
+        for _ in 0..3 {
+            store.claim_notice(1, 0).unwrap().unwrap();
+        }
+    }
+    let cfg = wxgrades::config::load(wxgrades::config::Source::File(&cfg_path), &[]).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let s = TestServer::start_with(cfg, listener, fake, dir);
+    wait_until("given up", Duration::from_secs(10), || {
+        notice_counts(&s.app).unwrap() == (0, 0, 1)
+    });
+    assert_eq!(s.fake.calls(TEMPLATE_SEND), 0);
+    let n = &s.app.store.notices().unwrap()[0];
+    assert!(n.error.as_deref().unwrap().contains("cut short"), "{n:?}");
+}

@@ -31,6 +31,8 @@ use crate::wechat::client::WxError;
 
 /// Transient failures after which a notice is given up.
 pub const MAX_FAILURES: u32 = 8;
+/// Tries of one notice cut short by restarts before it is given up.
+pub const MAX_CUT_SHORT: u32 = 3;
 /// Errcodes that no retry can fix.
 const PERMANENT: [i64; 5] = [43004, 43101, 40003, 40037, 47003];
 /// How often an idle sender looks at the outbox.
@@ -164,6 +166,22 @@ fn step(app: &App) -> Result<Step, AppError> {
     let Some(n) = app.store.claim_notice(due.id, now)? else {
         return Ok(Step::Sent);
     };
+    if n.in_doubt >= MAX_CUT_SHORT {
+        // The process died during this notice's send again and again: do not let one notice
+        // keep a crash loop going.
+        let error = format!("{} tries were cut short by restarts; given up", n.in_doubt);
+        log::error!("notice {}: {error}", n.id);
+        app.store.finish_notice(
+            n.id,
+            &TryOutcome::Failed {
+                errcode: None,
+                error,
+            },
+            now,
+        )?;
+        app.metrics.event("notice", "failed");
+        return Ok(Step::Sent);
+    }
     if n.in_doubt > due.in_doubt {
         log::warn!(
             "notice {}: an earlier try was cut short (restart); sending again with the same client_msg_id",
