@@ -61,6 +61,11 @@ pub struct State {
     pub msgid_counter: u64,
     /// The last menu created.
     pub menu: Option<Value>,
+    /// Hold the template send with this number (1-based) until `release` (at most 30 s):
+    /// WeChat has the request and has not answered yet.
+    pub hold_send: Option<usize>,
+    /// A send is being held now.
+    pub holding: bool,
 }
 
 pub struct FakeWeChat {
@@ -174,6 +179,20 @@ impl FakeWeChat {
         self.state.lock().unwrap().delivered.values().sum()
     }
 
+    /// Hold the `n`-th template send (1-based) until [`release`](Self::release).
+    pub fn hold_template_send(&self, n: usize) {
+        self.state.lock().unwrap().hold_send = Some(n);
+    }
+
+    /// Whether a held template send is waiting.
+    pub fn holding(&self) -> bool {
+        self.state.lock().unwrap().holding
+    }
+
+    pub fn release(&self) {
+        self.state.lock().unwrap().hold_send = None;
+    }
+
     pub fn set_cgi_delay(&self, d: Duration) {
         self.state.lock().unwrap().cgi_delay = d;
     }
@@ -250,6 +269,20 @@ fn answer(state: &Mutex<State>, app_id: &str, secret: &str, url: &str, body: &st
     };
     if path.starts_with("/cgi-bin/") && !cgi_delay.is_zero() {
         std::thread::sleep(cgi_delay);
+    }
+    if path == "/cgi-bin/message/template/send" {
+        let nth = state.lock().unwrap().posts.get(&path).map_or(0, Vec::len);
+        let started = std::time::Instant::now();
+        loop {
+            let mut st = state.lock().unwrap();
+            if st.hold_send != Some(nth) || started.elapsed() > Duration::from_secs(30) {
+                st.holding = false;
+                break;
+            }
+            st.holding = true;
+            drop(st);
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
     if let Some(code) = scripted {
         return ok_json(err(code));
