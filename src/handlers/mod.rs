@@ -54,8 +54,11 @@ fn dispatch(app: &App, req: &Request) -> (&'static str, Handled) {
             ("static", pages::static_file(req, &p["/static/".len()..]))
         }
         p if p.starts_with("/_sim") && app.sim.is_some() => ("sim", sim::route(app, req)),
-        "/" | "/wx" | "/wx/oauth/start" | "/wx/oauth/callback" | "/logout" | "/healthz"
-        | "/metrics"
+        "/wx" if !get && !post => (
+            "method",
+            Ok(Response::text(405, "method not allowed").with_header("Allow", "GET, POST")),
+        ),
+        "/" | "/wx/oauth/start" | "/wx/oauth/callback" | "/logout" | "/healthz" | "/metrics"
             if !get && !post =>
         {
             (
