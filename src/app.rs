@@ -154,6 +154,8 @@ pub struct App {
     /// The data generation (bumped by each committed import), kept in memory: only this
     /// process writes the data file while it runs.
     generation: AtomicU64,
+    /// Admin sign-in lock-outs and caches.
+    pub admin: crate::service::admin::AdminState,
 }
 
 impl App {
@@ -200,6 +202,7 @@ impl App {
             pages: PageCache::default(),
             jobs: ImportJobs::default(),
             generation: AtomicU64::new(generation),
+            admin: Default::default(),
         })
     }
 }

@@ -20,6 +20,11 @@ Usage:
   wxgrades menu show | push            print / publish the custom menu built from [[menu]]
   wxgrades import roster FILE          import a roster (CSV or XLSX, UTF-8 or GBK)
   wxgrades import grades FILE [--dry-run] [--replace-term TERM]
+  wxgrades admin add|passwd NAME [--password-stdin]   create an admin / set a new password
+  wxgrades admin list | admin remove NAME              list / remove admins
+  wxgrades export grades [--term TERM] [-o FILE]       grades as CSV in the import format
+  wxgrades backup FILE                 write a consistent copy of the data file (server stopped)
+  wxgrades restore [--check] FILE      check a backup and put it in place of the data file
   wxgrades --version | --help
 
 Every command takes --config FILE (default wxgrades.toml, or WXGRADES_CONFIG).
@@ -63,6 +68,17 @@ impl Args {
     }
     fn flag(&self, name: &str) -> bool {
         self.flags.iter().any(|f| f == name)
+    }
+    /// Fail on any option with a value not in `allowed`.
+    fn only_values(&self, allowed: &[&str]) -> Outcome {
+        match self
+            .values
+            .iter()
+            .find(|(k, _)| !allowed.contains(&k.as_str()))
+        {
+            Some((k, _)) => usage(format!("option {k} does not apply here")),
+            None => Ok(()),
+        }
     }
     /// Fail on any flag not in `allowed`.
     fn only_flags(&self, allowed: &[&str]) -> Outcome {
@@ -165,6 +181,60 @@ fn dispatch(a: &Args) -> Outcome {
                 _ => usage("menu takes one of: show, push"),
             }
         }
+        "admin" => {
+            let cfg = load_config(a, false)?;
+            let from_stdin = a.flag("--password-stdin");
+            match rest {
+                [sub, name] if sub == "add" || sub == "passwd" => {
+                    a.only_flags(&["--password-stdin"])?;
+                    a.only_values(&[])?;
+                    crate::admin_cli::admin_set(&cfg, name, sub == "add", from_stdin)
+                        .map_err(Failure::Failed)
+                }
+                [sub] if sub == "list" => {
+                    a.only_flags(&[])?;
+                    a.only_values(&[])?;
+                    crate::admin_cli::admin_list(&cfg).map_err(Failure::Failed)
+                }
+                [sub, name] if sub == "remove" => {
+                    a.only_flags(&[])?;
+                    a.only_values(&[])?;
+                    crate::admin_cli::admin_remove(&cfg, name).map_err(Failure::Failed)
+                }
+                _ => usage("admin: expected `add NAME`, `passwd NAME`, `list` or `remove NAME`"),
+            }
+        }
+        "export" => {
+            a.only_flags(&[])?;
+            a.only_values(&["--term", "--output", "-o"])?;
+            match rest {
+                [what] if what == "grades" => {}
+                _ => return usage("export: expected `export grades [--term TERM] [-o FILE]`"),
+            }
+            let cfg = load_config(a, false)?;
+            let out = a.value(&["--output", "-o"]).map(PathBuf::from);
+            crate::admin_cli::export_grades(&cfg, a.value(&["--term"]), out.as_deref())
+                .map_err(Failure::Failed)
+        }
+        "backup" => {
+            a.only_flags(&[])?;
+            a.only_values(&[])?;
+            let [file] = rest else {
+                return usage("backup: expected one file name: `wxgrades backup FILE`");
+            };
+            let cfg = load_config(a, false)?;
+            crate::admin_cli::backup(&cfg, Path::new(file)).map_err(Failure::Failed)
+        }
+        "restore" => {
+            a.only_flags(&["--check"])?;
+            a.only_values(&[])?;
+            let [file] = rest else {
+                return usage("restore: expected one file name: `wxgrades restore [--check] FILE`");
+            };
+            let cfg = load_config(a, false)?;
+            let check = a.flag("--check");
+            crate::admin_cli::restore(&cfg, Path::new(file), check).map_err(Failure::Failed)
+        }
         "import" => {
             a.only_flags(&["--dry-run"])?;
             let (kind, file) = match rest {
@@ -203,6 +273,10 @@ fn help_for(cmd: &str) -> String {
         "check" => "wxgrades check [--config FILE]\n\nValidate the config; with WeChat credentials, fetch an access_token to prove them. Exit 0 only when all is well.".into(),
         "menu" => "wxgrades menu show|push [--config FILE]\n\nshow: print the custom menu JSON built from [[menu]] in the config.\npush: publish it to WeChat (cgi-bin/menu/create) and report WeChat's answer.".into(),
         "import" => "wxgrades import roster FILE\nwxgrades import grades FILE [--dry-run] [--replace-term TERM]\n\nThe admin page's import engine, for scripts. CSV (UTF-8 or GBK/GB18030, with or without BOM) or XLSX;\nheaders in English or Chinese. All or nothing: one bad row and nothing is written; every error is listed.\n--dry-run prints the plan and writes nothing. --replace-term first removes that term's rows the file does not list.".into(),
+        "admin" => "wxgrades admin add NAME [--password-stdin]\nwxgrades admin passwd NAME [--password-stdin]\nwxgrades admin list\nwxgrades admin remove NAME\n\nManage the accounts of the admin pages (/admin). The password (at least 10 characters) is asked\nfor twice without echo, or read as one line from standard input with --password-stdin.\nA new password or a removal ends that admin's sessions. Needs the server stopped.".into(),
+        "export" => "wxgrades export grades [--term TERM] [-o FILE]\n\nWrite every grade row (or one term's) as CSV in the import format: UTF-8 with BOM, so Excel\nopens it; cells that Excel would run as formulas get a leading '. To standard output without -o.\nWhile the server runs, use /admin/export.csv instead.".into(),
+        "backup" => "wxgrades backup FILE\n\nWrite a consistent copy of the data file to FILE (replacing it). Needs the server stopped; while\nit runs, copy a snapshot from backup.dir or download one from /admin/backup.".into(),
+        "restore" => "wxgrades restore [--check] FILE\n\nCheck that FILE is a good backup (a cleanly closed wxgrades data file, no newer schema, every\ntable readable) and put it in place of the data file, keeping the replaced file beside it as\n<data>.replaced-<time>. With --check, only check. Needs the server stopped.".into(),
         _ => USAGE.into(),
     }
 }
@@ -309,11 +383,22 @@ fn serve(cfg: Config) -> Outcome {
     if demo {
         crate::demo::seed(&app).map_err(Failure::Failed)?;
     }
+    let demo_password = if demo {
+        let pw = crate::service::admin::accounts::reset_demo_admin(&app.store, app.clock.now())
+            .map_err(|e| Failure::Failed(format!("cannot create the demo admin: {e}")))?;
+        Some(pw)
+    } else {
+        None
+    };
     let running = crate::server::start(app.clone()).map_err(Failure::Failed)?;
     let url = app.config.public_url.clone();
-    if demo {
+    if let Some(pw) = &demo_password {
         let bar = "=".repeat(72);
-        eprintln!("{bar}\n  DEMO MODE — WeChat is SIMULATED; nothing here talks to real WeChat.\n  Open {url}/ in a browser (or {url}/_sim/ for the simulator's start page).\n  Data: {}\n{bar}", app.config.data.display());
+        eprintln!("{bar}\n  DEMO MODE — WeChat is SIMULATED; nothing here talks to real WeChat.\n  Open {url}/ in a browser (or {url}/_sim/ for the simulator's start page).\n  Admin pages: {url}/admin  user {}  password {pw}\n  Data: {}\n{bar}", crate::service::admin::accounts::DEMO_ADMIN, app.config.data.display());
+    }
+    // Timed snapshots into backup.dir (not in demo mode, where the data is sample data).
+    if !demo {
+        let _backups = crate::service::admin::backup::spawn_scheduler(&app);
     }
     log::info!(
         "wxgrades {} listening on {} ({} workers), public URL {url}",

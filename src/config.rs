@@ -690,8 +690,12 @@ mod tests {
     use super::*;
 
     fn load_str(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let dir =
-            std::env::temp_dir().join(format!("wxg-cfg-{}-{}", std::process::id(), text.len()));
+        // A directory per call: tests run in parallel and texts can have the same length.
+        let dir = std::env::temp_dir().join(format!(
+            "wxg-cfg-{}-{}",
+            std::process::id(),
+            crate::secret::random_hex::<6>()
+        ));
         let _ = std::fs::create_dir_all(&dir);
         let p = dir.join("c.toml");
         std::fs::write(&p, text).map_err(|e| ConfigError(e.to_string()))?;

@@ -1,6 +1,7 @@
 //! wxgrades: a university's grades served through its WeChat official account.
 //! The modules, leaves first: `store`, `wechat`, `service`, then `http`, `handlers`, `server`.
 
+pub mod admin_cli;
 pub mod app;
 pub mod cli;
 pub mod config;

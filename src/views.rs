@@ -23,6 +23,15 @@ pub const TEMPLATES: &[(&str, &str)] = templates![
     "sim_authorize.html",
     "sim_index.html",
     "sim_phone.html",
+    "admin/base.html",
+    "admin/_pager.html",
+    "admin/error.html",
+    "admin/login.html",
+    "admin/dashboard.html",
+    "admin/students.html",
+    "admin/student.html",
+    "admin/courses.html",
+    "admin/course.html",
 ];
 
 macro_rules! statics {
@@ -35,6 +44,7 @@ macro_rules! statics {
 pub const STATIC_FILES: &[(&str, &str, &[u8])] = statics![
     ("app.css", "text/css; charset=utf-8"),
     ("favicon.svg", "image/svg+xml"),
+    ("admin.css", "text/css; charset=utf-8"),
 ];
 
 /// A short fingerprint of the static files, appended to their URLs so browsers may cache them

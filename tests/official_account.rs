@@ -673,6 +673,8 @@ fn notices_are_sent_with_the_configured_template() {
     for o in ["oN1", "oN2", "oN3"] {
         assert_eq!(s.fake.delivered(o), 1);
     }
+    // The admin dashboard shows the same counts.
+    assert_eq!(wxgrades::service::admin::notice_counts(&s.app), (0, 3, 0));
     let posts = s.fake.posts(TEMPLATE_SEND);
     let p = posts.iter().find(|p| p["touser"] == "oN2").unwrap();
     assert_eq!(p["template_id"], "TPL-grades-1");

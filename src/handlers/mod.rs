@@ -1,6 +1,7 @@
 //! The router: one match from (method, path) to a handler, and the one place an `AppError`
 //! becomes a response page. Handlers are thin: parse, call a service, render.
 
+pub mod admin;
 pub mod oauth;
 pub mod pages;
 pub mod sim;
@@ -58,6 +59,7 @@ fn dispatch(app: &App, req: &Request) -> (&'static str, Handled) {
             "method",
             Ok(Response::text(405, "method not allowed").with_header("Allow", "GET, POST")),
         ),
+        p if p == "/admin" || p.starts_with("/admin/") => admin::route(app, req),
         "/" | "/wx/oauth/start" | "/wx/oauth/callback" | "/logout" | "/healthz" | "/metrics"
             if !get && !post =>
         {

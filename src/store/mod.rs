@@ -3,7 +3,9 @@
 //! submodules. Every method is one transaction; none holds a write transaction across a
 //! network call.
 
+pub mod admin;
 pub mod auth;
+pub mod backup;
 pub mod grades;
 pub mod notices;
 pub mod students;

@@ -33,6 +33,13 @@ pub const GRADES: TableDefinition<&str, &str> = TableDefinition::new("grades_v1"
 /// import id → JSON `ImportRecord` (history).
 pub const IMPORTS: TableDefinition<u64, &[u8]> = TableDefinition::new("imports_v1");
 
+/// admin name → JSON `AdminAccount` (argon2id PHC hash, never the password).
+pub const ADMINS: TableDefinition<&str, &[u8]> = TableDefinition::new("admins_v1");
+/// sha256(admin session id) → JSON `AdminSessionRecord`.
+pub const ADMIN_SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("admin_sessions_v1");
+/// sequence → JSON `AuditEvent`: admin logins, imports, unbinds, backups.
+pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit_v1");
+
 pub(crate) fn create_all(tx: &WriteTransaction) -> Result<(), redb::TableError> {
     tx.open_table(META)?;
     tx.open_table(SESSIONS)?;
@@ -48,5 +55,8 @@ pub(crate) fn create_all(tx: &WriteTransaction) -> Result<(), redb::TableError> 
     tx.open_table(BIND_LOG)?;
     tx.open_table(GRADES)?;
     tx.open_table(IMPORTS)?;
+    tx.open_table(ADMINS)?;
+    tx.open_table(ADMIN_SESSIONS)?;
+    tx.open_table(AUDIT)?;
     Ok(())
 }
