@@ -32,6 +32,9 @@ pub const TEMPLATES: &[(&str, &str)] = templates![
     "admin/student.html",
     "admin/courses.html",
     "admin/course.html",
+    "admin/import.html",
+    "admin/import_job.html",
+    "admin/imports.html",
 ];
 
 macro_rules! statics {

@@ -9,18 +9,6 @@ use support::browser::Browser;
 use support::{screenshot_path, TestServer};
 use wxgrades::service::admin::accounts;
 
-/// Wait until the page shows `text`.
-fn wait_for_text(b: &Browser, text: &str) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !b.page_source().contains(text) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the page never showed {text:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn admin_signs_in_looks_around_unbinds_and_signs_out_in_a_browser() {
     let Some(b) = Browser::start_or_skip() else {
@@ -38,7 +26,7 @@ fn admin_signs_in_looks_around_unbinds_and_signs_out_in_a_browser() {
     b.find("input[name=username]").send_keys("jw");
     b.find("input[name=password]").send_keys("wrong-password");
     b.find("form.form button[type=submit]").click();
-    wait_for_text(&b, "用户名或密码错误");
+    b.wait_for_text("用户名或密码错误", Duration::from_secs(10));
     b.find("input[name=password]").send_keys(pw);
     b.find("form.form button[type=submit]").click();
     // Back to the page asked for first.
@@ -56,7 +44,7 @@ fn admin_signs_in_looks_around_unbinds_and_signs_out_in_a_browser() {
     // Unbind through the confirmation.
     b.find("details.confirm summary").click();
     b.find("details.confirm button[type=submit]").click();
-    wait_for_text(&b, "未绑定微信");
+    b.wait_for_text("未绑定微信", Duration::from_secs(10));
     assert_eq!(s.app.store.bound_openid(sid).expect("read"), None);
 
     b.goto(&format!("{}/admin", s.url));

@@ -20,7 +20,7 @@ use crate::service::grades::{transcript, Term};
 use crate::service::ratelimit::clock_time;
 
 /// Rows per page of long lists.
-const PAGE: usize = 50;
+pub(crate) const PAGE: usize = 50;
 
 /// Route a request under `/admin` (the caller matched the prefix).
 pub fn route(app: &App, req: &Request) -> (&'static str, Handled) {
@@ -74,15 +74,31 @@ fn dispatch(app: &App, req: &Request) -> (&'static str, Handled) {
         ),
         ["export.csv"] if get => ("admin_export", export_csv(app, &admin, req)),
         ["backup"] if get => ("admin_backup", backup_download(app, &admin, req)),
-        // The import pages (GET/POST /admin/import, POST /admin/import/{id}/commit,
-        // GET /admin/imports) belong here, taking `&Admin` / checking the CSRF token with
-        // `Admin::check_post` on the multipart field, and calling `audit::record(..Import..)`.
+        ["import"] if get => ("admin_import", super::admin_import::form(app, &admin, req)),
+        ["import"] if post => (
+            "admin_import",
+            super::admin_import::upload(app, &admin, req),
+        ),
+        ["import", id] if get => (
+            "admin_import_job",
+            super::admin_import::job(app, &admin, id),
+        ),
+        ["import", id, "commit"] if post => (
+            "admin_import_commit",
+            posted(app, req, admin, |app, req, p| {
+                super::admin_import::commit(app, req, p, id)
+            }),
+        ),
+        ["imports"] if get => (
+            "admin_imports",
+            super::admin_import::history(app, &admin, req),
+        ),
         _ => ("admin_not_found", Err(AppError::NotFound)),
     }
 }
 
 /// Verify a POST's CSRF token and Origin, then run `f`.
-fn posted(
+pub(crate) fn posted(
     app: &App,
     req: &Request,
     admin: Admin,
@@ -93,7 +109,7 @@ fn posted(
 }
 
 /// Render an admin page: `ctx` plus what the layout needs.
-fn page(
+pub(crate) fn page(
     app: &App,
     status: u16,
     template: &str,
@@ -334,7 +350,7 @@ fn dashboard(app: &App, admin: &Admin) -> Handled {
 // Students
 // ---------------------------------------------------------------------------------------------
 
-fn page_number(req: &Request) -> usize {
+pub(crate) fn page_number(req: &Request) -> usize {
     req.query_param("page")
         .and_then(|p| p.trim().parse::<usize>().ok())
         .filter(|p| *p >= 1 && *p <= 1_000_000)
@@ -342,7 +358,7 @@ fn page_number(req: &Request) -> usize {
 }
 
 /// Pagination for a template: current page, page count, and the links.
-fn pager(page: usize, total: usize, base: &str) -> Value {
+pub(crate) fn pager(page: usize, total: usize, base: &str) -> Value {
     let pages = total.div_ceil(PAGE).max(1);
     let sep = if base.contains('?') { '&' } else { '?' };
     let link = |p: usize| format!("{base}{sep}page={p}");

@@ -2,6 +2,7 @@
 //! becomes a response page. Handlers are thin: parse, call a service, render.
 
 pub mod admin;
+pub mod admin_import;
 pub mod oauth;
 pub mod pages;
 pub mod sim;

@@ -224,6 +224,12 @@ impl Store {
         Ok(id)
     }
 
+    /// How many imports the history holds.
+    pub fn import_count(&self) -> Result<u64> {
+        let tx = self.db().begin_read()?;
+        Ok(tx.open_table(IMPORTS)?.len()?)
+    }
+
     /// Import history, newest first.
     pub fn imports(&self, offset: usize, limit: usize) -> Result<Vec<ImportRecord>> {
         let tx = self.db().begin_read()?;

@@ -484,6 +484,19 @@ impl Browser {
             .unwrap_or_default()
     }
 
+    /// Wait until the page's source contains `text`; panics naming it after `timeout`.
+    pub fn wait_for_text(&self, text: &str, timeout: Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        while !self.page_source().contains(text) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "browser: the page never showed {text:?} (URL {})",
+                self.current_url()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Waits until the current URL satisfies `condition` (a `&str` it must contain, or a
     /// `Fn(&str) -> bool`); returns that URL, or panics with the last URL seen after `timeout`.
     pub fn wait_for_url(&self, condition: impl UrlCondition, timeout: Duration) -> String {

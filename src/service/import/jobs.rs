@@ -99,6 +99,19 @@ impl ImportJobs {
         }
     }
 
+    /// Jobs whose commit is being written now.
+    pub fn committing(&self) -> Vec<Arc<Job>> {
+        self.jobs
+            .lock()
+            .map(|m| {
+                m.values()
+                    .filter(|j| matches!(j.state(), JobState::Committing))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Queue a file for planning; returns the job to watch.
     pub fn submit(
         &self,
