@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::service::import::jobs::ImportJobs;
+use crate::service::messages::Inbox;
+use crate::service::notices::Wake;
 use crate::service::ratelimit::Limiter;
 use crate::service::students::{BIND_LOCK_SECS, BIND_MAX_FAILURES};
 use crate::service::verify::VerifyKey;
@@ -15,6 +17,7 @@ use crate::store::{Store, StoreError};
 use crate::views::Views;
 use crate::wechat::client::WxClient;
 use crate::wechat::sim::Simulator;
+use crate::wechat::token::AccessTokens;
 
 /// Wall-clock seconds, with an offset tests can move forward (to expire states and sessions
 /// without sleeping).
@@ -135,6 +138,12 @@ pub struct App {
     pub oauth_locks: KeyedLocks,
     /// The WeChat simulator, in demo mode only.
     pub sim: Option<Simulator>,
+    /// The basic access_token (single flight, cached in the data file).
+    pub tokens: AccessTokens,
+    /// Answers to recent WeChat messages, for WeChat's retries.
+    pub wx_inbox: Inbox,
+    /// Wakes the grade-notice sender.
+    pub notice_wake: Wake,
     /// The key of the verification-value hashes (a file beside the data file).
     pub verify_key: VerifyKey,
     /// Bind failures per WeChat user (`u:`) and per student ID (`s:`).
@@ -175,6 +184,7 @@ impl App {
         } else {
             None
         };
+        let tokens = AccessTokens::new(config.wechat.token_api);
         Ok(App {
             config,
             store,
@@ -184,6 +194,9 @@ impl App {
             metrics: Metrics::default(),
             oauth_locks: KeyedLocks::default(),
             sim,
+            tokens,
+            wx_inbox: Inbox::default(),
+            notice_wake: Wake::default(),
             verify_key,
             bind_limit: Limiter::new(BIND_MAX_FAILURES, BIND_LOCK_SECS, BIND_LOCK_SECS),
             pages: PageCache::default(),

@@ -17,6 +17,7 @@ Usage:
   wxgrades demo                        run demo mode: WeChat simulated, sample data
   wxgrades init [FILE]                 write a commented config file (never overwrites)
   wxgrades check [--config FILE]       validate the config (and prove the WeChat credentials)
+  wxgrades menu show | push            print / publish the custom menu built from [[menu]]
   wxgrades import roster FILE          import a roster (CSV or XLSX, UTF-8 or GBK)
   wxgrades import grades FILE [--dry-run] [--replace-term TERM]
   wxgrades admin add|passwd NAME [--password-stdin]   create an admin / set a new password
@@ -171,6 +172,15 @@ fn dispatch(a: &Args) -> Outcome {
             let cfg = load_config(a, false)?;
             check(&cfg)
         }
+        "menu" => {
+            no_flags(&a.flags)?;
+            let cfg = load_config(a, false)?;
+            match rest {
+                [w] if w == "show" => menu_show(&cfg),
+                [w] if w == "push" => menu_push(&cfg),
+                _ => usage("menu takes one of: show, push"),
+            }
+        }
         "admin" => {
             let cfg = load_config(a, false)?;
             let from_stdin = a.flag("--password-stdin");
@@ -260,8 +270,9 @@ fn help_for(cmd: &str) -> String {
         "serve" => "wxgrades serve [--config FILE]\n\nRun the server. Without a config file and WeChat credentials it runs demo mode.".into(),
         "demo" => "wxgrades demo [--config FILE]\n\nRun demo mode: data/demo.redb seeded from the sample data, WeChat simulated under /_sim/.".into(),
         "init" => "wxgrades init [FILE]\n\nWrite a commented config file to start from (default wxgrades.toml). Never overwrites.".into(),
+        "check" => "wxgrades check [--config FILE]\n\nValidate the config; with WeChat credentials, fetch an access_token to prove them. Exit 0 only when all is well.".into(),
+        "menu" => "wxgrades menu show|push [--config FILE]\n\nshow: print the custom menu JSON built from [[menu]] in the config.\npush: publish it to WeChat (cgi-bin/menu/create) and report WeChat's answer.".into(),
         "import" => "wxgrades import roster FILE\nwxgrades import grades FILE [--dry-run] [--replace-term TERM]\n\nThe admin page's import engine, for scripts. CSV (UTF-8 or GBK/GB18030, with or without BOM) or XLSX;\nheaders in English or Chinese. All or nothing: one bad row and nothing is written; every error is listed.\n--dry-run prints the plan and writes nothing. --replace-term first removes that term's rows the file does not list.".into(),
-        "check" => "wxgrades check [--config FILE]\n\nValidate the config; exit 0 only when all is well.".into(),
         "admin" => "wxgrades admin add NAME [--password-stdin]\nwxgrades admin passwd NAME [--password-stdin]\nwxgrades admin list\nwxgrades admin remove NAME\n\nManage the accounts of the admin pages (/admin). The password (at least 10 characters) is asked\nfor twice without echo, or read as one line from standard input with --password-stdin.\nA new password or a removal ends that admin's sessions. Needs the server stopped.".into(),
         "export" => "wxgrades export grades [--term TERM] [-o FILE]\n\nWrite every grade row (or one term's) as CSV in the import format: UTF-8 with BOM, so Excel\nopens it; cells that Excel would run as formulas get a leading '. To standard output without -o.\nWhile the server runs, use /admin/export.csv instead.".into(),
         "backup" => "wxgrades backup FILE\n\nWrite a consistent copy of the data file to FILE (replacing it). Needs the server stopped; while\nit runs, copy a snapshot from backup.dir or download one from /admin/backup.".into(),
@@ -344,6 +355,23 @@ fn check(cfg: &Config) -> Outcome {
         cfg.data.display(),
         cfg.workers
     );
+    let report = crate::service::wxcheck::check_wechat(cfg).map_err(Failure::Failed)?;
+    println!("{report}");
+    Ok(())
+}
+
+fn menu_show(cfg: &Config) -> Outcome {
+    let v = crate::service::menu::menu_json(cfg).map_err(Failure::Failed)?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string())
+    );
+    Ok(())
+}
+
+fn menu_push(cfg: &Config) -> Outcome {
+    let report = crate::service::wxcheck::push_menu(cfg).map_err(Failure::Failed)?;
+    println!("{report}");
     Ok(())
 }
 

@@ -478,7 +478,12 @@ fn validate(raw: RawConfig, demo: bool) -> Result<Config, ConfigError> {
         1000,
     )? as u32;
     let mut fields = w.grades_template_fields.unwrap_or_default();
-    if fields.is_empty() {
+    if fields.is_empty() && demo {
+        // The simulator shows these keys with Chinese labels, as WeChat shows a template's.
+        for k in ["first", "name", "term", "courses", "remark"] {
+            fields.insert(k.into(), k.into());
+        }
+    } else if fields.is_empty() {
         fields.insert("term".into(), "keyword1".into());
         fields.insert("courses".into(), "keyword2".into());
     }
@@ -549,7 +554,13 @@ fn validate(raw: RawConfig, demo: bool) -> Result<Config, ConfigError> {
             scope,
             api_base,
             open_base,
-            grades_template_id: w.grades_template_id.unwrap_or_default(),
+            grades_template_id: w.grades_template_id.unwrap_or_else(|| {
+                if demo {
+                    DEMO_TEMPLATE_ID.to_string()
+                } else {
+                    String::new()
+                }
+            }),
             grades_template_fields: fields,
             token_api,
             timeout_secs,
@@ -562,7 +573,7 @@ fn validate(raw: RawConfig, demo: bool) -> Result<Config, ConfigError> {
             keep,
         },
         menu: if raw.menu.is_empty() {
-            default_menu()
+            default_menu(demo)
         } else {
             raw.menu
         },
@@ -571,13 +582,32 @@ fn validate(raw: RawConfig, demo: bool) -> Result<Config, ConfigError> {
     })
 }
 
-fn default_menu() -> Vec<MenuButton> {
-    vec![MenuButton {
-        name: "查成绩".into(),
-        page: Some("/grades".into()),
+fn default_menu(demo: bool) -> Vec<MenuButton> {
+    let view = |name: &str, page: &str| MenuButton {
+        name: name.into(),
+        page: Some(page.into()),
         key: None,
         sub_button: vec![],
-    }]
+    };
+    if !demo {
+        return vec![view("查成绩", "/grades")];
+    }
+    // Demo mode shows both kinds of button: a page, and a key answered by the message endpoint.
+    vec![
+        view("查成绩", "/grades"),
+        MenuButton {
+            name: "最新成绩".into(),
+            page: None,
+            key: Some("GRADES".into()),
+            sub_button: vec![],
+        },
+        MenuButton {
+            name: "账号".into(),
+            page: None,
+            key: None,
+            sub_button: vec![view("绑定学号", "/bind"), view("解除绑定", "/unbind")],
+        },
+    ]
 }
 
 fn check_menu(menu: &[MenuButton]) -> Result<(), ConfigError> {
@@ -649,6 +679,8 @@ pub const DEMO_APP_ID: &str = "wxd3m0a99c0ffee123";
 pub const DEMO_APP_SECRET: &str = "demo-secret-not-for-production";
 pub const DEMO_TOKEN: &str = "wxgradesdemo";
 pub const DEMO_ENCODING_AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+/// The grade-notice template of demo mode (the simulator accepts any template id).
+pub const DEMO_TEMPLATE_ID: &str = "demo-grades-released";
 
 /// The commented starter file `wxgrades init` writes.
 pub const STARTER: &str = include_str!("config_starter.toml");

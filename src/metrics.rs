@@ -79,6 +79,7 @@ impl Metrics {
                     "wechat_error" => ("wxgrades_wechat_errors_total", "errcode"),
                     "import" => ("wxgrades_imports_total", "result"),
                     "notice" => ("wxgrades_notices_total", "result"),
+                    "wx_message" => ("wxgrades_wx_messages_total", "kind"),
                     other => (other, "label"),
                 };
                 if name != last {

@@ -37,6 +37,8 @@ pub struct Running {
     pub app: Arc<App>,
     server: Arc<tiny_http::Server>,
     workers: Vec<JoinHandle<()>>,
+    /// Background threads that end with the server (the grade-notice sender).
+    background: Vec<JoinHandle<()>>,
     stopping: Arc<AtomicBool>,
     /// Set when the listener died (not by our own shutdown).
     pub listener_failed: Arc<AtomicBool>,
@@ -88,11 +90,15 @@ pub fn start_on(app: Arc<App>, listener: TcpListener) -> Result<Running, String>
             .map_err(|e| format!("cannot start worker thread: {e}"))?;
         workers.push(h);
     }
+    let background = crate::service::notices::spawn_sender(app.clone(), stopping.clone())
+        .into_iter()
+        .collect();
     Ok(Running {
         addr,
         app,
         server,
         workers,
+        background,
         stopping,
         listener_failed,
     })
@@ -105,7 +111,7 @@ impl Running {
         for _ in 0..self.workers.len() {
             self.server.unblock();
         }
-        for w in self.workers {
+        for w in self.workers.into_iter().chain(self.background) {
             let _ = w.join();
         }
     }
@@ -121,7 +127,7 @@ impl Running {
 
     /// Block until every worker has ended (after a `Stopper::stop`).
     pub fn wait(self) {
-        for w in self.workers {
+        for w in self.workers.into_iter().chain(self.background) {
             let _ = w.join();
         }
     }

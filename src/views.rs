@@ -22,6 +22,7 @@ pub const TEMPLATES: &[(&str, &str)] = templates![
     "grades.html",
     "sim_authorize.html",
     "sim_index.html",
+    "sim_phone.html",
     "admin/base.html",
     "admin/_pager.html",
     "admin/error.html",

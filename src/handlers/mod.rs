@@ -7,6 +7,7 @@ pub mod oauth;
 pub mod pages;
 pub mod sim;
 pub mod student;
+pub mod wx;
 
 use minijinja::context;
 
@@ -47,12 +48,18 @@ fn dispatch(app: &App, req: &Request) -> (&'static str, Handled) {
         "/wx/oauth/start" if get => ("oauth_start", oauth::start(app, req)),
         "/wx/oauth/callback" if get => ("oauth_callback", oauth::callback(app, req)),
         "/logout" if get => ("logout", pages::logout(app, req)),
+        "/wx" if get => ("wx_verify", Ok(wx::verify(app, req))),
+        "/wx" if post => ("wx_message", Ok(wx::message(app, req))),
         "/healthz" if get => ("healthz", Ok(pages::healthz(app))),
         "/metrics" if get => ("metrics", pages::metrics(app, req)),
         p if get && p.starts_with("/static/") => {
             ("static", pages::static_file(req, &p["/static/".len()..]))
         }
         p if p.starts_with("/_sim") && app.sim.is_some() => ("sim", sim::route(app, req)),
+        "/wx" if !get && !post => (
+            "method",
+            Ok(Response::text(405, "method not allowed").with_header("Allow", "GET, POST")),
+        ),
         p if p == "/admin" || p.starts_with("/admin/") => admin::route(app, req),
         "/" | "/wx/oauth/start" | "/wx/oauth/callback" | "/logout" | "/healthz" | "/metrics"
             if !get =>

@@ -10,6 +10,8 @@ use crate::http::form::percent_encode;
 use crate::http::{Body, Request, Response};
 use crate::wechat::sim::{avatar_svg, Simulator, DEMO_USERS};
 
+mod phone;
+
 pub fn route(app: &App, req: &Request) -> Handled {
     let Some(sim) = &app.sim else {
         return Err(AppError::NotFound);
@@ -31,6 +33,28 @@ pub fn route(app: &App, req: &Request) -> Handled {
             200,
             &sim.check(&q("access_token"), &q("openid")),
         )),
+        "/_sim/cgi-bin/token" => Ok(Response::json(
+            200,
+            &sim.account
+                .token(&q("grant_type"), &q("appid"), &q("secret")),
+        )),
+        "/_sim/cgi-bin/stable_token" => {
+            Ok(Response::json(200, &sim.account.stable_token(&req.body)))
+        }
+        "/_sim/cgi-bin/message/template/send" => Ok(Response::json(
+            200,
+            &sim.account.template_send(&q("access_token"), &req.body),
+        )),
+        "/_sim/cgi-bin/menu/create" => Ok(Response::json(
+            200,
+            &sim.account.menu_create(&q("access_token"), &req.body),
+        )),
+        "/_sim/cgi-bin/menu/get" => Ok(Response::json(
+            200,
+            &sim.account.menu_get(&q("access_token")),
+        )),
+        "/_sim/phone" => phone::page(app, sim, req),
+        "/_sim/phone/send" if req.method == crate::http::Method::Post => phone::send(app, sim, req),
         p if p.starts_with("/_sim/avatar/") => {
             let openid = p
                 .trim_start_matches("/_sim/avatar/")
@@ -49,6 +73,7 @@ pub fn route(app: &App, req: &Request) -> Handled {
 fn index(app: &App) -> Handled {
     let links = vec![
         context! { label => "以学生身份打开“查成绩”", url => "/wx/oauth/start?next=/", note => "模拟从公众号菜单进入：先经过微信授权，再绑定学号、查看成绩" },
+        context! { label => "打开“手机”，给公众号发消息", url => "/_sim/phone", note => "发送“成绩”“绑定”等，看公众号的回复、菜单和成绩通知" },
     ];
     Ok(Response::html(
         200,

@@ -45,6 +45,10 @@ fn visit_all(v: &mut impl TableVisitor) -> Result<()> {
     v.visit(ADMINS)?;
     v.visit(ADMIN_SESSIONS)?;
     v.visit(AUDIT)?;
+    v.visit(NOTICES)?;
+    v.visit(NOTICE_DUE)?;
+    v.visit(NOTICE_BY_MSGID)?;
+    v.visit(NOTICE_STATS)?;
     Ok(())
 }
 

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod auth;
 pub mod backup;
 pub mod grades;
+pub mod notices;
 pub mod students;
 pub mod tables;
 

@@ -3,6 +3,8 @@
 
 use serde::Deserialize;
 use serde_json::Value;
+
+use crate::config::TokenApi;
 use std::fmt;
 use std::time::Duration;
 
@@ -60,6 +62,11 @@ impl WxError {
     pub fn is_busy(&self) -> bool {
         self.errcode() == Some(-1)
     }
+    /// A call quota is used up: 45009 (daily) or 45011 (per minute). Retrying at once only
+    /// burns more of it.
+    pub fn is_quota(&self) -> bool {
+        matches!(self.errcode(), Some(45009 | 45011))
+    }
 }
 
 /// What an errcode means, for operators reading logs and `wxgrades check`.
@@ -82,6 +89,14 @@ pub fn errcode_meaning(code: i64) -> Option<&'static str> {
         43101 => "user refuses messages",
         45009 => "daily API quota reached",
         45011 => "API called too often (per-minute quota)",
+        40016 | 40023 => "menu: too many or too few buttons",
+        40017 | 40024 => "menu: invalid button type",
+        40018 | 40025 => "menu: button name too long",
+        40019 | 40026 => "menu: button key too long",
+        40020 | 40027 => "menu: button URL too long",
+        40054 | 40055 => {
+            "menu: a button URL's domain is not allowed (set the JS/web domain in the account settings)"
+        }
         47003 => "template argument invalid",
         48001 => "API not authorized for this account",
         _ => return None,
@@ -115,6 +130,23 @@ pub struct UserInfo {
     pub headimgurl: Option<String>,
     #[serde(default)]
     pub unionid: Option<String>,
+}
+
+/// A basic access_token as WeChat issued it (`cgi-bin/token` or `cgi-bin/stable_token`).
+#[derive(Clone, PartialEq, Deserialize)]
+pub struct IssuedToken {
+    pub access_token: String,
+    #[serde(default)]
+    pub expires_in: i64,
+}
+
+impl fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("access_token", &"<redacted>")
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
 }
 
 /// A blocking client for one official account.
@@ -222,6 +254,42 @@ impl WxClient {
             ],
         )?;
         decode(v)
+    }
+
+    /// Fetch a basic access_token. `Stable` asks `cgi-bin/stable_token` (the same token while it
+    /// is valid, unless `force_refresh`); `Classic` asks `cgi-bin/token` (a new token each time,
+    /// which retires the previous one after 5 minutes). Callers cache the answer: see
+    /// `wechat::token`.
+    pub fn fetch_basic_token(
+        &self,
+        api: TokenApi,
+        force_refresh: bool,
+    ) -> Result<IssuedToken, WxError> {
+        let v = match api {
+            TokenApi::Stable => self.post_json(
+                "/cgi-bin/stable_token",
+                &[],
+                &serde_json::json!({
+                    "grant_type": "client_credential",
+                    "appid": self.app_id,
+                    "secret": self.app_secret,
+                    "force_refresh": force_refresh,
+                }),
+            )?,
+            TokenApi::Classic => self.get_json(
+                "/cgi-bin/token",
+                &[
+                    ("grant_type", "client_credential"),
+                    ("appid", &self.app_id),
+                    ("secret", &self.app_secret),
+                ],
+            )?,
+        };
+        let t: IssuedToken = decode(v)?;
+        if t.access_token.is_empty() {
+            return Err(WxError::BadResponse("empty access_token".into()));
+        }
+        Ok(t)
     }
 
     /// Whether a web-authorization access_token is still valid for `openid`.

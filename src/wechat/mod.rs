@@ -5,3 +5,5 @@ pub mod client;
 pub mod crypto;
 pub mod message;
 pub mod sim;
+pub mod sim_account;
+pub mod token;

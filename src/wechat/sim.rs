@@ -8,6 +8,7 @@ use std::sync::Mutex;
 
 use crate::config::Config;
 use crate::secret;
+use crate::wechat::sim_account::SimAccount;
 
 /// A WeChat user of the simulator.
 pub struct DemoUser {
@@ -56,6 +57,8 @@ pub struct Simulator {
     codes: Mutex<HashMap<String, Code>>,
     /// web access_token → (openid, scope)
     tokens: Mutex<HashMap<String, (String, String)>>,
+    /// The official account: `cgi-bin/*` and the demo users' phones.
+    pub account: SimAccount,
 }
 
 /// A simulated API answer: errcode errors are JSON too, as at WeChat.
@@ -73,6 +76,7 @@ impl Simulator {
             public_url: config.public_url.clone(),
             codes: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
+            account: SimAccount::new(config),
         }
     }
 

@@ -51,6 +51,21 @@ pub struct State {
     pub cgi_delay: Duration,
     pub token_counter: usize,
     pub nickname: String,
+    /// Template messages delivered, per touser (a repeated client_msg_id is not delivered
+    /// again, as at WeChat: one message per openid + client_msg_id within 10 minutes).
+    pub delivered: HashMap<String, usize>,
+    /// (touser, client_msg_id) → msgid of the message sent for it.
+    pub client_msg_ids: HashMap<(String, String), u64>,
+    /// Template sends answered as duplicates of an earlier client_msg_id.
+    pub suppressed: usize,
+    pub msgid_counter: u64,
+    /// The last menu created.
+    pub menu: Option<Value>,
+    /// Hold the template send with this number (1-based) until `release` (at most 30 s):
+    /// WeChat has the request and has not answered yet.
+    pub hold_send: Option<usize>,
+    /// A send is being held now.
+    pub holding: bool,
 }
 
 pub struct FakeWeChat {
@@ -148,6 +163,40 @@ impl FakeWeChat {
             .unwrap_or_default()
     }
 
+    /// Template messages delivered to `touser`.
+    pub fn delivered(&self, touser: &str) -> usize {
+        self.state
+            .lock()
+            .unwrap()
+            .delivered
+            .get(touser)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Template messages delivered to anyone.
+    pub fn delivered_total(&self) -> usize {
+        self.state.lock().unwrap().delivered.values().sum()
+    }
+
+    /// Hold the `n`-th template send (1-based) until [`release`](Self::release).
+    pub fn hold_template_send(&self, n: usize) {
+        self.state.lock().unwrap().hold_send = Some(n);
+    }
+
+    /// Whether a held template send is waiting.
+    pub fn holding(&self) -> bool {
+        self.state.lock().unwrap().holding
+    }
+
+    pub fn release(&self) {
+        self.state.lock().unwrap().hold_send = None;
+    }
+
+    pub fn set_cgi_delay(&self, d: Duration) {
+        self.state.lock().unwrap().cgi_delay = d;
+    }
+
     /// Issue a code for `login` directly (as if the user had agreed), without the authorize hop.
     pub fn issue_code(&self, login: Login) -> String {
         let mut st = self.state.lock().unwrap();
@@ -220,6 +269,20 @@ fn answer(state: &Mutex<State>, app_id: &str, secret: &str, url: &str, body: &st
     };
     if path.starts_with("/cgi-bin/") && !cgi_delay.is_zero() {
         std::thread::sleep(cgi_delay);
+    }
+    if path == "/cgi-bin/message/template/send" {
+        let nth = state.lock().unwrap().posts.get(&path).map_or(0, Vec::len);
+        let started = std::time::Instant::now();
+        loop {
+            let mut st = state.lock().unwrap();
+            if st.hold_send != Some(nth) || started.elapsed() > Duration::from_secs(30) {
+                st.holding = false;
+                break;
+            }
+            st.holding = true;
+            drop(st);
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
     if let Some(code) = scripted {
         return ok_json(err(code));
@@ -310,9 +373,46 @@ fn answer(state: &Mutex<State>, app_id: &str, secret: &str, url: &str, body: &st
             )
         }
         "/cgi-bin/message/template/send" => {
-            ok_json(json!({"errcode": 0, "errmsg": "ok", "msgid": 200228332}))
+            if !q
+                .get("access_token")
+                .is_some_and(|t| t.starts_with("basic-token-"))
+            {
+                return ok_json(err(40014));
+            }
+            let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+            let touser = v["touser"].as_str().unwrap_or("").to_string();
+            if touser.is_empty() || v["template_id"].as_str().unwrap_or("").is_empty() {
+                return ok_json(err(47001));
+            }
+            let mut st = state.lock().unwrap();
+            if let Some(cid) = v["client_msg_id"].as_str() {
+                let key = (touser.clone(), cid.to_string());
+                if let Some(msgid) = st.client_msg_ids.get(&key).copied() {
+                    st.suppressed += 1;
+                    return ok_json(json!({"errcode": 0, "errmsg": "ok", "msgid": msgid}));
+                }
+                st.msgid_counter += 1;
+                let msgid = 200228332 + st.msgid_counter;
+                st.client_msg_ids.insert(key, msgid);
+                *st.delivered.entry(touser).or_default() += 1;
+                return ok_json(json!({"errcode": 0, "errmsg": "ok", "msgid": msgid}));
+            }
+            st.msgid_counter += 1;
+            let msgid = 200228332 + st.msgid_counter;
+            *st.delivered.entry(touser).or_default() += 1;
+            ok_json(json!({"errcode": 0, "errmsg": "ok", "msgid": msgid}))
         }
-        "/cgi-bin/menu/create" => ok_json(err(0)),
+        "/cgi-bin/menu/create" => {
+            let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+            if v["button"]
+                .as_array()
+                .is_none_or(|b| b.is_empty() || b.len() > 3)
+            {
+                return ok_json(err(40016));
+            }
+            state.lock().unwrap().menu = Some(v);
+            ok_json(err(0))
+        }
         _ => (404, vec![], "not found".into()),
     }
 }

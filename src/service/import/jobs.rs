@@ -273,6 +273,9 @@ fn run_commit(app: &App, job: &Job, notify: bool) {
     match result {
         Ok(done) => {
             app.data_changed();
+            if done.record.notices > 0 {
+                crate::service::notices::wake(app);
+            }
             app.metrics.event("import", "committed");
             job.progress.set(4, p.writes(), p.writes());
             log::info!(
@@ -295,15 +298,28 @@ fn run_commit(app: &App, job: &Job, notify: bool) {
     }
 }
 
-/// Grade notices for the students an import touched, written in the import's transaction.
+/// Grade notices for the students an import touched, written in the import's transaction:
+/// one per bound student, none when no template is configured (the wish to notify stays in
+/// the import record).
 fn enqueue_notices(
-    _app: &App,
-    _tx: &redb::WriteTransaction,
-    _import_id: u64,
+    app: &App,
+    tx: &redb::WriteTransaction,
+    import_id: u64,
     targets: &[super::plan::NoticeTarget],
 ) -> Result<usize, crate::store::StoreError> {
-    // Wired to the notice outbox by the official-account work; until then the wish to notify is
-    // recorded in the import record only.
-    let _ = targets;
-    Ok(0)
+    if !crate::service::notices::enabled(&app.config) {
+        return Ok(0);
+    }
+    let notices: Vec<crate::store::notices::NewNotice> = targets
+        .iter()
+        .map(|t| crate::store::notices::NewNotice {
+            openid: t.openid.clone(),
+            student_id: t.student_id.clone(),
+            name: t.name.clone(),
+            terms: t.terms.clone(),
+            courses: t.courses.clone(),
+            import_id,
+        })
+        .collect();
+    Ok(crate::store::notices::enqueue_in(tx, &notices)?.len())
 }

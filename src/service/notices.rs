@@ -1,0 +1,367 @@
+//! Grade notices: the background sender that works through the outbox
+//! (`store::notices`), the template message it sends, and what WeChat's answers mean for it.
+//!
+//! Delivery semantics. One sender thread sends one notice at a time, at most
+//! `wechat.notice_rate_per_sec`. Before each call the try is recorded durably (`Sending`);
+//! after it, the outcome. A crash (kill -9, power) between WeChat accepting a notice and our
+//! record leaves that one notice `Sending`: the next process sends it again — with the same
+//! `client_msg_id`, WeChat's de-duplication key for template messages (one message per openid
+//! and client_msg_id within 10 minutes), so a restart within 10 minutes delivers it once. After
+//! a longer outage the student may get that one notice twice: at most one duplicate per crash,
+//! never a lost notice. (The other choice, marking in-doubt notices failed, would lose notices
+//! silently; a second "grades are out" message is the smaller harm.)
+//!
+//! Outcomes: accepted → sent (msgid kept for TEMPLATESENDJOBFINISH); 43004, 43101, 40003,
+//! 40037, 47003 → failed at once; 45009/45011 (quota) → the whole sender pauses (an hour / a
+//! minute) without counting against the notice; anything else (-1, timeouts, network, other
+//! errcodes) → retried with a growing delay, failed after [`MAX_FAILURES`].
+
+use serde_json::{json, Map, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::app::App;
+use crate::config::Config;
+use crate::error::AppError;
+use crate::service::{messages, wxapi};
+use crate::store::notices::{Notice, NoticeCounts, TryOutcome};
+use crate::wechat::client::WxError;
+
+/// Transient failures after which a notice is given up.
+pub const MAX_FAILURES: u32 = 8;
+/// Tries of one notice cut short by restarts before it is given up.
+pub const MAX_CUT_SHORT: u32 = 3;
+/// Errcodes that no retry can fix.
+const PERMANENT: [i64; 5] = [43004, 43101, 40003, 40037, 47003];
+/// How often an idle sender looks at the outbox.
+const IDLE_POLL: Duration = Duration::from_millis(250);
+pub const TEMPLATE_SEND: &str = "/cgi-bin/message/template/send";
+
+/// Wakes the sender when notices were written (the import calls [`wake`] after its commit).
+#[derive(Default)]
+pub struct Wake {
+    flag: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Wake {
+    pub fn notify(&self) {
+        let mut f = self.flag.lock().unwrap_or_else(|p| p.into_inner());
+        *f = true;
+        self.cv.notify_all();
+    }
+
+    fn wait(&self, timeout: Duration) {
+        let mut f = self.flag.lock().unwrap_or_else(|p| p.into_inner());
+        if !*f {
+            f = self
+                .cv
+                .wait_timeout(f, timeout)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+        *f = false;
+    }
+}
+
+/// Whether grade notices are configured (`wechat.grades_template_id` set). The import writes
+/// notices only then (and records the wish to notify either way).
+pub fn enabled(config: &Config) -> bool {
+    !config.wechat.grades_template_id.trim().is_empty()
+}
+
+/// Tell the sender that new notices are waiting.
+pub fn wake(app: &App) {
+    app.notice_wake.notify();
+}
+
+/// (pending, sent, failed) for the dashboard.
+pub fn notice_counts(app: &App) -> Result<(u64, u64, u64), AppError> {
+    let NoticeCounts {
+        pending,
+        sent,
+        failed,
+    } = app.store.notice_counts()?;
+    Ok((pending, sent, failed))
+}
+
+/// A TEMPLATESENDJOBFINISH event: WeChat tells how the message with `msg_id` ended.
+pub fn job_finished(app: &App, msg_id: &str, status: &str) -> Result<(), AppError> {
+    let Ok(id) = msg_id.trim().parse::<u64>() else {
+        log::warn!("TEMPLATESENDJOBFINISH without a usable MsgID");
+        return Ok(());
+    };
+    if !app.store.notice_delivery(id, status)? {
+        log::info!("TEMPLATESENDJOBFINISH for msgid {id} ({status}): no sent notice waits for it");
+    }
+    Ok(())
+}
+
+/// Start the sender thread; it ends soon after `stop` is set.
+pub fn spawn_sender(app: Arc<App>, stop: Arc<AtomicBool>) -> Option<JoinHandle<()>> {
+    let spawned = std::thread::Builder::new()
+        .name("notice-sender".into())
+        .spawn(move || run_sender(&app, &stop));
+    match spawned {
+        Ok(h) => Some(h),
+        Err(e) => {
+            log::error!("cannot start the notice sender: {e}; grade notices will wait");
+            None
+        }
+    }
+}
+
+/// What the sender does next after one step.
+enum Step {
+    /// Nothing due.
+    Idle,
+    /// One notice handled.
+    Sent,
+    /// Stop sending until this (app clock) time.
+    PauseUntil(i64),
+}
+
+fn run_sender(app: &App, stop: &AtomicBool) {
+    let rate = app.config.wechat.notice_rate_per_sec.max(1);
+    let gap = Duration::from_secs_f64(1.0 / f64::from(rate));
+    let mut paused_until = 0i64;
+    let mut told_disabled = false;
+    while !stop.load(Ordering::SeqCst) {
+        if !enabled(&app.config) {
+            if !told_disabled {
+                if let Ok(c) = app.store.notice_counts() {
+                    if c.pending > 0 {
+                        log::warn!("{} grade notices wait, but wechat.grades_template_id is empty: set it to send them", c.pending);
+                    }
+                }
+                told_disabled = true;
+            }
+            app.notice_wake.wait(Duration::from_secs(1));
+            continue;
+        }
+        if app.clock.now() < paused_until {
+            app.notice_wake.wait(IDLE_POLL);
+            continue;
+        }
+        match step(app) {
+            Ok(Step::Idle) => app.notice_wake.wait(IDLE_POLL),
+            Ok(Step::Sent) => std::thread::sleep(gap),
+            Ok(Step::PauseUntil(t)) => paused_until = t,
+            Err(e) => {
+                log::error!("notice sender: {e}");
+                app.notice_wake.wait(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+/// Send the notice due first, if any.
+fn step(app: &App) -> Result<Step, AppError> {
+    let now = app.clock.now();
+    let Some(due) = app.store.next_due_notice(now)? else {
+        return Ok(Step::Idle);
+    };
+    let Some(n) = app.store.claim_notice(due.id, now)? else {
+        return Ok(Step::Sent);
+    };
+    if n.in_doubt >= MAX_CUT_SHORT {
+        // The process died during this notice's send again and again: do not let one notice
+        // keep a crash loop going.
+        let error = format!("{} tries were cut short by restarts; given up", n.in_doubt);
+        log::error!("notice {}: {error}", n.id);
+        app.store.finish_notice(
+            n.id,
+            &TryOutcome::Failed {
+                errcode: None,
+                error,
+            },
+            now,
+        )?;
+        app.metrics.event("notice", "failed");
+        return Ok(Step::Sent);
+    }
+    if n.in_doubt > due.in_doubt {
+        log::warn!(
+            "notice {}: an earlier try was cut short (restart); sending again with the same client_msg_id",
+            n.id
+        );
+    }
+    let body = payload(app, &n);
+    let result = wxapi::post(app, TEMPLATE_SEND, &body);
+    let now = app.clock.now();
+    let (outcome, step) = classify(&n, result, now);
+    match &outcome {
+        TryOutcome::Sent { .. } => app.metrics.event("notice", "sent"),
+        TryOutcome::Failed { error, .. } => {
+            log::warn!(
+                "notice {} to student {} failed: {error}",
+                n.id,
+                n.student_id
+            );
+            app.metrics.event("notice", "failed");
+        }
+        TryOutcome::Retry { error, due, .. } => {
+            log::warn!("notice {}: {error}; trying again in {} s", n.id, due - now);
+            app.metrics.event("notice", "retry");
+        }
+    }
+    app.store.finish_notice(n.id, &outcome, now)?;
+    Ok(step)
+}
+
+/// Seconds to wait after the `failures`-th transient failure.
+fn backoff(failures: u32) -> i64 {
+    let f = failures.clamp(1, 12);
+    (15i64 << (f - 1)).min(1800)
+}
+
+fn classify(n: &Notice, result: Result<Value, WxError>, now: i64) -> (TryOutcome, Step) {
+    match result {
+        Ok(v) => {
+            let msg_id = v
+                .get("msgid")
+                .and_then(|m| m.as_u64().or_else(|| m.as_str()?.parse().ok()));
+            (TryOutcome::Sent { msg_id }, Step::Sent)
+        }
+        Err(e) => {
+            let errcode = e.errcode();
+            let error = e.to_string();
+            if errcode.is_some_and(|c| PERMANENT.contains(&c)) {
+                return (TryOutcome::Failed { errcode, error }, Step::Sent);
+            }
+            if e.is_quota() {
+                let wait = if errcode == Some(45009) { 3600 } else { 60 };
+                log::error!("WeChat quota reached ({error}); notices pause for {wait} s");
+                return (
+                    TryOutcome::Retry {
+                        due: now + wait,
+                        errcode,
+                        error,
+                        failure: false,
+                    },
+                    Step::PauseUntil(now + wait),
+                );
+            }
+            let failures = n.failures + 1;
+            if failures >= MAX_FAILURES {
+                return (
+                    TryOutcome::Failed {
+                        errcode,
+                        error: format!("gave up after {failures} tries: {error}"),
+                    },
+                    Step::Sent,
+                );
+            }
+            (
+                TryOutcome::Retry {
+                    due: now + backoff(failures),
+                    errcode,
+                    error,
+                    failure: true,
+                },
+                Step::Sent,
+            )
+        }
+    }
+}
+
+/// The courses as one template value: names joined while they fit in 20 characters (WeChat's
+/// limit for short template values), then "等N门".
+pub fn courses_value(courses: &[String]) -> String {
+    const LIMIT: usize = 20;
+    let all = courses.join("、");
+    if all.chars().count() <= LIMIT || courses.len() <= 1 {
+        return all.chars().take(LIMIT).collect();
+    }
+    let suffix = format!("等{}门", courses.len());
+    let mut out = String::new();
+    for c in courses {
+        let sep = if out.is_empty() { "" } else { "、" };
+        if out.chars().count() + sep.chars().count() + c.chars().count() + suffix.chars().count()
+            > LIMIT
+        {
+            break;
+        }
+        out.push_str(sep);
+        out.push_str(c);
+    }
+    if out.is_empty() {
+        out = courses[0]
+            .chars()
+            .take(LIMIT - suffix.chars().count())
+            .collect();
+    }
+    out + &suffix
+}
+
+/// The terms as one template value: the newest term's label, and how many more.
+pub fn terms_value(terms: &[String]) -> String {
+    match terms {
+        [] => String::new(),
+        [t] => messages::term_label(t),
+        [t, rest @ ..] => format!("{}等{}个学期", messages::term_label(t), rest.len() + 1),
+    }
+}
+
+/// The template message for notice `n`.
+pub fn payload(app: &App, n: &Notice) -> Value {
+    let name = if n.name.trim().is_empty() {
+        "同学".to_string()
+    } else {
+        n.name.clone()
+    };
+    let mut data = Map::new();
+    for (ours, key) in &app.config.wechat.grades_template_fields {
+        let value = match ours.as_str() {
+            "term" => terms_value(&n.terms),
+            "courses" => courses_value(&n.courses),
+            "name" => name.clone(),
+            "student_id" => n.student_id.clone(),
+            "count" => n.courses.len().to_string(),
+            "first" => "你好，你有新的成绩发布。".to_string(),
+            "remark" => "点击查看详情。".to_string(),
+            _ => continue,
+        };
+        data.insert(key.clone(), json!({ "value": value }));
+    }
+    json!({
+        "touser": n.openid,
+        "template_id": app.config.wechat.grades_template_id,
+        "url": messages::page_url(app, "/grades"),
+        "client_msg_id": n.client_msg_id(),
+        "data": data,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn courses_fit() {
+        let c = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            courses_value(&c(&["高等数学", "大学英语"])),
+            "高等数学、大学英语"
+        );
+        let long = c(&[
+            "高等数学A（上）",
+            "大学英语读写译",
+            "程序设计基础",
+            "中国近现代史纲要",
+        ]);
+        let v = courses_value(&long);
+        assert!(v.chars().count() <= 20, "{v}");
+        assert!(v.ends_with("等4门"), "{v}");
+        assert_eq!(courses_value(&[]), "");
+    }
+
+    #[test]
+    fn backoff_grows_and_is_bounded() {
+        assert_eq!(backoff(1), 15);
+        assert_eq!(backoff(2), 30);
+        assert_eq!(backoff(20), 1800);
+    }
+}

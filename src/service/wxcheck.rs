@@ -1,0 +1,139 @@
+//! The WeChat parts of `wxgrades check` and `wxgrades menu push`: prove the credentials with
+//! an access_token, check the message-endpoint settings, publish the menu. Each returns the
+//! report to print, or the failure with what the errcode means and what to do.
+
+use crate::config::{Config, TokenApi};
+use crate::service::menu::{self, MENU_CREATE};
+use crate::service::notices;
+use crate::service::wxapi::{self, CacheUse};
+use crate::wechat::client::WxError;
+use crate::wechat::crypto::MessageCipher;
+
+/// What to do about a failed call, when we know.
+fn hint(e: &WxError, config: &Config) -> Option<String> {
+    Some(match e.errcode() {
+        Some(40001 | 40125) => {
+            "check wechat.app_secret (or WXGRADES_WECHAT_APP_SECRET): 公众号后台 → 设置与开发 → 基本配置 → AppSecret".into()
+        }
+        Some(40013) => "check wechat.app_id: the AppID of 公众号后台 → 设置与开发 → 基本配置".into(),
+        Some(40164) => "add this server's public IP address to the IP whitelist (公众号后台 → 设置与开发 → 基本配置 → IP白名单)".into(),
+        Some(45009) => "the daily quota is used up; it resets at midnight (Beijing time), or clear it in the account's API quota page".into(),
+        Some(45011) => "too many calls this minute; wait a minute and try again".into(),
+        Some(48001) => "this account is not authorised for the API (a verified service account is needed)".into(),
+        Some(-1) => "WeChat is busy; try again in a moment".into(),
+        None if e.is_timeout() => format!(
+            "no answer within {} s from {}: check the network path (proxy, firewall, DNS)",
+            config.wechat.timeout_secs, config.wechat.api_base
+        ),
+        None => format!(
+            "check that {} is reachable from this machine",
+            config.wechat.api_base
+        ),
+        Some(_) => return None,
+    })
+}
+
+fn explain(what: &str, e: &WxError, config: &Config) -> String {
+    let mut out = format!("{what}: {e}");
+    if let Some(h) = hint(e, config) {
+        out.push_str("\n  → ");
+        out.push_str(&h);
+    }
+    out
+}
+
+fn cache_note(used: CacheUse, config: &Config) -> Option<&'static str> {
+    match used {
+        CacheUse::DataFile | CacheUse::NoDataFile => None,
+        CacheUse::HeldByServer if config.wechat.token_api == TokenApi::Classic => Some(
+            "note: the running server holds the data file; a token was fetched separately, which retires the server's token within 5 minutes (it fetches a new one by itself). token_api = \"stable\" avoids this",
+        ),
+        CacheUse::HeldByServer => {
+            Some("note: the running server holds the data file; the token was not cached")
+        }
+    }
+}
+
+/// The WeChat part of `wxgrades check` (not in demo mode).
+pub fn check_wechat(config: &Config) -> Result<String, String> {
+    let mut lines = Vec::new();
+    let w = &config.wechat;
+    if w.token.is_empty() {
+        lines.push("note: wechat.token is empty: the message endpoint /wx refuses every request until it is set (公众号 服务器配置 Token)".to_string());
+    } else {
+        lines.push(format!("message endpoint: {}/wx", config.public_url));
+    }
+    if !w.encoding_aes_key.is_empty() {
+        MessageCipher::new(&w.encoding_aes_key, &w.app_id)
+            .map_err(|e| format!("wechat.encoding_aes_key: {e}"))?;
+        lines.push("safe mode (encrypted messages): key OK".to_string());
+    }
+    if notices::enabled(config) {
+        let fields: Vec<String> = w
+            .grades_template_fields
+            .iter()
+            .map(|(k, v)| format!("{k}→{v}"))
+            .collect();
+        lines.push(format!(
+            "grade notices: template {} ({})",
+            w.grades_template_id,
+            fields.join(", ")
+        ));
+    } else {
+        lines.push("note: wechat.grades_template_id is empty: no grade notices are sent".into());
+    }
+    menu::menu_json(config)?;
+    let api = match w.token_api {
+        TokenApi::Stable => "cgi-bin/stable_token",
+        TokenApi::Classic => "cgi-bin/token",
+    };
+    let (proof, used) = wxapi::for_command(config, |client, tokens, env| {
+        tokens
+            .refresh_now(client, env)
+            .map(|t| t.expires_at - env.now())
+    })
+    .map_err(|e| e.to_string())?;
+    match proof {
+        Ok(valid) => lines.push(format!(
+            "WeChat credentials OK: access_token from {api}, valid for {valid} s"
+        )),
+        Err(e) => {
+            return Err(explain(
+                &format!("WeChat refused the credentials ({api})"),
+                &e,
+                config,
+            ))
+        }
+    }
+    if let Some(n) = cache_note(used, config) {
+        lines.push(n.to_string());
+    }
+    Ok(lines.join("\n"))
+}
+
+/// `wxgrades menu push`.
+pub fn push_menu(config: &Config) -> Result<String, String> {
+    let body = menu::menu_json(config)?;
+    let (answer, used) = wxapi::for_command(config, |client, tokens, env| {
+        tokens.call(client, env, |token| {
+            client.post_json(MENU_CREATE, &[("access_token", token)], &body)
+        })
+    })
+    .map_err(|e| e.to_string())?;
+    match answer {
+        Ok(v) => {
+            let mut out = format!(
+                "WeChat accepted the menu ({} buttons): errcode {}, {}",
+                body["button"].as_array().map_or(0, Vec::len),
+                v.get("errcode").and_then(|c| c.as_i64()).unwrap_or(0),
+                v.get("errmsg").and_then(|m| m.as_str()).unwrap_or("ok")
+            );
+            if let Some(n) = cache_note(used, config) {
+                out.push('\n');
+                out.push_str(n);
+            }
+            Ok(out)
+        }
+        Err(e) => Err(explain("WeChat refused the menu", &e, config)),
+    }
+}
