@@ -308,30 +308,40 @@ fn plan_grades(
     let students = snap.students()?;
     let grades = snap.grades()?;
     let bound = snap.bound()?;
-    // student_id → roster name (None: not in the roster)
-    let mut roster: HashMap<String, Option<String>> = HashMap::new();
+    // student_id → who that is: roster name (None: not in the roster) and bound openid.
+    struct Who {
+        name: Option<String>,
+        openid: Option<String>,
+    }
+    let mut roster: HashMap<String, Who> = HashMap::new();
     let mut unknown: BTreeSet<String> = BTreeSet::new();
     let mut terms: BTreeSet<Term> = BTreeSet::new();
+    // Bound students only: what changed for them, for their notice.
     let mut touched: BTreeMap<String, (BTreeSet<Term>, Vec<String>)> = BTreeMap::new();
     let mut keys_in_replace_term: HashSet<String> = HashSet::new();
     let mut name_errors: Vec<RowError> = Vec::new();
     plan.batch.grade_upserts.reserve(v.records.len());
     for (i, (line, r)) in v.records.iter().enumerate() {
         progress.tick(i);
-        let roster_name = match roster.get(&r.student_id) {
-            Some(n) => n.clone(),
-            None => {
-                let n = match students.get(r.student_id.as_str())? {
-                    Some(v) => serde_json::from_slice::<Student>(v.value())
-                        .ok()
-                        .map(|s| s.name),
-                    None => None,
-                };
-                roster.insert(r.student_id.clone(), n.clone());
-                n
-            }
+        if !roster.contains_key(&r.student_id) {
+            let name = match students.get(r.student_id.as_str())? {
+                Some(v) => serde_json::from_slice::<Student>(v.value())
+                    .ok()
+                    .map(|s| s.name),
+                None => None,
+            };
+            let openid = match &name {
+                Some(_) => bound
+                    .get(r.student_id.as_str())?
+                    .map(|o| o.value().to_string()),
+                None => None,
+            };
+            roster.insert(r.student_id.clone(), Who { name, openid });
+        }
+        let Some(who) = roster.get(&r.student_id) else {
+            continue;
         };
-        match (&roster_name, &r.name) {
+        match (&who.name, &r.name) {
             (None, _) => {
                 unknown.insert(r.student_id.clone());
             }
@@ -350,6 +360,7 @@ fn plan_grades(
             }
             _ => {}
         }
+        let notify = who.openid.is_some();
         terms.insert(r.term);
         let key = grade_key(&r.student_id, &r.term, &r.course_code, r.kind);
         let value = grade_value(r);
@@ -382,7 +393,7 @@ fn plan_grades(
                         after: describe_grade(r),
                     });
                 }
-                if roster_name.is_some() {
+                if notify {
                     let t = touched.entry(r.student_id.clone()).or_default();
                     t.0.insert(r.term);
                     if !t.1.contains(&r.course_name) {
@@ -413,16 +424,20 @@ fn plan_grades(
     plan.unknown_students = unknown.into_iter().collect();
     plan.terms = terms.iter().rev().map(|t| t.as_str().to_string()).collect();
     for (sid, (ts, courses)) in touched {
-        if let Some(openid) = bound.get(sid.as_str())? {
-            let name = roster.get(&sid).cloned().flatten().unwrap_or_default();
-            plan.targets.push(NoticeTarget {
-                openid: openid.value().to_string(),
-                student_id: sid,
-                name,
-                terms: ts.iter().rev().map(|t| t.as_str().to_string()).collect(),
-                courses,
-            });
-        }
+        let Some(Who {
+            name,
+            openid: Some(openid),
+        }) = roster.remove(&sid)
+        else {
+            continue;
+        };
+        plan.targets.push(NoticeTarget {
+            openid,
+            student_id: sid,
+            name: name.unwrap_or_default(),
+            terms: ts.iter().rev().map(|t| t.as_str().to_string()).collect(),
+            courses,
+        });
     }
     Ok(())
 }
