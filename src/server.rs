@@ -66,7 +66,7 @@ pub fn start_on(app: Arc<App>, listener: TcpListener) -> Result<Running, String>
     let listener_failed = Arc::new(AtomicBool::new(false));
 
     let guard = Arc::new(Guard::new(
-        addr.port(),
+        addr,
         listener_fd,
         Duration::from_secs(app.config.idle_timeout_secs),
     ));
@@ -483,8 +483,10 @@ pub mod conn_guard {
     //!
     //! tiny_http also lends each connection a thread of its pool for the connection's whole
     //! life, and under a burst of new connections it can queue one behind the threads held by
-    //! idle keep-alives (its count of free threads lags). Bytes that nobody reads for a second
-    //! show that; then idle keep-alives are closed at once, to hand their threads over.
+    //! idle keep-alives (its count of free threads lags). Bytes that nobody reads for 300 ms
+    //! show that; then a connection of our own, closed at once, makes the pool start a thread
+    //! that takes the queued connection next (and, should that not do, idle keep-alives are
+    //! closed to hand their threads over).
 
     use std::collections::HashMap;
     use std::net::{Shutdown, SocketAddr};
@@ -514,6 +516,8 @@ pub mod conn_guard {
 
     pub struct Guard {
         port: u16,
+        /// Where to reach our own listener.
+        own: SocketAddr,
         listener_fd: i32,
         timeout: Duration,
         marks: Mutex<HashMap<SocketAddr, Marks>>,
@@ -556,9 +560,18 @@ pub mod conn_guard {
     }
 
     impl Guard {
-        pub fn new(port: u16, listener_fd: i32, timeout: Duration) -> Guard {
+        pub fn new(addr: SocketAddr, listener_fd: i32, timeout: Duration) -> Guard {
+            let mut own = addr;
+            if own.ip().is_unspecified() {
+                own.set_ip(if addr.is_ipv4() {
+                    [127, 0, 0, 1].into()
+                } else {
+                    std::net::Ipv6Addr::LOCALHOST.into()
+                });
+            }
             Guard {
-                port,
+                port: addr.port(),
+                own,
                 listener_fd,
                 timeout,
                 marks: Mutex::new(HashMap::new()),
@@ -658,7 +671,7 @@ pub mod conn_guard {
 
     /// Bytes unread this long mean nobody is reading the connection: tiny_http queued it for a
     /// thread of its own pool, which it gives out only as other connections end.
-    const STARVED: Duration = Duration::from_secs(1);
+    const STARVED: Duration = Duration::from_millis(300);
 
     fn sweep(guard: &Guard, seen: &mut HashMap<String, Seen>) {
         let mut alive = std::collections::HashSet::new();
@@ -706,6 +719,15 @@ pub mod conn_guard {
         let starved = conns
             .iter()
             .any(|c| c.tcp.unread > 0 && c.tcp.last_recv >= STARVED);
+        if starved {
+            // A connection of our own, closed at once, makes tiny_http's pool start a thread
+            // that, done with it, takes the queued connection next: no one else is closed.
+            if let Ok(s) =
+                std::net::TcpStream::connect_timeout(&guard.own, Duration::from_millis(200))
+            {
+                let _ = s.shutdown(Shutdown::Both);
+            }
+        }
         let worker_free = guard.idle_workers.load(Ordering::SeqCst) > 0;
         for c in &conns {
             if c.tcp.unread > 0 {
@@ -720,7 +742,7 @@ pub mod conn_guard {
                 continue;
             } else if c.tcp.we_spoke_last && timed_out {
                 (Shutdown::Both, "idle after our answer")
-            } else if c.tcp.we_spoke_last && starved && c.tcp.idle >= STARVED {
+            } else if c.tcp.we_spoke_last && starved && c.tcp.idle >= STARVED * 4 {
                 (
                     Shutdown::Both,
                     "idle keep-alive, making room for a new connection",
