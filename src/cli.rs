@@ -144,7 +144,14 @@ fn dispatch(a: &Args) -> Outcome {
     let cmd = a.words.first().map(String::as_str).unwrap_or("serve");
     if a.help {
         // `wxgrades --help` is the overview; `wxgrades COMMAND --help` that command's page.
-        println!("{}", if a.words.is_empty() { USAGE.to_string() } else { help_for(cmd) });
+        println!(
+            "{}",
+            if a.words.is_empty() {
+                USAGE.to_string()
+            } else {
+                help_for(cmd)
+            }
+        );
         return Ok(());
     }
     let rest = &a.words[a.words.len().min(1)..];

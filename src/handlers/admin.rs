@@ -444,21 +444,7 @@ fn student(app: &App, admin: &Admin, id: &str) -> Handled {
         .terms
         .iter()
         .map(|s| {
-            let courses: Vec<Value> = s
-                .courses
-                .iter()
-                .map(|c| {
-                    context! {
-                        code => c.course_code,
-                        name => c.course_name,
-                        credit => c.credit.to_string(),
-                        score => c.score.to_string(),
-                        kind => c.kind.label(),
-                        point => c.grade_point.map(|p| hundredths(u64::from(p), 1)),
-                        failed => c.failed,
-                    }
-                })
-                .collect();
+            let courses: Vec<Value> = s.courses.iter().map(super::student::course_line).collect();
             context! {
                 term => s.term.as_str(),
                 label => s.term.label(),

@@ -6,7 +6,7 @@ use super::Handled;
 use crate::app::App;
 use crate::error::AppError;
 use crate::http::{csrf, Request, Response};
-use crate::service::grades::{Term, Transcript};
+use crate::service::grades::{CourseLine, Term, Transcript};
 use crate::service::session::{self, Student as Visitor};
 use crate::service::students::{self, BindOutcome, BindRefusal};
 
@@ -247,23 +247,7 @@ pub fn grades_context(t: &Transcript, selected: Option<&Term>) -> Value {
         .iter()
         .filter(|ts| selected.is_none_or(|s| *s == ts.term))
         .map(|ts| {
-            let courses: Vec<Value> = ts
-                .courses
-                .iter()
-                .map(|c| {
-                    context! {
-                        code => c.course_code,
-                        name => c.course_name,
-                        credit => c.credit.to_string(),
-                        score => c.score.to_string(),
-                        grade_point => c.grade_point.map(points).unwrap_or_else(|| "—".into()),
-                        kind => c.kind.label(),
-                        is_normal_kind => c.kind == crate::service::grades::ExamKind::Normal,
-                        failed => c.failed,
-                        status => !c.failed && !c.passed,
-                    }
-                })
-                .collect();
+            let courses: Vec<Value> = ts.courses.iter().map(course_line).collect();
             context! {
                 term => ts.term.as_str(),
                 label => ts.term.label(),
@@ -283,6 +267,21 @@ pub fn grades_context(t: &Transcript, selected: Option<&Term>) -> Value {
         term_links => term_links,
         terms => terms,
         chart => chart(t),
+    }
+}
+
+/// One course of a transcript, as the student and admin pages show it.
+pub fn course_line(c: &CourseLine) -> Value {
+    context! {
+        code => c.course_code,
+        name => c.course_name,
+        credit => c.credit.to_string(),
+        score => c.score.to_string(),
+        grade_point => c.grade_point.map(points).unwrap_or_else(|| "—".into()),
+        kind => c.kind.label(),
+        is_normal_kind => c.kind == crate::service::grades::ExamKind::Normal,
+        failed => c.failed,
+        status => !c.failed && !c.passed,
     }
 }
 

@@ -77,7 +77,7 @@ pub struct ImportBatch {
 }
 
 /// The history record of an import, committed or refused.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ImportRecord {
     pub id: u64,
     pub at: i64,

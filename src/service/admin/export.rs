@@ -195,22 +195,11 @@ mod tests {
             ..Default::default()
         };
         let record = ImportRecord {
-            id: 0,
-            at: 0,
             by: "t".into(),
             kind: "grades".into(),
             file_name: "t".into(),
-            sha256: String::new(),
-            rows_read: 0,
-            added: 0,
-            changed: 0,
-            unchanged: 0,
-            removed: 0,
-            unknown_students: 0,
-            terms: vec![],
-            notify: false,
-            notices: 0,
             result: "committed".into(),
+            ..Default::default()
         };
         store.apply_import(&batch, record, 0, |_, _| Ok(0)).unwrap();
 

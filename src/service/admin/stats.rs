@@ -176,22 +176,11 @@ mod tests {
 
     fn record() -> ImportRecord {
         ImportRecord {
-            id: 0,
-            at: 0,
             by: "test".into(),
             kind: "grades".into(),
             file_name: "t.csv".into(),
-            sha256: String::new(),
-            rows_read: 0,
-            added: 0,
-            changed: 0,
-            unchanged: 0,
-            removed: 0,
-            unknown_students: 0,
-            terms: vec![],
-            notify: false,
-            notices: 0,
             result: "committed".into(),
+            ..Default::default()
         }
     }
 

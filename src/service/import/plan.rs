@@ -466,22 +466,12 @@ pub fn commit(
         return Err(ImportError::HasErrors(plan.errors.len()));
     }
     let record = ImportRecord {
-        id: 0,
-        at: now,
-        by: by.to_string(),
-        kind: plan.kind.as_str().to_string(),
-        file_name: plan.file_name.clone(),
-        sha256: plan.sha256.clone(),
-        rows_read: plan.rows_read,
         added: plan.added,
         changed: plan.changed,
         unchanged: plan.unchanged,
         removed: plan.removed,
-        unknown_students: plan.unknown_students.len(),
-        terms: plan.terms.clone(),
         notify,
-        notices: 0,
-        result: "committed".into(),
+        ..refused_record(plan, by, now, "committed")
     };
     let targets: &[NoticeTarget] = if notify { &plan.targets } else { &[] };
     match store.apply_import(&plan.batch, record, plan.generation, |tx, id| {
@@ -492,25 +482,19 @@ pub fn commit(
     }
 }
 
-/// The history record of a refused import (errors in the file).
+/// The history record of an import that wrote nothing (`why` says why); `commit` adds its counts.
 pub fn refused_record(plan: &Plan, by: &str, now: i64, why: &str) -> ImportRecord {
     ImportRecord {
-        id: 0,
         at: now,
         by: by.to_string(),
         kind: plan.kind.as_str().to_string(),
         file_name: plan.file_name.clone(),
         sha256: plan.sha256.clone(),
         rows_read: plan.rows_read,
-        added: 0,
-        changed: 0,
-        unchanged: 0,
-        removed: 0,
         unknown_students: plan.unknown_students.len(),
         terms: plan.terms.clone(),
-        notify: false,
-        notices: 0,
         result: why.to_string(),
+        ..ImportRecord::default()
     }
 }
 
