@@ -70,13 +70,7 @@ fn decode<T: for<'de> Deserialize<'de>>(b: &[u8]) -> Result<T> {
 
 impl Store {
     pub fn admin_account(&self, name: &str) -> Result<Option<AdminAccount>> {
-        let tx = self.db().begin_read()?;
-        let t = tx.open_table(ADMINS)?;
-        let got = t.get(name)?;
-        match got {
-            Some(v) => Ok(Some(decode(v.value())?)),
-            None => Ok(None),
-        }
+        self.read_json(ADMINS, name)
     }
 
     /// Every admin account, by name.
@@ -121,22 +115,11 @@ impl Store {
     }
 
     pub fn put_admin_session(&self, hash: &[u8; 32], s: &AdminSessionRecord) -> Result<()> {
-        let v = serde_json::to_vec(s)?;
-        let tx = self.db().begin_write()?;
-        tx.open_table(ADMIN_SESSIONS)?
-            .insert(hash.as_slice(), v.as_slice())?;
-        tx.commit()?;
-        Ok(())
+        self.write_json(ADMIN_SESSIONS, hash.as_slice(), s)
     }
 
     pub fn admin_session(&self, hash: &[u8; 32]) -> Result<Option<AdminSessionRecord>> {
-        let tx = self.db().begin_read()?;
-        let t = tx.open_table(ADMIN_SESSIONS)?;
-        let got = t.get(hash.as_slice())?;
-        match got {
-            Some(v) => Ok(Some(decode(v.value())?)),
-            None => Ok(None),
-        }
+        self.read_json(ADMIN_SESSIONS, hash.as_slice())
     }
 
     pub fn delete_admin_session(&self, hash: &[u8; 32]) -> Result<()> {

@@ -1,6 +1,6 @@
 //! Sessions, one-time OAuth states and the WeChat identities they produce.
 
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 use super::tables::{OAUTH_STATES, SESSIONS, WX_USERS};
@@ -37,21 +37,11 @@ pub struct WxUser {
 
 impl Store {
     pub fn put_oauth_state(&self, state: &str, s: &OAuthState) -> Result<()> {
-        let v = serde_json::to_vec(s)?;
-        let tx = self.db().begin_write()?;
-        tx.open_table(OAUTH_STATES)?.insert(state, v.as_slice())?;
-        tx.commit()?;
-        Ok(())
+        self.write_json(OAUTH_STATES, state, s)
     }
 
     pub fn oauth_state(&self, state: &str) -> Result<Option<OAuthState>> {
-        let tx = self.db().begin_read()?;
-        let t = tx.open_table(OAUTH_STATES)?;
-        let got = t.get(state)?;
-        match got {
-            Some(v) => Ok(Some(serde_json::from_slice(v.value())?)),
-            None => Ok(None),
-        }
+        self.read_json(OAUTH_STATES, state)
     }
 
     /// Mark a state completed for `openid`, create the session and record the user, in one
@@ -93,22 +83,11 @@ impl Store {
     }
 
     pub fn put_session(&self, session_hash: &[u8; 32], s: &Session) -> Result<()> {
-        let v = serde_json::to_vec(s)?;
-        let tx = self.db().begin_write()?;
-        tx.open_table(SESSIONS)?
-            .insert(session_hash.as_slice(), v.as_slice())?;
-        tx.commit()?;
-        Ok(())
+        self.write_json(SESSIONS, session_hash.as_slice(), s)
     }
 
     pub fn session(&self, session_hash: &[u8; 32]) -> Result<Option<Session>> {
-        let tx = self.db().begin_read()?;
-        let t = tx.open_table(SESSIONS)?;
-        let got = t.get(session_hash.as_slice())?;
-        match got {
-            Some(v) => Ok(Some(serde_json::from_slice(v.value())?)),
-            None => Ok(None),
-        }
+        self.read_json(SESSIONS, session_hash.as_slice())
     }
 
     pub fn delete_session(&self, session_hash: &[u8; 32]) -> Result<()> {
@@ -119,13 +98,7 @@ impl Store {
     }
 
     pub fn wx_user(&self, openid: &str) -> Result<Option<WxUser>> {
-        let tx = self.db().begin_read()?;
-        let t = tx.open_table(WX_USERS)?;
-        let got = t.get(openid)?;
-        match got {
-            Some(v) => Ok(Some(serde_json::from_slice(v.value())?)),
-            None => Ok(None),
-        }
+        self.read_json(WX_USERS, openid)
     }
 
     /// Drop sessions and OAuth states that ended before `now` (states live `state_ttl` seconds).

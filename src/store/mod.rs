@@ -151,6 +151,35 @@ impl Store {
             .unwrap_or(false)
     }
 
+    /// One JSON record of a table, in a read transaction of its own.
+    pub(crate) fn read_json<'k, K: redb::Key + 'static, T: serde::de::DeserializeOwned>(
+        &self,
+        table: redb::TableDefinition<K, &'static [u8]>,
+        key: impl std::borrow::Borrow<K::SelfType<'k>>,
+    ) -> Result<Option<T>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(table)?;
+        let got = t.get(key)?;
+        match got {
+            Some(v) => Ok(Some(serde_json::from_slice(v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Insert or replace one JSON record, in a write transaction of its own.
+    pub(crate) fn write_json<'k, K: redb::Key + 'static, T: serde::Serialize>(
+        &self,
+        table: redb::TableDefinition<K, &'static [u8]>,
+        key: impl std::borrow::Borrow<K::SelfType<'k>>,
+        value: &T,
+    ) -> Result<()> {
+        let v = serde_json::to_vec(value)?;
+        let tx = self.db.begin_write()?;
+        tx.open_table(table)?.insert(key, v.as_slice())?;
+        tx.commit()?;
+        Ok(())
+    }
+
     pub fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(META)?;

@@ -62,23 +62,11 @@ pub(crate) fn log_event(tx: &redb::WriteTransaction, ev: &BindEvent) -> Result<(
 
 impl Store {
     pub fn student(&self, student_id: &str) -> Result<Option<Student>> {
-        let tx = self.db().begin_read()?;
-        let t = tx.open_table(STUDENTS)?;
-        let got = t.get(student_id)?;
-        match got {
-            Some(v) => Ok(Some(decode(v.value())?)),
-            None => Ok(None),
-        }
+        self.read_json(STUDENTS, student_id)
     }
 
     pub fn binding(&self, openid: &str) -> Result<Option<Binding>> {
-        let tx = self.db().begin_read()?;
-        let t = tx.open_table(BINDINGS)?;
-        let got = t.get(openid)?;
-        match got {
-            Some(v) => Ok(Some(decode(v.value())?)),
-            None => Ok(None),
-        }
+        self.read_json(BINDINGS, openid)
     }
 
     /// The openid bound to a student, if any.
