@@ -465,8 +465,16 @@ fn import(
         bytes: &bytes,
         replace_term,
     };
-    let p = plan::plan(&store, &key, &up)
-        .map_err(|e| Failure::Failed(format!("{}: {e}", file.display())))?;
+    let prog = plan::Progress::default();
+    let planned = std::thread::scope(|scope| {
+        let worker = scope.spawn(|| plan::plan_with_progress(&store, &key, &up, &prog));
+        watch_progress(&prog, || worker.is_finished());
+        worker.join()
+    });
+    let p = match planned {
+        Ok(r) => r.map_err(|e| Failure::Failed(format!("{}: {e}", file.display())))?,
+        Err(_) => return failed("the import stopped unexpectedly; nothing was written"),
+    };
     drop(bytes);
     println!(
         "{}: {} ({}), {} rows read in {:.1} s",
@@ -537,6 +545,49 @@ fn import(
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Show how far a plan has come until `done()`: a bar redrawn in place on a terminal, one
+/// plain line per stage otherwise (logs and pipes).
+fn watch_progress(p: &plan::Progress, done: impl Fn() -> bool) {
+    use std::io::IsTerminal;
+    use std::sync::atomic::Ordering::Relaxed;
+    let tty = std::io::stderr().is_terminal();
+    let mut last_stage = usize::MAX;
+    while !done() {
+        let (stage, n, total) = (
+            p.stage.load(Relaxed),
+            p.done.load(Relaxed),
+            p.total.load(Relaxed),
+        );
+        let what = if stage == 0 {
+            "reading and checking rows"
+        } else {
+            "comparing with the stored data"
+        };
+        if tty {
+            let bar = if total > 0 {
+                let filled = (n.min(total) * 30) / total;
+                format!(
+                    "[{}{}] {:>3}% ",
+                    "#".repeat(filled),
+                    ".".repeat(30 - filled),
+                    n.min(total) * 100 / total
+                )
+            } else {
+                String::new()
+            };
+            eprint!("\r\x1b[2K{what}: {bar}{n} rows");
+        } else if stage != last_stage {
+            eprintln!("{what}…");
+        }
+        last_stage = stage;
+        // A display refresh, not a wait for a result: `done()` is checked every tick.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    if tty {
+        eprint!("\r\x1b[2K");
+    }
 }
 
 /// A progress line: on a terminal it is overwritten by the next output; otherwise a plain line.
