@@ -566,16 +566,16 @@ fn watch_progress(p: &plan::Progress, done: impl Fn() -> bool) {
             "comparing with the stored data"
         };
         if tty {
-            let bar = if total > 0 {
-                let filled = (n.min(total) * 30) / total;
-                format!(
-                    "[{}{}] {:>3}% ",
+            let bar = match (
+                (n.min(total) * 30).checked_div(total),
+                (n.min(total) * 100).checked_div(total),
+            ) {
+                (Some(filled), Some(pct)) => format!(
+                    "[{}{}] {pct:>3}% ",
                     "#".repeat(filled),
-                    ".".repeat(30 - filled),
-                    n.min(total) * 100 / total
-                )
-            } else {
-                String::new()
+                    ".".repeat(30 - filled)
+                ),
+                _ => String::new(),
             };
             eprint!("\r\x1b[2K{what}: {bar}{n} rows");
         } else if stage != last_stage {
