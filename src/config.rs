@@ -761,6 +761,32 @@ mod tests {
     }
 
     #[test]
+    fn a_department_scale_from_the_config() {
+        let c = load_str(
+            &format!("{OK}[grades]\nscale = {{ bands = [[90, 4.0], [80, 3.0], [70, 2.0], [60, 1.0], [0, 0.0]], levels = {{ \"优秀\" = 4.0, \"良好\" = 3.5, \"中等\" = 2.5, \"及格\" = 1.5, \"不及格\" = 0.0 }} }}\n"),
+            &[],
+        )
+        .unwrap();
+        let gp = |s: &str| {
+            c.scale
+                .grade_point(&crate::service::grades::Score::parse(s).unwrap())
+        };
+        assert_eq!(gp("85"), Some(300));
+        assert_eq!(gp("良好"), Some(350));
+        let e = load_str(
+            &format!("{OK}[grades]\nscale = {{ bands = [[60, 1.0], [90, 4.0]] }}\n"),
+            &[],
+        )
+        .unwrap_err()
+        .0;
+        assert!(e.starts_with("grades.scale"), "{e}");
+        let e = load_str(&format!("{OK}[grades]\nscale = \"standard5\"\n"), &[])
+            .unwrap_err()
+            .0;
+        assert!(e.contains("standard5"), "{e}");
+    }
+
+    #[test]
     fn starter_file_is_valid() {
         let c = load_str(STARTER, &[("WXGRADES_WECHAT_APP_SECRET", "x")]);
         assert!(c.is_ok(), "{:?}", c.err());
