@@ -24,11 +24,15 @@ const DRAIN_CAP: u64 = 64 * 1024 * 1024;
 /// At most this many over-bound uploads are drained at once.
 const MAX_DRAINERS: usize = 16;
 
+/// What answers a request: the router in production (`handlers::route`).
+pub type Handler = fn(&App, &Request) -> (&'static str, Response);
+
 /// What the workers share besides the `App`.
 struct Shared {
     /// Over-bound uploads being drained now.
     drainers: AtomicUsize,
     guard: Arc<Guard>,
+    handler: Handler,
 }
 
 /// A running server.
@@ -54,6 +58,15 @@ pub fn start(app: Arc<App>) -> Result<Running, String> {
 /// Start the workers on a listener bound by the caller (tests bind port 0 first, to know the
 /// port that `public_url` must name).
 pub fn start_on(app: Arc<App>, listener: TcpListener) -> Result<Running, String> {
+    start_with_handler(app, listener, handlers::route)
+}
+
+/// `start_on` with another handler (the server's own tests).
+pub fn start_with_handler(
+    app: Arc<App>,
+    listener: TcpListener,
+    handler: Handler,
+) -> Result<Running, String> {
     let addr = listener
         .local_addr()
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
@@ -74,6 +87,7 @@ pub fn start_on(app: Arc<App>, listener: TcpListener) -> Result<Running, String>
     let shared = Arc::new(Shared {
         drainers: AtomicUsize::new(0),
         guard,
+        handler,
     });
 
     crate::service::import::jobs::spawn_worker(app.clone());
@@ -260,7 +274,7 @@ fn serve_one(app: &App, mut rq: tiny_http::Request, shared: &Arc<Shared>) {
     }
 
     let busy = guard.busy(rq.remote_addr().copied());
-    let handled = catch_unwind(AssertUnwindSafe(|| handlers::route(app, &req)));
+    let handled = catch_unwind(AssertUnwindSafe(|| (shared.handler)(app, &req)));
     drop(busy);
     let (route, resp) = match handled {
         Ok(r) => r,
@@ -879,5 +893,54 @@ pub mod conn_guard {
     #[cfg(not(target_os = "linux"))]
     fn tcp_state(_: i32) -> Option<TcpState> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    fn handler(_: &App, req: &Request) -> (&'static str, Response) {
+        if req.path == "/boom" {
+            panic!("a bug in a handler");
+        }
+        ("ok", Response::text(200, "fine"))
+    }
+
+    fn get(addr: SocketAddr, path: &str) -> String {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_panicking_handler_gives_a_500_page_and_the_worker_lives_on() {
+        let dir = std::env::temp_dir().join(format!("wxg-server-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut cfg = crate::config::load(crate::config::Source::Demo, &[]).unwrap();
+        cfg.data = dir.join("x.redb");
+        cfg.workers = 1;
+        let app = Arc::new(App::new(cfg).unwrap());
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let running = start_with_handler(app, listener, handler).unwrap();
+        let boom = get(running.addr, "/boom");
+        assert!(boom.starts_with("HTTP/1.1 500"), "{boom}");
+        assert!(boom.contains("服务器开小差了"), "the friendly page");
+        assert!(
+            !boom.contains("a bug in a handler"),
+            "no panic text on the page"
+        );
+        // One worker only: it answered the panic and answers again.
+        for _ in 0..3 {
+            assert!(get(running.addr, "/").contains("fine"));
+        }
+        running.shutdown();
     }
 }
