@@ -7,7 +7,8 @@ use std::io::{Cursor, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -33,6 +34,17 @@ struct Shared {
     drainers: AtomicUsize,
     guard: Arc<Guard>,
     handler: Handler,
+    /// Requests whose body is still on the wire go to the body readers, so that a client that
+    /// stalls its body holds a body reader, never a worker that serves pages.
+    bodies: SyncSender<BodyJob>,
+}
+
+/// A request handed to a body reader: it reads the body, then handles the request.
+struct BodyJob {
+    rq: tiny_http::Request,
+    req: Request,
+    limit: u64,
+    started: Instant,
 }
 
 /// A running server.
@@ -84,10 +96,15 @@ pub fn start_with_handler(
         Duration::from_secs(app.config.idle_timeout_secs),
     ));
     conn_guard::spawn(guard.clone(), stopping.clone());
+    // Body readers: enough that a few stalled clients do not hold up real uploads and
+    // messages; a queue as long again, beyond which a request is told to come back (503).
+    let readers = (app.config.workers / 2).clamp(4, 32);
+    let (bodies, body_queue) = sync_channel::<BodyJob>(readers);
     let shared = Arc::new(Shared {
         drainers: AtomicUsize::new(0),
         guard,
         handler,
+        bodies,
     });
 
     crate::service::import::jobs::spawn_worker(app.clone());
@@ -102,6 +119,20 @@ pub fn start_with_handler(
             .name(format!("worker-{i}"))
             .spawn(move || worker(&server, &app, &stopping, &failed, &shared))
             .map_err(|e| format!("cannot start worker thread: {e}"))?;
+        workers.push(h);
+    }
+    let body_queue = Arc::new(Mutex::new(body_queue));
+    for i in 0..readers {
+        let (app, stopping, shared, queue) = (
+            app.clone(),
+            stopping.clone(),
+            shared.clone(),
+            body_queue.clone(),
+        );
+        let h = std::thread::Builder::new()
+            .name(format!("body-{i}"))
+            .spawn(move || body_reader(&app, &stopping, &shared, &queue))
+            .map_err(|e| format!("cannot start body reader thread: {e}"))?;
         workers.push(h);
     }
     let background = crate::service::notices::spawn_sender(app.clone(), stopping.clone())
@@ -247,32 +278,103 @@ fn serve_one(app: &App, mut rq: tiny_http::Request, shared: &Arc<Shared>) {
             return;
         }
     }
+    // tiny_http has already read bodies of up to 1 KiB (without `Expect: 100-continue`);
+    // anything else is still on the wire and goes to a body reader.
+    let expects_continue = req.header("expect").is_some();
+    let on_the_wire = match rq.body_length() {
+        Some(n) => n > 1024 || (n > 0 && expects_continue),
+        None => req.header("transfer-encoding").is_some(),
+    };
+    if on_the_wire {
+        let job = BodyJob {
+            rq,
+            req,
+            limit,
+            started,
+        };
+        match shared.bodies.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(job)) => {
+                // Every body reader is busy: say so at once rather than queue behind them.
+                let resp = Response::text(503, "busy: try again in a moment")
+                    .with_header("Retry-After", "5");
+                log_line(&job.req, 503, job.started);
+                app.metrics
+                    .request("busy", 503, job.started.elapsed().as_secs_f64());
+                refuse_undrained(job.rq, resp, guard);
+            }
+            Err(TrySendError::Disconnected(job)) => read_body_and_handle(app, job, shared),
+        }
+        return;
+    }
     if method == Method::Post || rq.body_length().is_some() {
+        // Already in memory: reading cannot block.
         let mut buf = Vec::new();
-        let reading = guard.reading(rq.remote_addr().copied());
-        let read = rq.as_reader().take(limit + 1).read_to_end(&mut buf);
-        drop(reading);
-        match read {
-            Ok(_) if buf.len() as u64 > limit => {
-                // Chunked and over the bound. A chunked body has no whole-length drop cost.
-                let resp =
-                    handlers::error_response(app, &crate::error::AppError::TooLarge { limit });
-                finish(app, rq, &req, "too_large", resp, started);
-                return;
-            }
-            Ok(_) if rq.body_length().is_some_and(|n| buf.len() < n) => {
-                // The connection ended (or was shut down for idling) before the whole body.
-                slow_body(app, rq, &req, guard, started);
-                return;
-            }
-            Ok(_) => req.body = buf,
-            Err(_) => {
-                slow_body(app, rq, &req, guard, started);
-                return;
-            }
+        if rq.as_reader().take(limit + 1).read_to_end(&mut buf).is_ok() && buf.len() as u64 <= limit
+        {
+            req.body = buf;
         }
     }
+    handle(app, rq, req, shared, started);
+}
 
+/// A body reader: takes requests whose body is still on the wire, reads it, handles them.
+fn body_reader(
+    app: &App,
+    stopping: &AtomicBool,
+    shared: &Arc<Shared>,
+    queue: &Mutex<Receiver<BodyJob>>,
+) {
+    while !stopping.load(Ordering::SeqCst) {
+        let job = {
+            let Ok(q) = queue.lock() else { return };
+            q.recv_timeout(Duration::from_millis(200))
+        };
+        match job {
+            Ok(job) => read_body_and_handle(app, job, shared),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+fn read_body_and_handle(app: &App, job: BodyJob, shared: &Arc<Shared>) {
+    let BodyJob {
+        mut rq,
+        mut req,
+        limit,
+        started,
+    } = job;
+    let guard = &shared.guard;
+    let mut buf = Vec::new();
+    let reading = guard.reading(rq.remote_addr().copied());
+    let read = rq.as_reader().take(limit + 1).read_to_end(&mut buf);
+    drop(reading);
+    match read {
+        Ok(_) if buf.len() as u64 > limit => {
+            // Chunked and over the bound. A chunked body has no whole-length drop cost.
+            let resp = handlers::error_response(app, &crate::error::AppError::TooLarge { limit });
+            finish(app, rq, &req, "too_large", resp, started);
+            return;
+        }
+        Ok(_) if rq.body_length().is_some_and(|n| buf.len() < n) => {
+            // The connection ended (or was shut down for idling) before the whole body.
+            slow_body(app, rq, &req, guard, started);
+            return;
+        }
+        Ok(_) => req.body = buf,
+        Err(_) => {
+            slow_body(app, rq, &req, guard, started);
+            return;
+        }
+    }
+    handle(app, rq, req, shared, started);
+}
+
+/// Run the handler (a panic becomes the 500 page) and answer.
+fn handle(app: &App, rq: tiny_http::Request, req: Request, shared: &Arc<Shared>, started: Instant) {
+    let guard = &shared.guard;
+    let method = req.method;
     let busy = guard.busy(rq.remote_addr().copied());
     let handled = catch_unwind(AssertUnwindSafe(|| (shared.handler)(app, &req)));
     drop(busy);

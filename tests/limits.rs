@@ -290,3 +290,38 @@ fn healthz_static_files_and_head() {
     let r = Client::new(&s.url).post_form("/healthz", &[]);
     assert_eq!(r.status, 405);
 }
+
+#[test]
+fn more_stalled_bodies_than_body_readers_get_503_and_pages_are_still_served() {
+    // Two workers → four body readers and a queue of four: ten stalled uploads fill both.
+    let s = small_server();
+    let mut stalled = Vec::new();
+    for _ in 0..10 {
+        let mut c = connect(&s);
+        let head = "POST /bind HTTP/1.1\r\nHost: test\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 10240\r\n\r\n";
+        c.write_all(head.as_bytes()).expect("send");
+        stalled.push(c);
+    }
+    // Pages need no body reader: served at once.
+    let asked = Instant::now();
+    healthz_ok(&s);
+    assert!(
+        asked.elapsed() < Duration::from_millis(500),
+        "healthz waited {:?}",
+        asked.elapsed()
+    );
+    // The ones beyond readers and queue are told at once to come back later.
+    let mut busy = 0;
+    for mut c in stalled {
+        let r = read_response(&mut c, Duration::from_secs(8));
+        // The rest: 408 when a reader gave up on them, or just closed when the connection
+        // guard ended them while they waited for a reader; closed either way.
+        assert!(r.closed, "{r:?}");
+        match r.status {
+            503 => busy += 1,
+            0 | 408 => {}
+            other => panic!("unexpected {other}: {r:?}"),
+        }
+    }
+    assert!(busy >= 2, "{busy} of 10 got 503");
+}
