@@ -321,7 +321,8 @@ fn plan_grades(
     let mut keys_in_replace_term: HashSet<String> = HashSet::new();
     let mut name_errors: Vec<RowError> = Vec::new();
     plan.batch.grade_upserts.reserve(v.records.len());
-    for (i, (line, r)) in v.records.iter().enumerate() {
+    let records = v.records;
+    for (i, (line, r)) in records.into_iter().enumerate() {
         progress.tick(i);
         if !roster.contains_key(&r.student_id) {
             let name = match students.get(r.student_id.as_str())? {
@@ -347,7 +348,7 @@ fn plan_grades(
             }
             (Some(rn), Some(given)) if rn != given.trim() => {
                 name_errors.push(RowError {
-                    line: *line,
+                    line,
                     column: Some("姓名".into()),
                     message: format!(
                         "学号 {} 在名册中的姓名是“{}”，文件中是“{}”",
@@ -363,7 +364,7 @@ fn plan_grades(
         let notify = who.openid.is_some();
         terms.insert(r.term);
         let key = grade_key(&r.student_id, &r.term, &r.course_code, r.kind);
-        let value = grade_value(r);
+        let value = grade_value(&r);
         if up.replace_term.as_ref() == Some(&r.term) {
             keys_in_replace_term.insert(key.clone());
         }
@@ -378,7 +379,7 @@ fn plan_grades(
                 }
                 if plan.samples.len() < MAX_SAMPLES {
                     plan.samples.push(ChangeSample {
-                        line: *line,
+                        line,
                         student_id: r.student_id.clone(),
                         what: format!(
                             "{} {}（{}）",
@@ -390,7 +391,7 @@ fn plan_grades(
                             .as_deref()
                             .and_then(|o| decode_row(&key, o).ok())
                             .map(|g| describe_grade(&g)),
-                        after: describe_grade(r),
+                        after: describe_grade(&r),
                     });
                 }
                 if notify {
