@@ -247,3 +247,24 @@ fn grades_page_is_gzip_for_browsers_and_plain_for_others() {
         assert!(html.contains("3.73"));
     }
 }
+
+#[test]
+fn pages_forbid_scripts_framing_and_sniffing() {
+    let s = server();
+    let mut c = s.signed_in("oHeaders");
+    for path in ["/bind", "/wx/oauth/callback"] {
+        let r = c.get(path);
+        assert!(
+            r.header("content-type")
+                .is_some_and(|t| t.starts_with("text/html")),
+            "{path}"
+        );
+        let csp = r.header("content-security-policy").unwrap_or_default();
+        assert!(
+            csp.contains("script-src 'none'") && csp.contains("frame-ancestors 'none'"),
+            "{path}: {csp}"
+        );
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+        assert_eq!(r.header("referrer-policy"), Some("same-origin"));
+    }
+}
