@@ -9,7 +9,7 @@ use redb::{ReadableTable, WriteTransaction};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::table::{TableError, TableReader};
-use super::validate::{GradesValidator, RosterValidator, RowError, Validated};
+use super::validate::{stream, GradeSheet, RosterSheet, RowError, Validated};
 use crate::secret;
 use crate::service::grades::{GradeRecord, Term};
 use crate::service::verify::VerifyKey;
@@ -186,32 +186,23 @@ pub fn plan_with_progress(
     progress.set(0, 0, 0);
     let mut reader = TableReader::open(up.file_name, up.bytes).map_err(ImportError::File)?;
     let format = reader.format().to_string();
-    let mut rows = 0usize;
     // Rows are validated as they stream past: no table of strings is ever built.
+    let tick = |n: usize| progress.tick(n);
     let (roster, grades) = match up.kind {
-        ImportKind::Roster => {
-            let mut v = RosterValidator::new(reader.headers(), reader.header_line());
-            reader
-                .for_each_row(|row| {
-                    v.push(row);
-                    rows += 1;
-                    progress.tick(rows);
-                })
-                .map_err(ImportError::File)?;
-            (Some(v.finish()), None)
-        }
-        ImportKind::Grades => {
-            let mut v = GradesValidator::new(reader.headers(), reader.header_line());
-            reader
-                .for_each_row(|row| {
-                    v.push(row);
-                    rows += 1;
-                    progress.tick(rows);
-                })
-                .map_err(ImportError::File)?;
-            (None, Some(v.finish()))
-        }
+        ImportKind::Roster => (
+            Some(stream::<RosterSheet>(&mut reader, tick).map_err(ImportError::File)?),
+            None,
+        ),
+        ImportKind::Grades => (
+            None,
+            Some(stream::<GradeSheet>(&mut reader, tick).map_err(ImportError::File)?),
+        ),
     };
+    let rows = roster
+        .as_ref()
+        .map(|v| v.rows_read)
+        .or(grades.as_ref().map(|v| v.rows_read))
+        .unwrap_or(0);
     drop(reader);
     progress.set(1, 0, rows);
     let snap = store.snapshot()?;

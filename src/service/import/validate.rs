@@ -274,7 +274,7 @@ fn shown(value: &str) -> String {
 }
 
 /// Reads the cells of one row, recording errors against the row.
-struct RowCheck<'r, 'h, R: ?Sized> {
+pub struct RowCheck<'r, 'h, R: ?Sized> {
     row: &'r R,
     headers: &'h [String],
     errors: &'r mut Vec<RowError>,
@@ -356,23 +356,46 @@ impl<'r, R: CellRow + ?Sized> RowCheck<'r, '_, R> {
 // Validators
 // ---------------------------------------------------------------------------------------------
 
-/// Validates grade rows one at a time (streaming); [`finish`](GradesValidator::finish) adds the
-/// duplicate check.
-pub struct GradesValidator {
-    headers: Vec<String>,
-    header_line: usize,
-    columns: Option<[Option<usize>; 8]>,
-    out: Validated<GradeRecord>,
+/// What differs between the two kinds of file: their columns, how a row becomes a record, and
+/// what makes two records duplicates.
+pub trait Sheet {
+    type Record;
+    /// Where each field is: `[Option<usize>; N]`.
+    type Columns: Copy;
+    fn columns(headers: &[String], header_line: usize) -> Result<Self::Columns, Vec<RowError>>;
+    /// Check one row; `None` when it has errors (already recorded in `c`).
+    fn record<R: CellRow + ?Sized>(
+        c: &mut RowCheck<'_, '_, R>,
+        cols: Self::Columns,
+    ) -> Option<Self::Record>;
+    /// The errors for records that repeat an earlier one, with the index of each repeat.
+    fn duplicates(
+        records: &[(usize, Self::Record)],
+        cols: Self::Columns,
+        headers: &[String],
+    ) -> Vec<(usize, usize, RowError)>;
 }
 
-impl GradesValidator {
+/// Validates the rows of one file as they stream past; [`finish`](Validator::finish) adds the
+/// duplicate check and returns every record and every error.
+pub struct Validator<S: Sheet> {
+    headers: Vec<String>,
+    header_line: usize,
+    columns: Option<S::Columns>,
+    out: Validated<S::Record>,
+}
+
+pub type GradesValidator = Validator<GradeSheet>;
+pub type RosterValidator = Validator<RosterSheet>;
+
+impl<S: Sheet> Validator<S> {
     /// Maps the header row; column errors are reported by `finish`.
-    pub fn new(headers: &[String], header_line: usize) -> GradesValidator {
-        let (columns, errors) = match map_columns(&GRADE_FIELDS, headers, header_line) {
+    pub fn new(headers: &[String], header_line: usize) -> Validator<S> {
+        let (columns, errors) = match S::columns(headers, header_line) {
             Ok(map) => (Some(map), Vec::new()),
             Err(errors) => (None, errors),
         };
-        GradesValidator {
+        Validator {
             headers: headers.to_vec(),
             header_line,
             columns,
@@ -390,13 +413,46 @@ impl GradesValidator {
         let Some(cols) = self.columns else {
             return;
         };
-        let col = |i: usize| cols.get(i).copied().flatten();
         let mut c = RowCheck {
             row,
             headers: &self.headers,
             errors: &mut self.out.errors,
             ok: true,
         };
+        let record = S::record(&mut c, cols);
+        if let (true, Some(r)) = (c.ok, record) {
+            self.out.records.push((row.line(), r));
+        }
+    }
+
+    /// Adds duplicate and empty-file errors and returns the result, errors by row number.
+    pub fn finish(mut self) -> Validated<S::Record> {
+        if let Some(cols) = self.columns {
+            let dups = S::duplicates(&self.out.records, cols, &self.headers);
+            let pairs: Vec<(usize, usize)> = dups.iter().map(|(d, f, _)| (*d, *f)).collect();
+            self.out.errors.extend(dups.into_iter().map(|(_, _, e)| e));
+            remove_indices(&mut self.out.records, &pairs);
+        }
+        finish_common(self.out, self.columns.is_some(), self.header_line)
+    }
+}
+
+/// A grade sheet.
+pub struct GradeSheet;
+
+impl Sheet for GradeSheet {
+    type Record = GradeRecord;
+    type Columns = [Option<usize>; 8];
+
+    fn columns(headers: &[String], header_line: usize) -> Result<Self::Columns, Vec<RowError>> {
+        map_columns(&GRADE_FIELDS, headers, header_line)
+    }
+
+    fn record<R: CellRow + ?Sized>(
+        c: &mut RowCheck<'_, '_, R>,
+        cols: Self::Columns,
+    ) -> Option<GradeRecord> {
+        let col = |i: usize| cols.get(i).copied().flatten();
         let student_id = c.text(col(G_ID), "学号", check_student_id);
         let term = c.parsed(col(G_TERM), "学期", Term::parse);
         let course_code = c.text(col(G_CODE), "课程代码", check_course_code);
@@ -416,61 +472,40 @@ impl GradesValidator {
             },
         };
         let name = c.optional_text(col(G_NAME), "姓名", 64);
-        if !c.ok {
-            return;
-        }
-        if let (
-            Some(student_id),
-            Some(term),
-            Some(course_code),
-            Some(course_name),
-            Some(credit),
-            Some(score),
-            Some(kind),
-        ) = (
-            student_id,
-            term,
-            course_code,
-            course_name,
-            credit,
-            score,
-            kind,
-        ) {
-            self.out.records.push((
-                row.line(),
-                GradeRecord {
-                    student_id,
-                    term,
-                    course_code,
-                    course_name,
-                    credit,
-                    score,
-                    kind,
-                    name,
-                },
-            ));
-        }
+        Some(GradeRecord {
+            student_id: student_id?,
+            term: term?,
+            course_code: course_code?,
+            course_name: course_name?,
+            credit: credit?,
+            score: score?,
+            kind: kind?,
+            name,
+        })
     }
 
-    /// Adds duplicate-key and empty-file errors and returns the result, errors by row number.
-    pub fn finish(mut self) -> Validated<GradeRecord> {
-        if self.columns.is_some() {
-            let records = &self.out.records;
-            let dups = find_duplicates(records.len(), |i| {
-                records.get(i).map(|(_, r)| {
-                    (
-                        r.student_id.as_str(),
-                        r.term,
-                        r.course_code.as_str(),
-                        r.kind,
-                    )
-                })
-            });
-            for &(dup, first) in &dups {
-                if let (Some((line, r)), Some((earlier, _))) =
-                    (records.get(dup), records.get(first))
-                {
-                    self.out.errors.push(RowError {
+    fn duplicates(
+        records: &[(usize, GradeRecord)],
+        _: Self::Columns,
+        _: &[String],
+    ) -> Vec<(usize, usize, RowError)> {
+        let dups = find_duplicates(records.len(), |i| {
+            records.get(i).map(|(_, r)| {
+                (
+                    r.student_id.as_str(),
+                    r.term,
+                    r.course_code.as_str(),
+                    r.kind,
+                )
+            })
+        });
+        dups.into_iter()
+            .filter_map(|(dup, first)| {
+                let ((line, r), (earlier, _)) = (records.get(dup)?, records.get(first)?);
+                Some((
+                    dup,
+                    first,
+                    RowError {
                         line: *line,
                         column: None,
                         message: format!(
@@ -480,55 +515,29 @@ impl GradesValidator {
                             shown(&r.course_code),
                             r.kind.label()
                         ),
-                    });
-                }
-            }
-            remove_indices(&mut self.out.records, &dups);
-        }
-        finish_common(self.out, self.columns.is_some(), self.header_line)
+                    },
+                ))
+            })
+            .collect()
     }
 }
 
-/// Validates roster rows one at a time (streaming).
-pub struct RosterValidator {
-    headers: Vec<String>,
-    header_line: usize,
-    columns: Option<[Option<usize>; 5]>,
-    out: Validated<RosterRecord>,
-}
+/// A roster.
+pub struct RosterSheet;
 
-impl RosterValidator {
-    /// Maps the header row; column errors are reported by `finish`.
-    pub fn new(headers: &[String], header_line: usize) -> RosterValidator {
-        let (columns, errors) = match map_columns(&ROSTER_FIELDS, headers, header_line) {
-            Ok(map) => (Some(map), Vec::new()),
-            Err(errors) => (None, errors),
-        };
-        RosterValidator {
-            headers: headers.to_vec(),
-            header_line,
-            columns,
-            out: Validated {
-                records: Vec::new(),
-                errors,
-                rows_read: 0,
-            },
-        }
+impl Sheet for RosterSheet {
+    type Record = RosterRecord;
+    type Columns = [Option<usize>; 5];
+
+    fn columns(headers: &[String], header_line: usize) -> Result<Self::Columns, Vec<RowError>> {
+        map_columns(&ROSTER_FIELDS, headers, header_line)
     }
 
-    /// Checks one data row.
-    pub fn push<R: CellRow + ?Sized>(&mut self, row: &R) {
-        self.out.rows_read += 1;
-        let Some(cols) = self.columns else {
-            return;
-        };
+    fn record<R: CellRow + ?Sized>(
+        c: &mut RowCheck<'_, '_, R>,
+        cols: Self::Columns,
+    ) -> Option<RosterRecord> {
         let col = |i: usize| cols.get(i).copied().flatten();
-        let mut c = RowCheck {
-            row,
-            headers: &self.headers,
-            errors: &mut self.out.errors,
-            ok: true,
-        };
         let student_id = c.text(col(R_ID), "学号", check_student_id);
         let name = c.text(col(R_NAME), "姓名", |v| check_text("姓名", v, 64));
         // The verification value is a secret: its messages never repeat it.
@@ -543,48 +552,42 @@ impl RosterValidator {
         });
         let class = c.optional_text(col(R_CLASS), "班级", 100);
         let major = c.optional_text(col(R_MAJOR), "专业", 100);
-        if !c.ok {
-            return;
-        }
-        if let (Some(student_id), Some(name), Some(verify)) = (student_id, name, verify) {
-            self.out.records.push((
-                row.line(),
-                RosterRecord {
-                    student_id,
-                    name,
-                    verify,
-                    class,
-                    major,
-                },
-            ));
-        }
+        Some(RosterRecord {
+            student_id: student_id?,
+            name: name?,
+            verify: verify?,
+            class,
+            major,
+        })
     }
 
-    /// Adds duplicate-student and empty-file errors and returns the result.
-    pub fn finish(mut self) -> Validated<RosterRecord> {
-        if self.columns.is_some() {
-            let records = &self.out.records;
-            let dups = find_duplicates(records.len(), |i| {
-                records.get(i).map(|(_, r)| r.student_id.as_str())
-            });
-            let column = self
-                .columns
-                .and_then(|c| c.get(R_ID).copied().flatten())
-                .and_then(|c| self.headers.get(c).cloned());
-            for &(dup, first) in &dups {
-                if let (Some((line, r)), Some((earlier, _))) =
-                    (records.get(dup), records.get(first))
-                {
-                    self.out.errors.push(RowError {
+    fn duplicates(
+        records: &[(usize, RosterRecord)],
+        cols: Self::Columns,
+        headers: &[String],
+    ) -> Vec<(usize, usize, RowError)> {
+        let dups = find_duplicates(records.len(), |i| {
+            records.get(i).map(|(_, r)| r.student_id.as_str())
+        });
+        let column = cols
+            .get(R_ID)
+            .copied()
+            .flatten()
+            .and_then(|c| headers.get(c).cloned());
+        dups.into_iter()
+            .filter_map(|(dup, first)| {
+                let ((line, r), (earlier, _)) = (records.get(dup)?, records.get(first)?);
+                Some((
+                    dup,
+                    first,
+                    RowError {
                         line: *line,
                         column: column.clone(),
                         message: format!("学号“{}”与第{earlier}行重复", r.student_id),
-                    });
-                }
-            }
-            remove_indices(&mut self.out.records, &dups);
-        }
-        finish_common(self.out, self.columns.is_some(), self.header_line)
+                    },
+                ))
+            })
+            .collect()
     }
 }
 
@@ -726,20 +729,30 @@ pub fn validate_grades(table: &Table) -> Validated<GradeRecord> {
     v.finish()
 }
 
-/// Reads and validates a roster file in one streaming pass (no [`Table`] in memory).
-pub fn read_roster(file_name: &str, bytes: &[u8]) -> Result<Validated<RosterRecord>, TableError> {
-    let mut reader = TableReader::open(file_name, bytes)?;
-    let mut v = RosterValidator::new(reader.headers(), reader.header_line());
-    reader.for_each_row(|row| v.push(row))?;
+/// Validates the rows of an open file as they stream past (no [`Table`] in memory), calling
+/// `tick` with the number of rows read so far.
+pub fn stream<S: Sheet>(
+    reader: &mut TableReader<'_>,
+    mut tick: impl FnMut(usize),
+) -> Result<Validated<S::Record>, TableError> {
+    let mut v = Validator::<S>::new(reader.headers(), reader.header_line());
+    let mut rows = 0usize;
+    reader.for_each_row(|row| {
+        v.push(row);
+        rows += 1;
+        tick(rows);
+    })?;
     Ok(v.finish())
 }
 
-/// Reads and validates a grades file in one streaming pass (no [`Table`] in memory).
+/// Reads and validates a roster file in one streaming pass.
+pub fn read_roster(file_name: &str, bytes: &[u8]) -> Result<Validated<RosterRecord>, TableError> {
+    stream::<RosterSheet>(&mut TableReader::open(file_name, bytes)?, |_| {})
+}
+
+/// Reads and validates a grades file in one streaming pass.
 pub fn read_grades(file_name: &str, bytes: &[u8]) -> Result<Validated<GradeRecord>, TableError> {
-    let mut reader = TableReader::open(file_name, bytes)?;
-    let mut v = GradesValidator::new(reader.headers(), reader.header_line());
-    reader.for_each_row(|row| v.push(row))?;
-    Ok(v.finish())
+    stream::<GradeSheet>(&mut TableReader::open(file_name, bytes)?, |_| {})
 }
 
 #[cfg(test)]
