@@ -278,7 +278,11 @@ pub fn history(app: &App, admin: &Admin, req: &Request) -> Handled {
                 changed => r.changed,
                 unchanged => r.unchanged,
                 removed => r.removed,
-                terms => r.terms.join("、"),
+                terms => if r.terms.len() > 3 {
+                    format!("{} 等 {} 个学期", r.terms[..2].join("、"), r.terms.len())
+                } else {
+                    r.terms.join("、")
+                },
                 notify => r.notify,
                 notices => r.notices,
                 ok => r.result == "committed",
