@@ -435,7 +435,10 @@ fn plan_grades(
 }
 
 fn describe_grade(g: &GradeRecord) -> String {
-    format!("{} 分 · {} 学分", g.score, g.credit)
+    match g.score {
+        crate::service::grades::Score::Numeric(_) => format!("{} 分 · {} 学分", g.score, g.credit),
+        _ => format!("{} · {} 学分", g.score, g.credit),
+    }
 }
 
 /// What `commit` did.
