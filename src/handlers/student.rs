@@ -176,12 +176,15 @@ pub fn grades(app: &App, req: &Request) -> Handled {
             Err(_) => return Err(no_such_term()),
         },
     };
+    // Everything the page shows: the student's data (generation), the term, and who is looking
+    // (their nickname and avatar as of this session's sign-in).
     let key = format!(
-        "grades|{}|{}|{}|{}",
+        "grades|{}|{}|{}|{}|{}",
         binding.student_id,
         term.as_ref().map(|t| t.as_str()).unwrap_or(""),
         app.generation(),
-        v.openid
+        v.openid,
+        v.since
     );
     if let Some(gz) = app.pages.get(&key) {
         return Ok(crate::app::page_response(req, gz));

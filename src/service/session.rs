@@ -19,6 +19,8 @@ pub struct Student {
     /// The session's secret id (for the CSRF token); never logged.
     pub session_id: String,
     pub openid: String,
+    /// When the session began: the nickname and avatar were last fetched then.
+    pub since: i64,
 }
 
 pub fn hash(session_id: &str) -> [u8; 32] {
@@ -52,6 +54,7 @@ pub fn current(app: &App, req: &Request) -> Result<Option<Student>, AppError> {
         Some(s) if s.expires > app.clock.now() => Ok(Some(Student {
             session_id: id.to_string(),
             openid: s.openid,
+            since: s.created,
         })),
         _ => Ok(None),
     }
