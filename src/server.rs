@@ -326,9 +326,11 @@ fn body_reader(
     queue: &Mutex<Receiver<BodyJob>>,
 ) {
     while !stopping.load(Ordering::SeqCst) {
+        // One reader at a time waits on the queue, the others on the lock; the short wait lets
+        // each see `stopping` soon after a shutdown (32 readers stop within a second).
         let job = {
             let Ok(q) = queue.lock() else { return };
-            q.recv_timeout(Duration::from_millis(200))
+            q.recv_timeout(Duration::from_millis(20))
         };
         match job {
             Ok(job) => read_body_and_handle(app, job, shared),
