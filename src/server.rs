@@ -857,12 +857,15 @@ pub mod conn_guard {
         // tiny_http's pool lends a thread to each connection for its whole life and can leave a
         // new one waiting while every thread sits on an idle keep-alive. Then idle keep-alives
         // go first, long before their timeout.
-        let starved = conns
+        let waiting = conns
             .iter()
-            .any(|c| c.tcp.unread > 0 && c.tcp.last_recv >= STARVED);
-        if starved {
-            // A connection of our own, closed at once, makes tiny_http's pool start a thread
-            // that, done with it, takes the queued connection next: no one else is closed.
+            .filter(|c| c.tcp.unread > 0 && c.tcp.last_recv >= STARVED)
+            .count();
+        let starved = waiting > 0;
+        // One connection of our own, closed at once, per connection left waiting: each makes
+        // tiny_http's pool start a thread that, done with it, takes a queued connection next
+        // (queued ones are served in order, so all of them need a turn): no one else is closed.
+        for _ in 0..waiting.min(64) {
             if let Ok(s) =
                 std::net::TcpStream::connect_timeout(&guard.own, Duration::from_millis(200))
             {
