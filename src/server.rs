@@ -137,6 +137,10 @@ pub fn start_with_handler(
     }
     let background = crate::service::notices::spawn_sender(app.clone(), stopping.clone())
         .into_iter()
+        .chain(crate::service::session::spawn_housekeeping(
+            app.clone(),
+            stopping.clone(),
+        ))
         .collect();
     Ok(Running {
         addr,

@@ -94,3 +94,53 @@ pub fn end(app: &App, req: &Request) -> Result<SetCookie, AppError> {
     }
     Ok(SetCookie::removal(COOKIE, "/", app.config.https()))
 }
+
+/// How often expired sessions and OAuth states are swept from the data file.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Start the thread that drops expired student and admin sessions and OAuth states, so those
+/// tables do not grow for ever; it ends soon after `stop` is set.
+pub fn spawn_housekeeping(
+    app: std::sync::Arc<App>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Option<std::thread::JoinHandle<()>> {
+    use std::sync::atomic::Ordering;
+    let spawned = std::thread::Builder::new()
+        .name("housekeeping".into())
+        .spawn(move || {
+            let tick = std::time::Duration::from_millis(200);
+            let mut since = SWEEP_EVERY;
+            while !stop.load(Ordering::SeqCst) {
+                if since >= SWEEP_EVERY {
+                    since = std::time::Duration::ZERO;
+                    purge(&app);
+                }
+                // A check of `stop`, not a wait for a result.
+                std::thread::sleep(tick);
+                since += tick;
+            }
+        });
+    match spawned {
+        Ok(h) => Some(h),
+        Err(e) => {
+            log::error!("cannot start the housekeeping thread: {e}");
+            None
+        }
+    }
+}
+
+/// Drop what has expired: student sessions, OAuth states, admin sessions.
+pub fn purge(app: &App) {
+    let now = app.clock.now();
+    let students = app
+        .store
+        .purge_expired(now, crate::service::oauth::STATE_TTL);
+    let admins = app.store.purge_admin_sessions(now);
+    match (students, admins) {
+        (Ok(a), Ok(b)) if a + b > 0 => {
+            log::info!("dropped {} expired sessions and sign-in states", a + b)
+        }
+        (Err(e), _) | (_, Err(e)) => log::warn!("sweeping expired sessions failed: {e}"),
+        _ => {}
+    }
+}

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::grades::decode_row;
 use super::students::Student;
 use super::tables::{ADMINS, ADMIN_SESSIONS, AUDIT, BOUND, GRADES, STUDENTS};
-use super::{Result, Store};
+use super::{drop_where, Result, Store};
 use crate::service::grades::GradeRecord;
 
 /// The audit log keeps at most this many events; older ones are dropped in batches.
@@ -123,22 +123,14 @@ impl Store {
     }
 
     pub fn delete_admin_session(&self, hash: &[u8; 32]) -> Result<()> {
-        let tx = self.db().begin_write()?;
-        tx.open_table(ADMIN_SESSIONS)?.remove(hash.as_slice())?;
-        tx.commit()?;
-        Ok(())
+        self.delete_key(ADMIN_SESSIONS, hash.as_slice())
     }
 
     /// Drop admin sessions that ended before `now`; returns how many went.
     pub fn purge_admin_sessions(&self, now: i64) -> Result<usize> {
-        let mut gone = 0usize;
         let tx = self.db().begin_write()?;
-        tx.open_table(ADMIN_SESSIONS)?.retain(|_, v| {
-            let keep = serde_json::from_slice::<AdminSessionRecord>(v)
-                .map(|s| s.expires > now)
-                .unwrap_or(false);
-            gone += usize::from(!keep);
-            keep
+        let gone = drop_where(&tx, ADMIN_SESSIONS, |s: &AdminSessionRecord| {
+            s.expires <= now
         })?;
         tx.commit()?;
         Ok(gone)

@@ -4,7 +4,7 @@ use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 use super::tables::{OAUTH_STATES, SESSIONS, WX_USERS};
-use super::{Result, Store};
+use super::{drop_where, Result, Store};
 
 /// A signed-in browser. Stored under the SHA-256 of its id, never the id itself.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -91,10 +91,7 @@ impl Store {
     }
 
     pub fn delete_session(&self, session_hash: &[u8; 32]) -> Result<()> {
-        let tx = self.db().begin_write()?;
-        tx.open_table(SESSIONS)?.remove(session_hash.as_slice())?;
-        tx.commit()?;
-        Ok(())
+        self.delete_key(SESSIONS, session_hash.as_slice())
     }
 
     pub fn wx_user(&self, openid: &str) -> Result<Option<WxUser>> {
@@ -104,27 +101,45 @@ impl Store {
     /// Drop sessions and OAuth states that ended before `now` (states live `state_ttl` seconds).
     /// Returns how many records went.
     pub fn purge_expired(&self, now: i64, state_ttl: i64) -> Result<usize> {
-        let mut gone = 0usize;
         let tx = self.db().begin_write()?;
-        {
-            let mut sessions = tx.open_table(SESSIONS)?;
-            sessions.retain(|_, v| {
-                let keep = serde_json::from_slice::<Session>(v)
-                    .map(|s| s.expires > now)
-                    .unwrap_or(false);
-                gone += usize::from(!keep);
-                keep
+        let gone = drop_where(&tx, SESSIONS, |s: &Session| s.expires <= now)?
+            + drop_where(&tx, OAUTH_STATES, |s: &OAuthState| {
+                s.created + state_ttl <= now
             })?;
-            let mut states = tx.open_table(OAUTH_STATES)?;
-            states.retain(|_, v| {
-                let keep = serde_json::from_slice::<OAuthState>(v)
-                    .map(|s| s.created + state_ttl > now)
-                    .unwrap_or(false);
-                gone += usize::from(!keep);
-                keep
-            })?;
-        }
         tx.commit()?;
         Ok(gone)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purge_drops_only_what_has_expired() {
+        let d = std::env::temp_dir().join(format!("wxg-purge-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let s = Store::open(&d.join("x.redb")).unwrap();
+        let session = |expires| Session {
+            openid: "o".into(),
+            created: 0,
+            expires,
+        };
+        s.put_session(&[1; 32], &session(100)).unwrap();
+        s.put_session(&[2; 32], &session(1000)).unwrap();
+        let state = |created| OAuthState {
+            browser: String::new(),
+            next: "/".into(),
+            scope: "snsapi_base".into(),
+            created,
+            completed_openid: None,
+        };
+        s.put_oauth_state("old", &state(0)).unwrap();
+        s.put_oauth_state("new", &state(400)).unwrap();
+        assert_eq!(s.purge_expired(700, 600).unwrap(), 2);
+        assert!(s.session(&[1; 32]).unwrap().is_none());
+        assert!(s.session(&[2; 32]).unwrap().is_some());
+        assert!(s.oauth_state("old").unwrap().is_none());
+        assert!(s.oauth_state("new").unwrap().is_some());
     }
 }

@@ -180,6 +180,18 @@ impl Store {
         Ok(())
     }
 
+    /// Remove one record, in a write transaction of its own.
+    pub(crate) fn delete_key<'k, K: redb::Key + 'static>(
+        &self,
+        table: redb::TableDefinition<K, &'static [u8]>,
+        key: impl std::borrow::Borrow<K::SelfType<'k>>,
+    ) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(table)?.remove(key)?;
+        tx.commit()?;
+        Ok(())
+    }
+
     pub fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(META)?;
@@ -192,6 +204,24 @@ impl Store {
         tx.commit()?;
         Ok(())
     }
+}
+
+/// Inside `tx`, drop the JSON records of `table` for which `gone` says so (and any that no longer
+/// decode); returns how many went.
+pub(crate) fn drop_where<K: redb::Key + 'static, T: serde::de::DeserializeOwned>(
+    tx: &redb::WriteTransaction,
+    table: redb::TableDefinition<K, &'static [u8]>,
+    mut gone: impl FnMut(&T) -> bool,
+) -> Result<usize> {
+    let mut count = 0usize;
+    tx.open_table(table)?.retain(|_, v| {
+        let keep = serde_json::from_slice::<T>(v)
+            .map(|r| !gone(&r))
+            .unwrap_or(false);
+        count += usize::from(!keep);
+        keep
+    })?;
+    Ok(count)
 }
 
 fn decode_u64(b: &[u8]) -> Result<u64> {

@@ -5,7 +5,7 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use serde::{Deserialize, Serialize};
 
 use super::tables::{BINDINGS, BIND_LOG, BOUND, STUDENTS};
-use super::{Result, Store, StoreError};
+use super::{Result, Store};
 
 /// A student of the roster. `verify` is a keyed hash of the verification value, never the value.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -176,32 +176,5 @@ impl Store {
             tx.open_table(STUDENTS)?.len()?,
             tx.open_table(BOUND)?.len()?,
         ))
-    }
-
-    /// Students whose ID starts with `q` or whose name contains it, at most `limit`.
-    pub fn search_students(&self, q: &str, limit: usize) -> Result<Vec<Student>> {
-        let tx = self.db().begin_read()?;
-        let t = tx.open_table(STUDENTS)?;
-        let mut out = Vec::new();
-        let q = q.trim();
-        for item in t.iter()? {
-            let (k, v) = item?;
-            if q.is_empty() || k.value().starts_with(q) || {
-                let s: Student = decode(v.value())?;
-                s.name.contains(q)
-            } {
-                out.push(decode(v.value())?);
-                if out.len() >= limit {
-                    break;
-                }
-            }
-        }
-        Ok(out)
-    }
-}
-
-impl From<std::string::FromUtf8Error> for StoreError {
-    fn from(e: std::string::FromUtf8Error) -> Self {
-        StoreError::Decode(e.to_string())
     }
 }
