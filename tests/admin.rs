@@ -104,75 +104,20 @@ fn token(c: &mut Client) -> String {
     Client::hidden(&r.body, "csrf_token")
 }
 
-/// A POST with an extra header (the shared client sets none).
-fn post_with_header(c: &Client, path: &str, fields: &[(&str, &str)], header: (&str, &str)) -> u16 {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .max_redirects(0)
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let body = fields
-        .iter()
-        .map(|(k, v)| {
-            format!(
-                "{}={}",
-                wxgrades::http::form::percent_encode(k),
-                wxgrades::http::form::percent_encode(v)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("&");
-    let cookies = c
-        .cookies
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("; ");
-    let resp = agent
-        .post(format!("{}{path}", c.base))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .header("Cookie", cookies)
-        .header(header.0, header.1)
-        .send(body)
-        .expect("post");
-    resp.status().as_u16()
+/// A form POST with an extra header; its status.
+fn post_with_header(
+    c: &mut Client,
+    path: &str,
+    fields: &[(&str, &str)],
+    header: (&str, &str),
+) -> u16 {
+    c.post_form_with_header(path, fields, Some(header)).status
 }
 
 /// GET with the client's cookies, the body as bytes.
-fn get_bytes(c: &Client, path: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .max_redirects(0)
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let cookies = c
-        .cookies
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("; ");
-    let mut resp = agent
-        .get(format!("{}{path}", c.base))
-        .header("Cookie", cookies)
-        .call()
-        .expect("get");
-    let headers = resp
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    let body = resp
-        .body_mut()
-        .with_config()
-        .limit(512 * 1024 * 1024)
-        .read_to_vec()
-        .expect("body");
-    (resp.status().as_u16(), headers, body)
+fn get_bytes(c: &mut Client, path: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let r = c.get(path);
+    (r.status, r.headers, r.bytes)
 }
 
 fn audit_actions(store: &Store) -> Vec<String> {
@@ -282,7 +227,7 @@ fn login_form_without_its_token_or_from_another_site_is_refused() {
     assert_eq!(stranger.post_form("/admin/login", &with_t).status, 403);
     assert_eq!(
         post_with_header(
-            &c,
+            &mut c,
             "/admin/login",
             &with_t,
             ("Origin", "https://evil.example")
@@ -385,7 +330,7 @@ fn unbind_without_a_good_token_or_from_another_site_is_403_and_changes_nothing()
     assert_eq!(c.post_form(path, &[("csrf_token", &other_t)]).status, 403);
     assert_eq!(
         post_with_header(
-            &c,
+            &mut c,
             path,
             &[("csrf_token", &t)],
             ("Origin", "https://evil.example")
@@ -502,7 +447,7 @@ fn export_csv_has_bom_import_headers_quoting_and_neutralised_cells() {
         ],
     );
     let mut c = login(&s);
-    let (status, headers, body) = get_bytes(&c, "/admin/export.csv");
+    let (status, headers, body) = get_bytes(&mut c, "/admin/export.csv");
     assert_eq!(status, 200);
     let h = |n: &str| {
         headers
@@ -532,7 +477,7 @@ fn export_csv_has_bom_import_headers_quoting_and_neutralised_cells() {
     assert!(lines.contains(&"2021001,张三,2025-2026-1,F5,\"数学, 上\",2,合格,正常考试"));
     assert_eq!(lines.len(), 8, "header, 6 rows, empty after the last CRLF");
 
-    let (_, headers, body) = get_bytes(&c, "/admin/export.csv?term=2024-2025-1");
+    let (_, headers, body) = get_bytes(&mut c, "/admin/export.csv?term=2024-2025-1");
     let text = String::from_utf8_lossy(&body);
     assert!(text.contains("OLD") && !text.contains("F1"));
     assert!(headers
@@ -558,8 +503,8 @@ fn exported_csv_imports_back_with_nothing_to_change() {
          2021002,2024-2025-2,MA101,高等数学,4,缺考,补考\n\
          2021002,2024-2025-2,EN1,英语,2.25,合格,重修\n",
     );
-    let c = login(&s);
-    let (status, _, body) = get_bytes(&c, "/admin/export.csv");
+    let mut c = login(&s);
+    let (status, _, body) = get_bytes(&mut c, "/admin/export.csv");
     assert_eq!(status, 200);
     let p = plan(
         &s.app.store,
@@ -585,7 +530,7 @@ fn backup_taken_during_a_big_import_holds_the_state_before_or_after_never_a_mix(
         .map(|i| grade(&format!("1{i:06}"), "2024-2025-1", "C0", "课", "80"))
         .collect();
     seed(&s.app.store, vec![], before);
-    let c = login(&s);
+    let mut c = login(&s);
 
     let big: Vec<(String, String)> = (0..200_000)
         .map(|i| grade(&format!("2{i:06}"), "2025-2026-1", "C1", "课", "70"))
@@ -608,7 +553,7 @@ fn backup_taken_during_a_big_import_holds_the_state_before_or_after_never_a_mix(
     let mut i = 0;
     loop {
         let finished = done.load(std::sync::atomic::Ordering::SeqCst);
-        let (status, headers, body) = get_bytes(&c, "/admin/backup");
+        let (status, headers, body) = get_bytes(&mut c, "/admin/backup");
         assert_eq!(status, 200);
         assert!(headers
             .iter()

@@ -126,7 +126,10 @@ impl TestServer {
 pub struct Resp {
     pub status: u16,
     pub headers: Vec<(String, String)>,
+    /// The body as text (lossy), for pages.
     pub body: String,
+    /// The body as sent, for downloads.
+    pub bytes: Vec<u8>,
 }
 
 impl Resp {
@@ -200,16 +203,17 @@ impl Client {
             })
             .collect();
         let mut resp = resp;
-        let body = resp
+        let bytes = resp
             .body_mut()
             .with_config()
-            .limit(64 * 1024 * 1024)
-            .read_to_string()
+            .limit(512 * 1024 * 1024)
+            .read_to_vec()
             .unwrap_or_default();
         let r = Resp {
             status,
             headers,
-            body,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+            bytes,
         };
         if keep_cookies {
             for c in r.set_cookies() {
@@ -246,6 +250,16 @@ impl Client {
     }
 
     pub fn post_form(&mut self, path: &str, fields: &[(&str, &str)]) -> Resp {
+        self.post_form_with_header(path, fields, None)
+    }
+
+    /// A form POST with one extra header (e.g. a foreign `Origin`).
+    pub fn post_form_with_header(
+        &mut self,
+        path: &str,
+        fields: &[(&str, &str)],
+        header: Option<(&str, &str)>,
+    ) -> Resp {
         let body = fields
             .iter()
             .map(|(k, v)| {
@@ -257,14 +271,32 @@ impl Client {
             })
             .collect::<Vec<_>>()
             .join("&");
-        self.post_raw(path, "application/x-www-form-urlencoded", body.into_bytes())
+        self.post(
+            path,
+            "application/x-www-form-urlencoded",
+            body.into_bytes(),
+            header,
+        )
     }
 
     pub fn post_raw(&mut self, path: &str, content_type: &str, body: Vec<u8>) -> Resp {
+        self.post(path, content_type, body, None)
+    }
+
+    fn post(
+        &mut self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        header: Option<(&str, &str)>,
+    ) -> Resp {
         let url = self.url(path);
         let mut req = self.agent.post(&url).header("Content-Type", content_type);
         if !self.cookies.is_empty() {
             req = req.header("Cookie", self.cookie_header());
+        }
+        if let Some((k, v)) = header {
+            req = req.header(k, v);
         }
         let resp = req
             .send(body)

@@ -512,6 +512,17 @@ mod tests {
         2021001,张三,2024-2025-1,EN1001,大学英语,3,65,补考\n\
         2021002,李四,2024-2025-1,MA1001,高等数学,4,优秀,\n";
 
+    /// Plan without committing.
+    fn preview(s: &Store, kind: ImportKind, name: &str, bytes: &[u8]) -> Plan {
+        let up = Upload {
+            kind,
+            file_name: name,
+            bytes,
+            replace_term: None,
+        };
+        plan(s, &VerifyKey::for_tests(), &up).unwrap()
+    }
+
     fn import(
         s: &Store,
         kind: ImportKind,
@@ -552,18 +563,7 @@ mod tests {
         assert_eq!((p.added, p.changed, p.unchanged), (4, 0, 0));
         let before = all_rows(&s);
         let g = s.generation().unwrap();
-        let key = VerifyKey::for_tests();
-        let p = plan(
-            &s,
-            &key,
-            &Upload {
-                kind: ImportKind::Grades,
-                file_name: "g.csv",
-                bytes: GRADES.as_bytes(),
-                replace_term: None,
-            },
-        )
-        .unwrap();
+        let p = preview(&s, ImportKind::Grades, "g.csv", GRADES.as_bytes());
         assert_eq!((p.added, p.changed, p.unchanged), (0, 0, 4));
         let p = import(&s, ImportKind::Roster, "r.csv", ROSTER.as_bytes(), None);
         assert_eq!((p.added, p.changed, p.unchanged), (0, 0, 2));
@@ -671,18 +671,7 @@ mod tests {
         let g = s.generation().unwrap();
         let imports = s.imports(0, 100).unwrap().len();
         let f = "学号,学期,课程代码,课程名称,学分,成绩\n2021001,2024-2025-1,MA1001,高等数学,4,50\n2021001,2024-2025-2,X1,新课一,2,80\n2021002,2024-2025-2,X2,新课二,2,80\n";
-        let key = VerifyKey::for_tests();
-        let mut p = plan(
-            &s,
-            &key,
-            &Upload {
-                kind: ImportKind::Grades,
-                file_name: "f.csv",
-                bytes: f.as_bytes(),
-                replace_term: None,
-            },
-        )
-        .unwrap();
+        let mut p = preview(&s, ImportKind::Grades, "f.csv", f.as_bytes());
         assert_eq!(p.writes(), 3);
         p.batch.inject_failure_after = Some(2);
         assert!(commit(&s, &p, "test", 1, false, |_, _, _| Ok(0)).is_err());
@@ -695,18 +684,7 @@ mod tests {
     fn a_plan_on_changed_data_is_stale() {
         let s = store("stale");
         import(&s, ImportKind::Roster, "r.csv", ROSTER.as_bytes(), None);
-        let key = VerifyKey::for_tests();
-        let p = plan(
-            &s,
-            &key,
-            &Upload {
-                kind: ImportKind::Grades,
-                file_name: "g.csv",
-                bytes: GRADES.as_bytes(),
-                replace_term: None,
-            },
-        )
-        .unwrap();
+        let p = preview(&s, ImportKind::Grades, "g.csv", GRADES.as_bytes());
         commit(&s, &p, "test", 1, false, |_, _, _| Ok(0)).unwrap();
         assert!(matches!(
             commit(&s, &p, "test", 1, false, |_, _, _| Ok(0)),
