@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::{Resp, TestServer, APP_ID, APP_SECRET};
+use wxgrades::service::import::jobs::JobState;
+use wxgrades::service::import::plan::ImportKind;
 use wxgrades::service::notices::{notice_counts, TEMPLATE_SEND};
 use wxgrades::service::wxapi;
 use wxgrades::store::notices::{NewNotice, NoticeState};
@@ -82,6 +84,38 @@ fn metric(s: &TestServer, line_start: &str) -> u64 {
 // ---------------------------------------------------------------------------------------------
 // The message endpoint
 // ---------------------------------------------------------------------------------------------
+
+/// Upload grades as the admin page does and commit them with "notify"; the import record.
+fn import_with_notify(
+    s: &TestServer,
+    name: &str,
+    csv: &str,
+) -> wxgrades::store::grades::ImportRecord {
+    let job = s
+        .app
+        .jobs
+        .submit(
+            "admin",
+            ImportKind::Grades,
+            name,
+            csv.as_bytes().to_vec(),
+            None,
+            s.app.clock.now(),
+        )
+        .unwrap();
+    wait_until("planned", Duration::from_secs(10), || {
+        matches!(job.state(), JobState::Planned)
+    });
+    let generation = job.plan().unwrap().generation;
+    s.app.jobs.commit(&job.id, true, generation).unwrap();
+    wait_until("committed", Duration::from_secs(10), || {
+        matches!(job.state(), JobState::Committed(_))
+    });
+    let JobState::Committed(record) = job.state() else {
+        unreachable!()
+    };
+    record
+}
 
 #[test]
 fn get_echoes_echostr_only_with_the_right_signature() {
@@ -424,8 +458,6 @@ fn bound_students_get_their_latest_grades_and_other_replies() {
 
 #[test]
 fn an_import_with_notify_writes_one_notice_per_bound_student_and_sends_it() {
-    use wxgrades::service::import::jobs::JobState;
-    use wxgrades::service::import::plan::ImportKind;
     let s = TestServer::start("", NOTICE_CONFIG);
     s.import("roster", ROSTER);
     s.import("grades", GRADES);
@@ -438,29 +470,7 @@ fn an_import_with_notify_writes_one_notice_per_bound_student_and_sends_it() {
 2024001,2025-2026-1,MA2001,线性代数,3,88\n\
 2024001,2024-2025-2,CS1001,程序设计,3,91\n\
 2024002,2025-2026-1,MA2001,线性代数,3,70\n";
-    let job = s
-        .app
-        .jobs
-        .submit(
-            "admin",
-            ImportKind::parse("grades").unwrap(),
-            "update.csv",
-            update.as_bytes().to_vec(),
-            None,
-            s.app.clock.now(),
-        )
-        .unwrap();
-    wait_until("planned", Duration::from_secs(10), || {
-        matches!(job.state(), JobState::Planned)
-    });
-    let generation = job.plan().unwrap().generation;
-    s.app.jobs.commit(&job.id, true, generation).unwrap();
-    wait_until("committed", Duration::from_secs(10), || {
-        matches!(job.state(), JobState::Committed(_))
-    });
-    let JobState::Committed(record) = job.state() else {
-        unreachable!()
-    };
+    let record = import_with_notify(&s, "update.csv", update);
     assert_eq!(record.notices, 1);
     wait_until("sent", Duration::from_secs(10), || {
         notice_counts(&s.app).unwrap() == (0, 1, 0)
@@ -483,37 +493,13 @@ fn an_import_with_notify_writes_one_notice_per_bound_student_and_sends_it() {
 
 #[test]
 fn an_import_with_notify_but_no_template_writes_no_notice() {
-    use wxgrades::service::import::jobs::JobState;
-    use wxgrades::service::import::plan::ImportKind;
     let s = TestServer::start("", "");
     s.import("roster", ROSTER);
     s.app
         .store
         .bind("oZhang", "2024001", s.app.clock.now())
         .unwrap();
-    let job = s
-        .app
-        .jobs
-        .submit(
-            "admin",
-            ImportKind::parse("grades").unwrap(),
-            "g.csv",
-            GRADES.as_bytes().to_vec(),
-            None,
-            s.app.clock.now(),
-        )
-        .unwrap();
-    wait_until("planned", Duration::from_secs(10), || {
-        matches!(job.state(), JobState::Planned)
-    });
-    let generation = job.plan().unwrap().generation;
-    s.app.jobs.commit(&job.id, true, generation).unwrap();
-    wait_until("committed", Duration::from_secs(10), || {
-        matches!(job.state(), JobState::Committed(_))
-    });
-    let JobState::Committed(record) = job.state() else {
-        unreachable!()
-    };
+    let record = import_with_notify(&s, "g.csv", GRADES);
     assert_eq!(record.notices, 0);
     assert!(s.app.store.notices().unwrap().is_empty());
 }
