@@ -20,7 +20,6 @@ use base64::engine::DecodePaddingMode;
 use base64::Engine;
 use cbc::cipher::{Array, BlockModeDecrypt, BlockModeEncrypt, KeyIvInit};
 use sha1::{Digest, Sha1};
-use subtle::ConstantTimeEq;
 
 type Aes256CbcEnc = cbc::Encryptor<aes::Aes256>;
 type Aes256CbcDec = cbc::Decryptor<aes::Aes256>;
@@ -89,10 +88,7 @@ impl fmt::Display for CryptoError {
 
 impl std::error::Error for CryptoError {}
 
-/// Compares two byte strings in time independent of their contents (the length is not secret).
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.ct_eq(b).into()
-}
+pub use crate::secret::constant_time_eq;
 
 /// Lower-case hex SHA-1 of the byte-wise sorted, concatenated parts.
 fn sorted_sha1_hex(parts: &mut [&str]) -> String {
