@@ -19,6 +19,14 @@ use crate::wechat::client::WxClient;
 use crate::wechat::sim::Simulator;
 use crate::wechat::token::AccessTokens;
 
+/// Seconds since the Unix epoch (0 if the system clock is before it).
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
 /// Wall-clock seconds, with an offset tests can move forward (to expire states and sessions
 /// without sleeping).
 #[derive(Default)]
@@ -28,11 +36,7 @@ pub struct Clock {
 
 impl Clock {
     pub fn now(&self) -> i64 {
-        let real = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        real + self.offset.load(Ordering::Relaxed)
+        unix_now() + self.offset.load(Ordering::Relaxed)
     }
 
     pub fn advance(&self, secs: i64) {

@@ -532,10 +532,7 @@ fn import(
     }
     let writing = std::time::Instant::now();
     progress(&format!("writing {} rows in one transaction", p.writes()));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let now = crate::app::unix_now();
     let done = plan::commit(&store, &p, "cli", now, false, |_, _, _| Ok(0))
         .map_err(|e| Failure::Failed(e.to_string()))?;
     println!(

@@ -103,10 +103,7 @@ pub struct NoticeCounts {
 }
 
 fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    crate::app::unix_now()
 }
 
 fn bump(tx: &WriteTransaction, key: &str, delta: i64) -> Result<()> {

@@ -97,20 +97,7 @@ fn sorted_sha1_hex(parts: &mut [&str]) -> String {
     for part in parts.iter() {
         hasher.update(part.as_bytes());
     }
-    let digest = hasher.finalize();
-    let mut out = String::with_capacity(digest.len() * 2);
-    for byte in digest.iter() {
-        out.push(hex_digit(byte >> 4));
-        out.push(hex_digit(byte & 0x0f));
-    }
-    out
-}
-
-fn hex_digit(nibble: u8) -> char {
-    match nibble {
-        0..=9 => char::from(b'0' + nibble),
-        _ => char::from(b'a' + (nibble - 10)),
-    }
+    crate::secret::hex(&hasher.finalize())
 }
 
 /// The plain request signature: lower-hex `sha1(concat(sort([token, timestamp, nonce])))`.

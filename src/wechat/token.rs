@@ -58,10 +58,7 @@ pub struct Detached;
 
 impl TokenEnv for Detached {
     fn now(&self) -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0)
+        crate::app::unix_now()
     }
     fn load(&self) -> Option<CachedToken> {
         None
