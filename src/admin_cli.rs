@@ -14,7 +14,7 @@ use crate::store::backup as store_backup;
 use crate::store::{Store, StoreError};
 
 fn now() -> i64 {
-    crate::app::unix_now()
+    crate::clock::unix_now()
 }
 
 /// Open the data file for a command; `instead` says what to do while the server holds it.

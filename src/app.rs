@@ -2,9 +2,10 @@
 //! built once and shared by the workers through `Arc`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+pub use crate::clock::Clock;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::service::import::jobs::ImportJobs;
@@ -18,31 +19,6 @@ use crate::views::Views;
 use crate::wechat::client::WxClient;
 use crate::wechat::sim::Simulator;
 use crate::wechat::token::AccessTokens;
-
-/// Seconds since the Unix epoch (0 if the system clock is before it).
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-/// Wall-clock seconds, with an offset tests can move forward (to expire states and sessions
-/// without sleeping).
-#[derive(Default)]
-pub struct Clock {
-    offset: AtomicI64,
-}
-
-impl Clock {
-    pub fn now(&self) -> i64 {
-        unix_now() + self.offset.load(Ordering::Relaxed)
-    }
-
-    pub fn advance(&self, secs: i64) {
-        self.offset.fetch_add(secs, Ordering::Relaxed);
-    }
-}
 
 /// Per-key locks, so that two requests about the same thing (one OAuth state) run one at a time.
 #[derive(Default)]

@@ -532,7 +532,7 @@ fn import(
     }
     let writing = std::time::Instant::now();
     progress(&format!("writing {} rows in one transaction", p.writes()));
-    let now = crate::app::unix_now();
+    let now = crate::clock::unix_now();
     let done = plan::commit(&store, &p, "cli", now, false, |_, _, _| Ok(0))
         .map_err(|e| Failure::Failed(e.to_string()))?;
     println!(

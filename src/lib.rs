@@ -4,6 +4,7 @@
 pub mod admin_cli;
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod error;

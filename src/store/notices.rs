@@ -103,7 +103,7 @@ pub struct NoticeCounts {
 }
 
 fn now_unix() -> i64 {
-    crate::app::unix_now()
+    crate::clock::unix_now()
 }
 
 fn bump(tx: &WriteTransaction, key: &str, delta: i64) -> Result<()> {

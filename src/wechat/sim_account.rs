@@ -103,7 +103,7 @@ fn error(code: i64, msg: &str) -> Value {
 }
 
 fn now() -> i64 {
-    crate::app::unix_now()
+    crate::clock::unix_now()
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

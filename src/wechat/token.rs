@@ -58,7 +58,7 @@ pub struct Detached;
 
 impl TokenEnv for Detached {
     fn now(&self) -> i64 {
-        crate::app::unix_now()
+        crate::clock::unix_now()
     }
     fn load(&self) -> Option<CachedToken> {
         None
