@@ -81,9 +81,12 @@ pub fn bind_form(app: &App, req: &Request) -> Handled {
 /// Check CSRF token and Origin of a student form.
 fn check_form(app: &App, req: &Request, v: &Visitor) -> Result<crate::http::form::Form, AppError> {
     let form = req.form();
-    if !csrf::same_origin(req, &app.config.public_url)
-        || !csrf::check(form.get("csrf_token"), &v.session_id)
-    {
+    if !csrf::post_ok(
+        req,
+        &app.config.public_url,
+        form.get("csrf_token"),
+        &v.session_id,
+    ) {
         return Err(AppError::Csrf);
     }
     Ok(form)

@@ -17,6 +17,12 @@ pub fn check(given: Option<&str>, session_secret: &str) -> bool {
     }
 }
 
+/// Whether a POST may act: its Origin is ours and its `csrf_token` (`given`) belongs to
+/// `session_secret`. Every form handler asks this one question.
+pub fn post_ok(req: &Request, public_url: &str, given: Option<&str>, session_secret: &str) -> bool {
+    same_origin(req, public_url) && check(given, session_secret)
+}
+
 /// False when the request's `Origin` names a site other than ours (`public_url` or the Host the
 /// request came to). A missing Origin is allowed: older WeChat webviews omit it, and the CSRF
 /// token still guards the form.

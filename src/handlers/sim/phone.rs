@@ -185,9 +185,7 @@ pub fn page(app: &App, sim: &Simulator, req: &Request) -> Handled {
 pub fn send(app: &App, sim: &Simulator, req: &Request) -> Handled {
     let form = req.form();
     let cookie = cookie_value(req).ok_or(AppError::Csrf)?;
-    if !csrf::same_origin(req, &app.config.public_url)
-        || !csrf::check(form.get("csrf_token"), cookie)
-    {
+    if !csrf::post_ok(req, &app.config.public_url, form.get("csrf_token"), cookie) {
         return Err(AppError::Csrf);
     }
     let openid = form.get("user").unwrap_or("");

@@ -72,8 +72,7 @@ impl Admin {
         req: &Request,
         given: Option<&str>,
     ) -> Result<(), AppError> {
-        if !csrf::same_origin(req, &app.config.public_url) || !csrf::check(given, &self.session_id)
-        {
+        if !csrf::post_ok(req, &app.config.public_url, given, &self.session_id) {
             return Err(AppError::Csrf);
         }
         Ok(())
@@ -177,8 +176,7 @@ pub fn login_token(app: &App, req: &Request) -> (String, Option<SetCookie>) {
 /// Check the login form's Origin and CSRF token against the pre-login cookie.
 pub fn check_login_post(app: &App, req: &Request, given: Option<&str>) -> Result<(), AppError> {
     let pre = req.cookie(PRE_COOKIE).filter(|c| well_formed(c));
-    let ok = csrf::same_origin(req, &app.config.public_url)
-        && pre.is_some_and(|p| csrf::check(given, p));
+    let ok = pre.is_some_and(|p| csrf::post_ok(req, &app.config.public_url, given, p));
     if ok {
         Ok(())
     } else {
