@@ -66,18 +66,7 @@ fn admin_uploads_bad_then_fixed_gbk_file_commits_and_the_student_sees_it() {
     b.screenshot(screenshot_path("admin-imports.png"));
 
     // The student signs in on the simulated WeChat, binds, and sees 91 for 机器学习.
-    b.goto(&format!("{}/", s.url));
-    b.wait_for_url("/_sim/connect/oauth2/authorize", T);
-    b.find("button[name=decision]").click();
-    b.wait_for_url("/bind", T);
-    b.find("input[name=student_id]")
-        .send_keys(wxgrades::demo::HINT_STUDENT_ID);
-    b.find("input[name=name]")
-        .send_keys(wxgrades::demo::HINT_NAME);
-    b.find("input[name=verify]")
-        .send_keys(wxgrades::demo::HINT_VERIFY);
-    b.find("form button[type=submit]").click();
-    b.wait_for_url("/grades", T);
+    support::demo_sign_in_and_bind(&b, &s.url);
     b.goto(&format!("{}/grades?term=2025-2026-1", s.url));
     let g = b.page_source();
     let at = g.find("机器学习").expect("the course is listed");

@@ -218,17 +218,23 @@ impl SimAccount {
         json!({"access_token": token, "expires_in": self.remaining(&token)})
     }
 
+    /// The JSON body of a `cgi-bin` POST, or WeChat's answer to a bad token or body.
+    fn authorized_json(&self, access_token: &str, body: &[u8]) -> Result<Value, Value> {
+        if !self.valid(access_token) {
+            return Err(error(
+                40001,
+                "invalid credential, access_token is invalid or not latest",
+            ));
+        }
+        serde_json::from_slice::<Value>(body).map_err(|_| error(47001, "data format error"))
+    }
+
     /// `POST cgi-bin/message/template/send`: shown on the user's phone; the job-finished event
     /// follows shortly, pushed to the product like WeChat does.
     pub fn template_send(&self, access_token: &str, body: &[u8]) -> Value {
-        if !self.valid(access_token) {
-            return error(
-                40001,
-                "invalid credential, access_token is invalid or not latest",
-            );
-        }
-        let Ok(v) = serde_json::from_slice::<Value>(body) else {
-            return error(47001, "data format error");
+        let v = match self.authorized_json(access_token, body) {
+            Ok(v) => v,
+            Err(answer) => return answer,
         };
         let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
         let (touser, template_id) = (s("touser"), s("template_id"));
@@ -306,14 +312,9 @@ impl SimAccount {
 
     /// `POST cgi-bin/menu/create`.
     pub fn menu_create(&self, access_token: &str, body: &[u8]) -> Value {
-        if !self.valid(access_token) {
-            return error(
-                40001,
-                "invalid credential, access_token is invalid or not latest",
-            );
-        }
-        let Ok(v) = serde_json::from_slice::<Value>(body) else {
-            return error(47001, "data format error");
+        let v = match self.authorized_json(access_token, body) {
+            Ok(v) => v,
+            Err(answer) => return answer,
         };
         match v.get("button").and_then(Value::as_array) {
             Some(b) if !b.is_empty() && b.len() <= 3 => {}

@@ -374,3 +374,25 @@ pub fn screenshot_path(name: &str) -> PathBuf {
     let _ = std::fs::create_dir_all(&dir);
     dir.join(name)
 }
+
+/// In demo mode, in a browser: open `/`, agree on the simulated consent screen (first demo
+/// user), bind as the demo student the bind page suggests, and land on `/grades`.
+pub fn demo_sign_in_and_bind(b: &browser::Browser, url: &str) {
+    let t = std::time::Duration::from_secs(15);
+    b.goto(&format!("{url}/"));
+    b.wait_for_url("/_sim/connect/oauth2/authorize", t);
+    b.find("button[name=decision]").click();
+    b.wait_for_url("/bind", t);
+    assert!(
+        b.page_source().contains(wxgrades::demo::HINT_STUDENT_ID),
+        "the bind page suggests the demo values"
+    );
+    b.find("input[name=student_id]")
+        .send_keys(wxgrades::demo::HINT_STUDENT_ID);
+    b.find("input[name=name]")
+        .send_keys(wxgrades::demo::HINT_NAME);
+    b.find("input[name=verify]")
+        .send_keys(wxgrades::demo::HINT_VERIFY);
+    b.find("form button[type=submit]").click();
+    b.wait_for_url("/grades", t);
+}
