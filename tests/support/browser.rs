@@ -486,11 +486,27 @@ impl Browser {
 
     /// Wait until the page's source contains `text`; panics naming it after `timeout`.
     pub fn wait_for_text(&self, text: &str, timeout: Duration) {
-        let deadline = std::time::Instant::now() + timeout;
-        while !self.page_source().contains(text) {
+        self.wait_for_page(&format!("{text:?}"), timeout, |page| page.contains(text));
+    }
+
+    /// Waits until the page source satisfies `ready` (read as a whole each time, so a page that
+    /// refreshes itself is judged on one complete document); returns that source, or panics
+    /// naming `what` and the URL after `timeout`.
+    pub fn wait_for_page(
+        &self,
+        what: &str,
+        timeout: Duration,
+        ready: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let page = self.page_source();
+            if ready(&page) {
+                return page;
+            }
             assert!(
-                std::time::Instant::now() < deadline,
-                "browser: the page never showed {text:?} (URL {})",
+                Instant::now() < deadline,
+                "browser: the page never showed {what} (URL {})",
                 self.current_url()
             );
             std::thread::sleep(Duration::from_millis(50));
