@@ -165,6 +165,15 @@ mod tests {
                 ExamKind::Normal,
             ),
             rec(
+                "2021001",
+                "2025-2026-1",
+                "-X1",
+                "=创新实践",
+                "1",
+                "合格",
+                ExamKind::Normal,
+            ),
+            rec(
                 "2021002",
                 "2024-2025-2",
                 "MA101",
@@ -204,13 +213,17 @@ mod tests {
         store.apply_import(&batch, record, 0, |_, _| Ok(0)).unwrap();
 
         let mut out = Vec::new();
-        assert_eq!(write_csv(&store, None, &mut out).unwrap(), 3);
+        assert_eq!(write_csv(&store, None, &mut out).unwrap(), 4);
+        assert!(
+            String::from_utf8_lossy(&out).contains("'-X1,'=创新实践"),
+            "formula-like cells are neutralised"
+        );
         assert!(out.starts_with(BOM.as_bytes()));
         let v = crate::service::import::validate::read_grades("grades.csv", &out).unwrap();
         assert!(v.is_ok(), "{:?}", v.errors);
         let mut back: Vec<GradeRecord> = v.records.into_iter().map(|(_, r)| r).collect();
         assert_eq!(back[0].name.as_deref(), Some("张三"));
-        assert_eq!(back[2].name, None, "not in the roster: empty 姓名");
+        assert_eq!(back[3].name, None, "not in the roster: empty 姓名");
         for r in &mut back {
             r.name = None;
         }

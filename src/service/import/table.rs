@@ -246,7 +246,7 @@ impl<'r> Cells<'r> {
                 text,
                 scratch,
                 spans,
-            } => unwrap_text_formula(
+            } => unwrap_spreadsheet_text(
                 spans
                     .get(index)
                     .map_or("", |span| span.resolve(text, scratch))
@@ -480,11 +480,18 @@ fn sniff_delimiter(text: &str) -> u8 {
     }
 }
 
-/// `="001234"` → `001234`: registrar systems write IDs this way so that Excel keeps the
-/// leading zeros; Excel shows the text, so do we.
-fn unwrap_text_formula(cell: &str) -> &str {
-    match cell.strip_prefix("=\"").and_then(|r| r.strip_suffix('"')) {
-        Some(inner) if !inner.contains('"') => inner.trim(),
+/// The text a spreadsheet shows for a cell written to keep it text: `="001234"` → `001234`
+/// (registrar systems write IDs this way so that Excel keeps the leading zeros), and `'=…`,
+/// `'+…`, `'-…`, `'@…` → the text after the quote (how our export, and other careful exports,
+/// keep Excel from running a cell as a formula).
+fn unwrap_spreadsheet_text(cell: &str) -> &str {
+    if let Some(inner) = cell.strip_prefix("=\"").and_then(|r| r.strip_suffix('"')) {
+        if !inner.contains('"') {
+            return inner.trim();
+        }
+    }
+    match cell.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(['=', '+', '-', '@']) => rest,
         _ => cell,
     }
 }
@@ -838,6 +845,18 @@ pub(crate) mod tests {
                 encoding: TextEncoding::Utf8,
                 delimiter: ','
             }
+        );
+    }
+
+    #[test]
+    fn csv_cells_kept_as_text_read_as_the_text_excel_shows() {
+        let t = csv("学号,课程代码,课程名称\n=\"001234\",'-X1,'=SUM(A1)\n'2021,'a,=\"x\"y\"\n");
+        assert_eq!(
+            cells(&t),
+            vec![
+                (2, vec!["001234", "-X1", "=SUM(A1)"]),
+                (3, vec!["'2021", "'a", "=\"x\"y\""]),
+            ]
         );
     }
 
