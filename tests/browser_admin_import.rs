@@ -71,7 +71,7 @@ fn admin_uploads_bad_then_fixed_gbk_file_commits_and_the_student_sees_it() {
     b.screenshot(screenshot_path("admin-imports.png"));
 
     // The student signs in on the simulated WeChat, binds, and sees 91 for 机器学习.
-    support::demo_sign_in_and_bind(&b, &s.url);
+    support::demo_sign_in_and_bind(&b, &s.url, false);
     b.goto(&format!("{}/grades?term=2025-2026-1", s.url));
     let g = b.page_source();
     let at = g.find("机器学习").expect("the course is listed");

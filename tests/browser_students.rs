@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::time::Duration;
 use support::browser::Browser;
 use support::{screenshot_path, TestServer};
 
@@ -13,26 +12,7 @@ fn demo_sign_in_bind_and_grades_in_a_browser() {
         return;
     };
     let s = TestServer::demo();
-    b.goto(&format!("{}/", s.url));
-    // The simulated consent screen.
-    b.wait_for_url("/_sim/connect/oauth2/authorize", Duration::from_secs(10));
-    b.screenshot(screenshot_path("consent.png"));
-    b.find("button[name=decision]").click();
-    b.wait_for_url("/bind", Duration::from_secs(10));
-    b.screenshot(screenshot_path("bind.png"));
-    let hint = b.page_source();
-    assert!(
-        hint.contains(wxgrades::demo::HINT_STUDENT_ID),
-        "the bind page suggests the demo values"
-    );
-    b.find("input[name=student_id]")
-        .send_keys(wxgrades::demo::HINT_STUDENT_ID);
-    b.find("input[name=name]")
-        .send_keys(wxgrades::demo::HINT_NAME);
-    b.find("input[name=verify]")
-        .send_keys(wxgrades::demo::HINT_VERIFY);
-    b.find("form button[type=submit]").click();
-    b.wait_for_url("/grades", Duration::from_secs(10));
+    support::demo_sign_in_and_bind(&b, &s.url, true);
     let page = b.page_source();
     assert!(page.contains(wxgrades::demo::HINT_NAME));
     assert!(page.contains("2025-2026学年"), "newest term shown");

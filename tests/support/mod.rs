@@ -376,13 +376,20 @@ pub fn screenshot_path(name: &str) -> PathBuf {
 }
 
 /// In demo mode, in a browser: open `/`, agree on the simulated consent screen (first demo
-/// user), bind as the demo student the bind page suggests, and land on `/grades`.
-pub fn demo_sign_in_and_bind(b: &browser::Browser, url: &str) {
+/// user), bind as the demo student the bind page suggests, and land on `/grades`. With
+/// `screenshots`, the consent and bind pages are saved as `consent.png` and `bind.png`.
+pub fn demo_sign_in_and_bind(b: &browser::Browser, url: &str, screenshots: bool) {
     let t = std::time::Duration::from_secs(15);
     b.goto(&format!("{url}/"));
     b.wait_for_url("/_sim/connect/oauth2/authorize", t);
+    if screenshots {
+        b.screenshot(screenshot_path("consent.png"));
+    }
     b.find("button[name=decision]").click();
     b.wait_for_url("/bind", t);
+    if screenshots {
+        b.screenshot(screenshot_path("bind.png"));
+    }
     assert!(
         b.page_source().contains(wxgrades::demo::HINT_STUDENT_ID),
         "the bind page suggests the demo values"
