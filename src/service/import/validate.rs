@@ -368,12 +368,18 @@ pub trait Sheet {
         c: &mut RowCheck<'_, '_, R>,
         cols: Self::Columns,
     ) -> Option<Self::Record>;
-    /// The errors for records that repeat an earlier one, with the index of each repeat.
-    fn duplicates(
-        records: &[(usize, Self::Record)],
+    /// What makes a record unique within one file.
+    type Key<'r>: Hash + Eq
+    where
+        Self: 'r;
+    fn key(r: &Self::Record) -> Self::Key<'_>;
+    /// The column to name and the message for `r`, which repeats the record on line `earlier`.
+    fn duplicate(
+        r: &Self::Record,
+        earlier: usize,
         cols: Self::Columns,
         headers: &[String],
-    ) -> Vec<(usize, usize, RowError)>;
+    ) -> (Option<String>, String);
 }
 
 /// Validates the rows of one file as they stream past; [`finish`](Validator::finish) adds the
@@ -428,9 +434,20 @@ impl<S: Sheet> Validator<S> {
     /// Adds duplicate and empty-file errors and returns the result, errors by row number.
     pub fn finish(mut self) -> Validated<S::Record> {
         if let Some(cols) = self.columns {
-            let dups = S::duplicates(&self.out.records, cols, &self.headers);
-            let pairs: Vec<(usize, usize)> = dups.iter().map(|(d, f, _)| (*d, *f)).collect();
-            self.out.errors.extend(dups.into_iter().map(|(_, _, e)| e));
+            let records = &self.out.records;
+            let pairs = find_duplicates(records.len(), |i| records.get(i).map(|(_, r)| S::key(r)));
+            for &(dup, first) in &pairs {
+                if let (Some((line, r)), Some((earlier, _))) =
+                    (records.get(dup), records.get(first))
+                {
+                    let (column, message) = S::duplicate(r, *earlier, cols, &self.headers);
+                    self.out.errors.push(RowError {
+                        line: *line,
+                        column,
+                        message,
+                    });
+                }
+            }
             remove_indices(&mut self.out.records, &pairs);
         }
         finish_common(self.out, self.columns.is_some(), self.header_line)
@@ -484,41 +501,33 @@ impl Sheet for GradeSheet {
         })
     }
 
-    fn duplicates(
-        records: &[(usize, GradeRecord)],
+    type Key<'r> = (&'r str, Term, &'r str, ExamKind);
+
+    fn key(r: &GradeRecord) -> Self::Key<'_> {
+        (
+            r.student_id.as_str(),
+            r.term,
+            r.course_code.as_str(),
+            r.kind,
+        )
+    }
+
+    fn duplicate(
+        r: &GradeRecord,
+        earlier: usize,
         _: Self::Columns,
         _: &[String],
-    ) -> Vec<(usize, usize, RowError)> {
-        let dups = find_duplicates(records.len(), |i| {
-            records.get(i).map(|(_, r)| {
-                (
-                    r.student_id.as_str(),
-                    r.term,
-                    r.course_code.as_str(),
-                    r.kind,
-                )
-            })
-        });
-        dups.into_iter()
-            .filter_map(|(dup, first)| {
-                let ((line, r), (earlier, _)) = (records.get(dup)?, records.get(first)?);
-                Some((
-                    dup,
-                    first,
-                    RowError {
-                        line: *line,
-                        column: None,
-                        message: format!(
-                            "与第{earlier}行重复：学号“{}”、学期“{}”、课程代码“{}”、考试性质“{}”在同一文件中出现了两次",
-                            r.student_id,
-                            r.term,
-                            shown(&r.course_code),
-                            r.kind.label()
-                        ),
-                    },
-                ))
-            })
-            .collect()
+    ) -> (Option<String>, String) {
+        (
+            None,
+            format!(
+                "与第{earlier}行重复：学号“{}”、学期“{}”、课程代码“{}”、考试性质“{}”在同一文件中出现了两次",
+                r.student_id,
+                r.term,
+                shown(&r.course_code),
+                r.kind.label()
+            ),
+        )
     }
 }
 
@@ -561,33 +570,24 @@ impl Sheet for RosterSheet {
         })
     }
 
-    fn duplicates(
-        records: &[(usize, RosterRecord)],
+    type Key<'r> = &'r str;
+
+    fn key(r: &RosterRecord) -> &str {
+        &r.student_id
+    }
+
+    fn duplicate(
+        r: &RosterRecord,
+        earlier: usize,
         cols: Self::Columns,
         headers: &[String],
-    ) -> Vec<(usize, usize, RowError)> {
-        let dups = find_duplicates(records.len(), |i| {
-            records.get(i).map(|(_, r)| r.student_id.as_str())
-        });
+    ) -> (Option<String>, String) {
         let column = cols
             .get(R_ID)
             .copied()
             .flatten()
             .and_then(|c| headers.get(c).cloned());
-        dups.into_iter()
-            .filter_map(|(dup, first)| {
-                let ((line, r), (earlier, _)) = (records.get(dup)?, records.get(first)?);
-                Some((
-                    dup,
-                    first,
-                    RowError {
-                        line: *line,
-                        column: column.clone(),
-                        message: format!("学号“{}”与第{earlier}行重复", r.student_id),
-                    },
-                ))
-            })
-            .collect()
+        (column, format!("学号“{}”与第{earlier}行重复", r.student_id))
     }
 }
 
