@@ -75,7 +75,7 @@ fn write_hundredths(f: &mut fmt::Formatter<'_>, h: u64) -> fmt::Result {
 }
 
 /// Shortens a user value for an error message (values can be arbitrarily long).
-fn shown(value: &str) -> String {
+pub fn shown(value: &str) -> String {
     const MAX: usize = 40;
     if value.chars().count() <= MAX {
         value.to_string()

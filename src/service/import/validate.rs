@@ -7,7 +7,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 
 use super::table::{CellRow, Table, TableError, TableReader};
-use crate::service::grades::{Credit, ExamKind, GradeRecord, RosterRecord, Score, Term};
+use crate::service::grades::{shown, Credit, ExamKind, GradeRecord, RosterRecord, Score, Term};
 
 /// The outcome of validating a file: the good records with their row numbers, and every error.
 /// An import may be committed only when `errors` is empty.
@@ -260,17 +260,6 @@ fn check_course_code(code: &str) -> Result<(), String> {
         return Err(format!("课程代码不能包含“/”，实际为“{}”", shown(code)));
     }
     Ok(())
-}
-
-fn shown(value: &str) -> String {
-    const MAX: usize = 40;
-    if value.chars().count() <= MAX {
-        value.to_string()
-    } else {
-        let mut s: String = value.chars().take(MAX).collect();
-        s.push('…');
-        s
-    }
 }
 
 /// Reads the cells of one row, recording errors against the row.
