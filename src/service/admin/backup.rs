@@ -104,16 +104,21 @@ pub fn due(app: &App, now: i64) -> bool {
     }
 }
 
-/// Take a timed snapshot into `backup.dir` now, and prune.
-pub fn take_snapshot(app: &App) -> Result<SnapshotInfo, StoreError> {
+/// Write a consistent snapshot of the data file to `path`, one snapshot at a time.
+fn write_snapshot(app: &App, path: &Path) -> Result<SnapshotInfo, StoreError> {
     let _one = app
         .admin
         .backup_lock
         .lock()
         .unwrap_or_else(|p| p.into_inner());
+    app.store.write_snapshot(path)
+}
+
+/// Take a timed snapshot into `backup.dir` now, and prune.
+pub fn take_snapshot(app: &App) -> Result<SnapshotInfo, StoreError> {
     let now = app.clock.now();
     let dir = &app.config.backup.dir;
-    let info = app.store.write_snapshot(&dir.join(snapshot_name(now)))?;
+    let info = write_snapshot(app, &dir.join(snapshot_name(now)))?;
     for p in prune(dir, app.config.backup.keep) {
         log::info!("removed old snapshot {}", p.display());
     }
@@ -134,17 +139,12 @@ pub fn take_snapshot(app: &App) -> Result<SnapshotInfo, StoreError> {
 /// A snapshot for download: an open file whose name is already removed (it goes away when
 /// closed), and its size.
 pub fn snapshot_for_download(app: &App, actor: &str) -> Result<(std::fs::File, u64), StoreError> {
-    let _one = app
-        .admin
-        .backup_lock
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
     let now = app.clock.now();
     let path = app.config.backup.dir.join(format!(
         ".download-{}.redb",
         crate::secret::random_hex::<8>()
     ));
-    let info = app.store.write_snapshot(&path)?;
+    let info = write_snapshot(app, &path)?;
     let opened = std::fs::File::open(&path);
     let _ = std::fs::remove_file(&path);
     let file = opened.map_err(|e| StoreError::Io(format!("cannot reopen the snapshot: {e}")))?;
