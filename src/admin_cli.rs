@@ -6,10 +6,10 @@ use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::Path;
 
 use crate::config::Config;
+use crate::grades::Term;
 use crate::service::admin::audit::{self, Action};
 use crate::service::admin::backup::{note_backup, LastBackup};
 use crate::service::admin::{accounts, export, local_datetime, stamp};
-use crate::service::grades::Term;
 use crate::store::backup as store_backup;
 use crate::store::{Store, StoreError};
 

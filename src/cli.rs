@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::app::App;
 use crate::config::{self, Config, Source};
-use crate::service::grades::Term;
+use crate::grades::Term;
 use crate::service::import::plan::{self, ImportKind, Upload};
 use crate::store::Store;
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::service::grades::{Scale, ScaleConfig};
+use crate::grades::{Scale, ScaleConfig};
 
 /// A configuration problem, always naming the key (or file) at fault.
 #[derive(Debug)]
@@ -655,7 +655,7 @@ fn check_button(at: &str, b: &MenuButton, top: bool) -> Result<(), ConfigError> 
     }
     match (&b.page, &b.key) {
         (Some(p), None) => {
-            if crate::service::oauth::local_path(p).as_deref() != Some(p.as_str()) {
+            if crate::http::next::local_path(p).as_deref() != Some(p.as_str()) {
                 return err(format!(
                     "{at}.page: expected a local path such as \"/grades\", got {p:?}"
                 ));
@@ -769,7 +769,7 @@ mod tests {
         .unwrap();
         let gp = |s: &str| {
             c.scale
-                .grade_point(&crate::service::grades::Score::parse(s).unwrap())
+                .grade_point(&crate::grades::Score::parse(s).unwrap())
         };
         assert_eq!(gp("85"), Some(300));
         assert_eq!(gp("良好"), Some(350));

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod grades;
 pub mod handlers;
 pub mod http;
 pub mod logging;

@@ -9,8 +9,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use support::{Client, TestServer};
+use wxgrades::grades::{Credit, ExamKind, GradeRecord, Score, Term};
 use wxgrades::service::admin::{accounts, auth};
-use wxgrades::service::grades::{Credit, ExamKind, GradeRecord, Score, Term};
 use wxgrades::store::grades::{grade_key, grade_value, ImportBatch, ImportRecord};
 use wxgrades::store::students::Student;
 use wxgrades::store::Store;

@@ -8,12 +8,12 @@ use super::admin::{page, page_number, pager, PAGE};
 use super::Handled;
 use crate::app::App;
 use crate::error::{human_size, AppError};
+use crate::grades::Term;
 use crate::http::multipart::{boundary_from_content_type, parse_multipart, Limits};
 use crate::http::{Request, Response};
 use crate::service::admin::audit::{self, Action};
 use crate::service::admin::auth::{Admin, AdminPost};
 use crate::service::admin::local_datetime;
-use crate::service::grades::Term;
 use crate::service::import::jobs::JobState;
 use crate::service::import::plan::{ImportKind, Plan};
 

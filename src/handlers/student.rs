@@ -5,8 +5,8 @@ use minijinja::{context, Value};
 use super::Handled;
 use crate::app::App;
 use crate::error::AppError;
+use crate::grades::{CourseLine, Term, Transcript};
 use crate::http::{csrf, Request, Response};
-use crate::service::grades::{CourseLine, Term, Transcript};
 use crate::service::session::{self, Student as Visitor};
 use crate::service::students::{self, BindOutcome, BindRefusal};
 
@@ -194,7 +194,7 @@ pub fn grades(app: &App, req: &Request) -> Handled {
     }
     let student = students::student_or_placeholder(app, &binding.student_id)?;
     let rows = app.store.grades_of(&binding.student_id)?;
-    let t = crate::service::grades::transcript(&rows, &app.config.scale);
+    let t = crate::grades::transcript(&rows, &app.config.scale);
     if let Some(term) = &term {
         if t.term(term).is_none() {
             return Err(no_such_term());
@@ -285,7 +285,7 @@ pub fn course_line(c: &CourseLine) -> Value {
         score => c.score.to_string(),
         grade_point => c.grade_point.map(points).unwrap_or_else(|| "—".into()),
         kind => c.kind.label(),
-        is_normal_kind => c.kind == crate::service::grades::ExamKind::Normal,
+        is_normal_kind => c.kind == crate::grades::ExamKind::Normal,
         failed => c.failed,
         status => !c.failed && !c.passed,
     }

@@ -5,6 +5,7 @@ pub mod cookie;
 pub mod csrf;
 pub mod form;
 pub mod multipart;
+pub mod next;
 
 use std::net::IpAddr;
 

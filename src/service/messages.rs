@@ -21,9 +21,9 @@ use std::sync::Mutex;
 
 use crate::app::{App, KeyedLocks};
 use crate::error::AppError;
+use crate::grades::{ExamKind, Term, Transcript};
 use crate::http::form::percent_encode;
 use crate::secret;
-use crate::service::grades::{ExamKind, Term, Transcript};
 use crate::wechat::crypto::{self, CryptoError, MessageCipher};
 use crate::wechat::message::{self, Incoming};
 

@@ -1,7 +1,6 @@
 //! The rules of the product, free of HTTP types.
 
 pub mod admin;
-pub mod grades;
 pub mod import;
 pub mod menu;
 pub mod messages;

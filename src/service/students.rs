@@ -3,7 +3,7 @@
 
 use crate::app::App;
 use crate::error::AppError;
-use crate::service::grades::{transcript, Transcript};
+use crate::grades::{transcript, Transcript};
 use crate::service::import::validate::check_student_id;
 use crate::service::ratelimit::clock_time;
 use crate::store::students::{BindResult, Student};

@@ -9,7 +9,7 @@ use super::grades::decode_row;
 use super::students::Student;
 use super::tables::{ADMINS, ADMIN_SESSIONS, AUDIT, BOUND, GRADES, STUDENTS};
 use super::{drop_where, Result, Store};
-use crate::service::grades::GradeRecord;
+use crate::grades::GradeRecord;
 
 /// The audit log keeps at most this many events; older ones are dropped in batches.
 pub const AUDIT_MAX: u64 = 100_000;

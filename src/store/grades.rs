@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::tables::{GRADES, IMPORTS, META, STUDENTS};
 use super::{Result, Store, StoreError};
-use crate::service::grades::{Credit, ExamKind, GradeRecord, Score, Term};
+use crate::grades::{Credit, ExamKind, GradeRecord, Score, Term};
 
 const SEP: char = '\u{1f}';
 

@@ -125,7 +125,7 @@ mod tests {
 
     #[test]
     fn export_reads_back_through_the_importer() {
-        use crate::service::grades::{Credit, ExamKind, GradeRecord, Score, Term};
+        use crate::grades::{Credit, ExamKind, GradeRecord, Score, Term};
         use crate::store::grades::{grade_key, grade_value, ImportBatch, ImportRecord};
         use crate::store::students::Student;
 

@@ -96,7 +96,7 @@ pub fn compute(store: &Store) -> Result<GradeStats, StoreError> {
             .entry((term, r.course_code.clone()))
             .or_insert_with(|| CourseStat::new(r.term.as_str(), &r.course_code, &r.course_name));
         stat.count += 1;
-        if let crate::service::grades::Score::Numeric(h) = r.score {
+        if let crate::grades::Score::Numeric(h) = r.score {
             stat.numeric += 1;
             stat.numeric_sum += u64::from(h);
             stat.histogram[bin(h)] += 1;
@@ -154,7 +154,7 @@ impl StatsCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::grades::{Credit, ExamKind, GradeRecord, Score, Term};
+    use crate::grades::{Credit, ExamKind, GradeRecord, Score, Term};
     use crate::store::grades::{grade_key, grade_value, ImportBatch, ImportRecord};
 
     fn row(sid: &str, term: &str, code: &str, score: &str) -> (String, String) {

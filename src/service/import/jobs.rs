@@ -12,7 +12,7 @@ use super::plan::{
 };
 use crate::app::App;
 use crate::error::AppError;
-use crate::service::grades::Term;
+use crate::grades::Term;
 use crate::store::grades::ImportRecord;
 
 /// Where a job is.

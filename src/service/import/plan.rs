@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::table::{TableError, TableReader};
 use super::validate::{stream, GradeSheet, RosterSheet, RowError, Validated};
+use crate::grades::{GradeRecord, Term};
 use crate::secret;
-use crate::service::grades::{GradeRecord, Term};
 use crate::service::verify::VerifyKey;
 use crate::store::grades::{decode_row, grade_key, grade_value, ImportBatch, ImportRecord};
 use crate::store::students::Student;
@@ -436,7 +436,7 @@ fn plan_grades(
 
 fn describe_grade(g: &GradeRecord) -> String {
     match g.score {
-        crate::service::grades::Score::Numeric(_) => format!("{} 分 · {} 学分", g.score, g.credit),
+        crate::grades::Score::Numeric(_) => format!("{} 分 · {} 学分", g.score, g.credit),
         _ => format!("{} · {} 学分", g.score, g.credit),
     }
 }

@@ -7,7 +7,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 
 use super::table::{CellRow, Table, TableError, TableReader};
-use crate::service::grades::{shown, Credit, ExamKind, GradeRecord, RosterRecord, Score, Term};
+use crate::grades::{shown, Credit, ExamKind, GradeRecord, RosterRecord, Score, Term};
 
 /// The outcome of validating a file: the good records with their row numbers, and every error.
 /// An import may be committed only when `errors` is empty.
@@ -748,7 +748,7 @@ pub fn read_grades(file_name: &str, bytes: &[u8]) -> Result<Validated<GradeRecor
 mod tests {
     use super::super::table::read_table;
     use super::*;
-    use crate::service::grades::{FiveLevel, Status};
+    use crate::grades::{FiveLevel, Status};
 
     fn grades(text: &str) -> Validated<GradeRecord> {
         validate_grades(&read_table("g.csv", text.as_bytes()).unwrap())
