@@ -404,10 +404,6 @@ fn serve(cfg: Config) -> Outcome {
         let bar = "=".repeat(72);
         eprintln!("{bar}\n  DEMO MODE — WeChat is SIMULATED; nothing here talks to real WeChat.\n  Open {url}/ in a browser (or {url}/_sim/ for the simulator's start page).\n  Admin pages: {url}/admin  user {}  password {pw}\n  Data: {}\n{bar}", crate::service::admin::accounts::DEMO_ADMIN, app.config.data.display());
     }
-    // Timed snapshots into backup.dir (not in demo mode, where the data is sample data).
-    if !demo {
-        let _backups = crate::service::admin::backup::spawn_scheduler(&app);
-    }
     log::info!(
         "wxgrades {} listening on {} ({} workers), public URL {url}",
         env!("CARGO_PKG_VERSION"),

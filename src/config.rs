@@ -610,10 +610,28 @@ fn default_menu(demo: bool) -> Vec<MenuButton> {
     ]
 }
 
+/// WeChat's limits of the custom menu (公众号 自定义菜单), the one statement of them: checked
+/// here when the config is read, and again by `service::menu` on the JSON it sends.
+pub mod menu_limits {
+    /// Top-level buttons.
+    pub const MAX_TOP: usize = 3;
+    /// Sub-buttons under one top button.
+    pub const MAX_SUB: usize = 5;
+    /// Bytes of a top button's name.
+    pub const TOP_NAME_BYTES: usize = 16;
+    /// Bytes of a sub-button's name.
+    pub const SUB_NAME_BYTES: usize = 60;
+    /// Bytes of a CLICK button's key.
+    pub const KEY_BYTES: usize = 128;
+    /// Bytes of a VIEW button's URL.
+    pub const URL_BYTES: usize = 1024;
+}
+
 fn check_menu(menu: &[MenuButton]) -> Result<(), ConfigError> {
-    if menu.len() > 3 {
+    use menu_limits::MAX_TOP;
+    if menu.len() > MAX_TOP {
         return err(format!(
-            "menu: WeChat allows at most 3 buttons, got {}",
+            "menu: WeChat allows at most {MAX_TOP} buttons, got {}",
             menu.len()
         ));
     }
@@ -624,7 +642,8 @@ fn check_menu(menu: &[MenuButton]) -> Result<(), ConfigError> {
 }
 
 fn check_button(at: &str, b: &MenuButton, top: bool) -> Result<(), ConfigError> {
-    let limit = if top { 16 } else { 60 };
+    use menu_limits::{KEY_BYTES, MAX_SUB, SUB_NAME_BYTES, TOP_NAME_BYTES};
+    let limit = if top { TOP_NAME_BYTES } else { SUB_NAME_BYTES };
     if b.name.trim().is_empty() || b.name.len() > limit {
         return err(format!(
             "{at}.name: expected 1 to {limit} bytes, got {:?}",
@@ -637,9 +656,9 @@ fn check_button(at: &str, b: &MenuButton, top: bool) -> Result<(), ConfigError> 
                 "{at}.sub_button: sub-buttons cannot have sub-buttons"
             ));
         }
-        if b.sub_button.len() > 5 {
+        if b.sub_button.len() > MAX_SUB {
             return err(format!(
-                "{at}.sub_button: WeChat allows at most 5, got {}",
+                "{at}.sub_button: WeChat allows at most {MAX_SUB}, got {}",
                 b.sub_button.len()
             ));
         }
@@ -662,8 +681,8 @@ fn check_button(at: &str, b: &MenuButton, top: bool) -> Result<(), ConfigError> 
             }
         }
         (None, Some(k)) => {
-            if k.is_empty() || k.len() > 128 {
-                return err(format!("{at}.key: expected 1 to 128 bytes"));
+            if k.is_empty() || k.len() > KEY_BYTES {
+                return err(format!("{at}.key: expected 1 to {KEY_BYTES} bytes"));
             }
         }
         _ => {

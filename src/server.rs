@@ -54,7 +54,7 @@ pub struct Running {
     server: Arc<tiny_http::Server>,
     workers: Vec<JoinHandle<()>>,
     /// Background threads that end with the server (the grade-notice sender).
-    background: Vec<JoinHandle<()>>,
+    background: crate::app::Background,
     stopping: Arc<AtomicBool>,
     /// Set when the listener died (not by our own shutdown).
     pub listener_failed: Arc<AtomicBool>,
@@ -64,7 +64,9 @@ pub struct Running {
 pub fn start(app: Arc<App>) -> Result<Running, String> {
     let listener = TcpListener::bind(&app.config.listen)
         .map_err(|e| format!("cannot listen on {}: {e}", app.config.listen))?;
-    start_on(app, listener)
+    // Timed snapshots into backup.dir (not in demo mode, where the data is sample data).
+    let timed_backups = !app.config.demo;
+    start_full(app, listener, handlers::route, timed_backups)
 }
 
 /// Start the workers on a listener bound by the caller (tests bind port 0 first, to know the
@@ -78,6 +80,15 @@ pub fn start_with_handler(
     app: Arc<App>,
     listener: TcpListener,
     handler: Handler,
+) -> Result<Running, String> {
+    start_full(app, listener, handler, false)
+}
+
+fn start_full(
+    app: Arc<App>,
+    listener: TcpListener,
+    handler: Handler,
+    timed_backups: bool,
 ) -> Result<Running, String> {
     let addr = listener
         .local_addr()
@@ -107,7 +118,6 @@ pub fn start_with_handler(
         bodies,
     });
 
-    crate::service::import::jobs::spawn_worker(app.clone());
     let mut workers = Vec::with_capacity(app.config.workers);
     for i in 0..app.config.workers {
         let server = server.clone();
@@ -135,13 +145,7 @@ pub fn start_with_handler(
             .map_err(|e| format!("cannot start body reader thread: {e}"))?;
         workers.push(h);
     }
-    let background = crate::service::notices::spawn_sender(app.clone(), stopping.clone())
-        .into_iter()
-        .chain(crate::service::session::spawn_housekeeping(
-            app.clone(),
-            stopping.clone(),
-        ))
-        .collect();
+    let background = App::start_background(&app, timed_backups);
     Ok(Running {
         addr,
         app,
@@ -160,9 +164,10 @@ impl Running {
         for _ in 0..self.workers.len() {
             self.server.unblock();
         }
-        for w in self.workers.into_iter().chain(self.background) {
+        for w in self.workers {
             let _ = w.join();
         }
+        self.background.stop_and_join();
     }
 
     /// A handle that asks the server to stop (for signal handlers and the listener watchdog).
@@ -176,9 +181,10 @@ impl Running {
 
     /// Block until every worker has ended (after a `Stopper::stop`).
     pub fn wait(self) {
-        for w in self.workers.into_iter().chain(self.background) {
+        for w in self.workers {
             let _ = w.join();
         }
+        self.background.stop_and_join();
     }
 }
 

@@ -6,36 +6,8 @@ use std::path::PathBuf;
 
 use crate::error::AppError;
 
-macro_rules! templates {
-    ($($name:literal),* $(,)?) => {
-        &[$(($name, include_str!(concat!("../templates/", $name)))),*]
-    };
-}
-
-/// Every built-in template, by name.
-pub const TEMPLATES: &[(&str, &str)] = templates![
-    "base.html",
-    "error.html",
-    "whoami.html",
-    "bind.html",
-    "unbind.html",
-    "grades.html",
-    "sim_authorize.html",
-    "sim_index.html",
-    "sim_phone.html",
-    "admin/base.html",
-    "admin/_pager.html",
-    "admin/error.html",
-    "admin/login.html",
-    "admin/dashboard.html",
-    "admin/students.html",
-    "admin/student.html",
-    "admin/courses.html",
-    "admin/course.html",
-    "admin/import.html",
-    "admin/import_job.html",
-    "admin/imports.html",
-];
+/// Every built-in template, by name: each `*.html` under `templates/` (listed by `build.rs`).
+pub const TEMPLATES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/templates.rs"));
 
 macro_rules! statics {
     ($(($name:literal, $ctype:literal)),* $(,)?) => {

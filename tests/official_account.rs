@@ -652,7 +652,7 @@ fn notices_are_sent_with_the_configured_template() {
         .enqueue_notices(&[notice("oN1", 1), notice("oN2", 1), notice("oN3", 1)])
         .unwrap();
     assert_eq!(ids.len(), 3);
-    wxgrades::service::notices::wake(&s.app);
+    s.app.notice_wake.notify();
     wait_until("3 sent", Duration::from_secs(10), || {
         notice_counts(&s.app).unwrap() == (0, 3, 0)
     });
@@ -1099,7 +1099,7 @@ fn demo_notices_and_menu_go_through_the_simulated_cgi_bin() {
             import_id: 1,
         }])
         .unwrap();
-    wxgrades::service::notices::wake(&s.app);
+    s.app.notice_wake.notify();
     wait_until("sent to the simulator", Duration::from_secs(10), || {
         notice_counts(&s.app).unwrap() == (0, 1, 0)
     });

@@ -8,6 +8,7 @@ use std::io::{Seek, SeekFrom};
 use minijinja::{context, Value};
 use serde::Serialize;
 
+use super::session::{self as web_session, AdminPost};
 use super::Handled;
 use crate::app::App;
 use crate::error::AppError;
@@ -15,25 +16,19 @@ use crate::grades::{transcript, Term};
 use crate::http::form::{percent_decode, percent_encode};
 use crate::http::{Body, Method, Request, Response};
 use crate::service::admin::audit::{self, Action};
-use crate::service::admin::auth::{self, Admin, AdminPost, Login};
-use crate::service::admin::{self as admin_svc, backup, export, local_datetime, stats};
+use crate::service::admin::auth::{self, Admin, Login};
+use crate::service::admin::{self as admin_svc, backup, export, local_datetime, overview, stats};
 use crate::service::ratelimit::clock_time;
+use crate::service::session::Kind;
+use crate::service::students;
 
 /// Rows per page of long lists.
 pub(crate) const PAGE: usize = 50;
 
-/// Route a request under `/admin` (the caller matched the prefix).
+/// Route a request under `/admin` (the caller matched the prefix). Errors go back to
+/// `handlers::route`, which turns them into the admin error page.
 pub fn route(app: &App, req: &Request) -> (&'static str, Handled) {
-    let (label, result) = dispatch(app, req);
-    match result {
-        Ok(r) => (label, Ok(r)),
-        Err(e) => {
-            if e.status() >= 500 {
-                log::error!("{label} {}: {e}", req.path);
-            }
-            (label, Ok(error_page(app, &e)))
-        }
-    }
+    dispatch(app, req)
 }
 
 fn dispatch(app: &App, req: &Request) -> (&'static str, Handled) {
@@ -51,7 +46,7 @@ fn dispatch(app: &App, req: &Request) -> (&'static str, Handled) {
             _ => ("method", Err(AppError::NotFound)),
         };
     }
-    let admin = match auth::current(app, req) {
+    let admin = match web_session::admin(app, req) {
         Ok(Some(a)) => a,
         Ok(None) => return ("admin_signin", Ok(to_login(req))),
         Err(e) => return ("admin", Err(e)),
@@ -121,7 +116,7 @@ pub(crate) fn page(
         template,
         context! {
             admin_name => admin.map(|a| a.name().to_string()),
-            csrf_token => admin.map(|a| a.csrf_token()),
+            csrf_token => admin.map(web_session::admin_csrf_token),
             nav => nav,
             ..ctx
         },
@@ -129,23 +124,23 @@ pub(crate) fn page(
     Ok(Response::html(status, html).with_header("X-Frame-Options", "DENY"))
 }
 
-fn error_page(app: &App, e: &AppError) -> Response {
+/// The admin layout's error page (`handlers::error_page` decides when), or None when it
+/// cannot be rendered.
+pub(super) fn error_page(app: &App, e: &AppError) -> Option<Response> {
     let p = e.page();
     let heading = match e {
         AppError::NotFound => "页面不存在",
         _ => p.heading,
     };
-    match page(
+    page(
         app,
         p.status,
         "admin/error.html",
         None,
         "",
         context! { status => p.status, heading => heading, message => p.message },
-    ) {
-        Ok(r) => r,
-        Err(_) => super::error_response(app, e),
-    }
+    )
+    .ok()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -178,7 +173,7 @@ fn login_form(
     next: &str,
     message: Option<String>,
 ) -> Handled {
-    let (token, set) = auth::login_token(app, req);
+    let (token, set) = web_session::login_token(app, req);
     let resp = page(
         app,
         status,
@@ -200,7 +195,7 @@ fn login_form(
 
 fn login_page(app: &App, req: &Request) -> Handled {
     let next = req.query_param("next").unwrap_or_default();
-    if auth::current(app, req)?.is_some() {
+    if web_session::admin(app, req)?.is_some() {
         return Ok(Response::redirect(
             303,
             &safe_next(&next).unwrap_or_else(|| "/admin".into()),
@@ -209,18 +204,36 @@ fn login_page(app: &App, req: &Request) -> Handled {
     login_form(app, req, 200, "", &next, None)
 }
 
+/// The login form, parsed in one step.
+struct LoginForm {
+    csrf_token: String,
+    username: String,
+    password: String,
+    next: String,
+}
+
+impl LoginForm {
+    fn parse(form: &crate::http::form::Form) -> LoginForm {
+        let field = |name| form.get(name).unwrap_or_default().to_string();
+        LoginForm {
+            csrf_token: field("csrf_token"),
+            username: field("username").trim().to_string(),
+            password: field("password"),
+            next: field("next"),
+        }
+    }
+}
+
 fn login_submit(app: &App, req: &Request) -> Handled {
-    let form = req.form();
-    auth::check_login_post(app, req, form.get("csrf_token"))?;
-    let username = form.get("username").unwrap_or("").trim();
-    let password = form.get("password").unwrap_or("");
-    let next = form.get("next").unwrap_or("");
-    match auth::login(app, username, password, req.remote)? {
-        Login::Success(cookie) => Ok(Response::redirect(
+    let form = LoginForm::parse(&req.form());
+    web_session::check_login_post(app, req, Some(&form.csrf_token))?;
+    let (username, next) = (form.username.as_str(), form.next.as_str());
+    match auth::login(app, &app.admin, username, &form.password, req.remote)? {
+        Login::Success(id) => Ok(Response::redirect(
             303,
             &safe_next(next).unwrap_or_else(|| "/admin".into()),
         )
-        .with_cookie(&cookie)),
+        .with_cookie(&web_session::cookie(app, Kind::Admin, &id))),
         Login::Wrong => login_form(
             app,
             req,
@@ -248,7 +261,8 @@ fn login_submit(app: &App, req: &Request) -> Handled {
 }
 
 fn logout(app: &App, req: &Request, post: &AdminPost) -> Handled {
-    let removal = auth::logout(app, post.admin(), req.remote)?;
+    auth::logout(app, post.admin(), req.remote)?;
+    let removal = web_session::removal(app, Kind::Admin);
     Ok(Response::redirect(303, "/admin/login").with_cookie(&removal))
 }
 
@@ -267,11 +281,9 @@ struct AuditLine {
 }
 
 fn audit_lines(app: &App, limit: usize) -> Result<Vec<AuditLine>, AppError> {
-    Ok(app
-        .store
-        .audit_events(0, limit)?
+    Ok(overview::audit_events(app, limit)?
         .into_iter()
-        .map(|(_, e)| {
+        .map(|e| {
             let action = Action::from_code(&e.action);
             AuditLine {
                 at: local_datetime(e.at),
@@ -291,9 +303,9 @@ fn audit_lines(app: &App, limit: usize) -> Result<Vec<AuditLine>, AppError> {
 }
 
 fn dashboard(app: &App, admin: &Admin) -> Handled {
-    let (students, bound) = app.store.student_counts()?;
-    let stats = app.admin.stats.get(&app.store)?;
-    let last_import = app.store.imports(0, 1)?.into_iter().next().map(|r| {
+    let o = overview::overview(app)?;
+    let stats = overview::stats(app, &app.admin)?;
+    let last_import = o.last_import.map(|r| {
         context! {
             at => local_datetime(r.at),
             by => r.by.strip_prefix("admin:").unwrap_or(&r.by).to_string(),
@@ -304,11 +316,8 @@ fn dashboard(app: &App, admin: &Admin) -> Handled {
             result => r.result,
         }
     });
-    let (pending, sent, failed) = admin_svc::notice_counts(app);
-    let size = std::fs::metadata(app.store.path())
-        .map(|m| m.len())
-        .unwrap_or(0);
-    let last_backup = backup::last_backup(&app.store).map(|b| {
+    let (pending, sent, failed) = o.notices;
+    let last_backup = o.last_backup.map(|b| {
         context! {
             at => local_datetime(b.at),
             kind => match b.kind.as_str() { "snapshot" => "定时快照", "download" => "网页下载", _ => "命令行" },
@@ -323,8 +332,8 @@ fn dashboard(app: &App, admin: &Admin) -> Handled {
         Some(admin),
         "dashboard",
         context! {
-            students => students,
-            bound => bound,
+            students => o.students,
+            bound => o.bound,
             rows => stats.rows,
             terms => stats.terms.clone(),
             term_links => stats.terms.iter().map(|t| context! {
@@ -334,8 +343,8 @@ fn dashboard(app: &App, admin: &Admin) -> Handled {
             courses => stats.courses.len(),
             last_import => last_import,
             notices => context! { pending => pending, sent => sent, failed => failed },
-            data_size => crate::error::human_size(size),
-            data_path => app.store.path().display().to_string(),
+            data_size => crate::error::human_size(o.data_size),
+            data_path => o.data_path,
             last_backup => last_backup,
             backup_every => every,
             backup_dir => app.config.backup.dir.display().to_string(),
@@ -378,7 +387,7 @@ fn students(app: &App, admin: &Admin, req: &Request) -> Handled {
         .take(64)
         .collect();
     let page_no = page_number(req);
-    let (list, total) = app.store.students_page(&q, (page_no - 1) * PAGE, PAGE)?;
+    let (list, total) = overview::students_page(app, &q, (page_no - 1) * PAGE, PAGE)?;
     let rows: Vec<Value> = list
         .into_iter()
         .map(|l| {
@@ -412,19 +421,18 @@ fn hundredths(h: u64, decimals: usize) -> String {
 }
 
 fn student(app: &App, admin: &Admin, id: &str) -> Handled {
-    let info = app.store.student(id)?;
-    let rows = app.store.grades_of(id)?;
-    if info.is_none() && rows.is_empty() {
+    let Some(overview::StudentRecord {
+        info,
+        rows,
+        openid,
+        bound_at,
+        events,
+    }) = overview::student(app, id)?
+    else {
         return Err(AppError::NotFound);
-    }
-    let openid = app.store.bound_openid(id)?;
-    let bound_at = match &openid {
-        Some(o) => app.store.binding(o)?.map(|b| local_datetime(b.bound_at)),
-        None => None,
     };
-    let events: Vec<Value> = app
-        .store
-        .bind_events(id, 50)?
+    let bound_at = bound_at.map(local_datetime);
+    let events: Vec<Value> = events
         .into_iter()
         .map(|e| {
             context! {
@@ -475,20 +483,12 @@ fn student(app: &App, admin: &Admin, id: &str) -> Handled {
 }
 
 fn unbind(app: &App, req: &Request, post: &AdminPost, id: &str) -> Handled {
-    let now = app.clock.now();
-    if let Some(openid) = app.store.unbind_student(id, now, &post.admin().actor())? {
-        // Cached student pages may show this binding.
-        app.pages.clear();
-        let short: String = openid.chars().take(8).collect();
-        audit::record(
-            &app.store,
-            now,
-            &post.admin().actor(),
-            Action::Unbind,
-            &format!("学号 {id}（微信 {short}…）"),
-            req.remote,
-        );
-    }
+    app.changed(students::unbind_by_admin(
+        app,
+        id,
+        &post.admin().actor(),
+        req.remote,
+    )?);
     Ok(Response::redirect(
         303,
         &format!("/admin/students/{}", percent_encode(id)),
@@ -524,7 +524,7 @@ fn course_line(c: &stats::CourseStat) -> Value {
 const SORTS: [&str; 6] = ["term", "code", "name", "count", "mean", "pass"];
 
 fn courses(app: &App, admin: &Admin, req: &Request) -> Handled {
-    let stats = app.admin.stats.get(&app.store)?;
+    let stats = overview::stats(app, &app.admin)?;
     let term = req.query_param("term").filter(|t| !t.is_empty());
     if let Some(t) = &term {
         Term::parse(t).map_err(AppError::BadRequest)?;
@@ -660,7 +660,7 @@ fn histogram_bars(hist: &[u64; 10]) -> Vec<Bar> {
 }
 
 fn course(app: &App, admin: &Admin, term: &str, code: &str) -> Handled {
-    let stats = app.admin.stats.get(&app.store)?;
+    let stats = overview::stats(app, &app.admin)?;
     let Some(c) = stats.course(term, code) else {
         return Err(AppError::NotFound);
     };
@@ -697,13 +697,12 @@ fn export_csv(app: &App, admin: &Admin, req: &Request) -> Handled {
     let mut file = unlinked_temp("export")?;
     let rows = {
         let mut w = std::io::BufWriter::new(&mut file);
-        export::write_csv(&app.store, term, &mut w)?
+        export::export(app, term, &mut w)?
     };
     file.seek(SeekFrom::Start(0))
         .map_err(|e| AppError::Internal(format!("export: {e}")))?;
-    audit::record(
-        &app.store,
-        app.clock.now(),
+    audit::note(
+        app,
         &admin.actor(),
         Action::Export,
         &format!("{}：{rows} 行", term.unwrap_or("全部学期")),

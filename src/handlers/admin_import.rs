@@ -5,6 +5,7 @@
 use minijinja::{context, Value};
 
 use super::admin::{page, page_number, pager, PAGE};
+use super::session::{check_admin_post, AdminPost};
 use super::Handled;
 use crate::app::App;
 use crate::error::{human_size, AppError};
@@ -12,8 +13,8 @@ use crate::grades::Term;
 use crate::http::multipart::{boundary_from_content_type, parse_multipart, Limits};
 use crate::http::{Request, Response};
 use crate::service::admin::audit::{self, Action};
-use crate::service::admin::auth::{Admin, AdminPost};
-use crate::service::admin::local_datetime;
+use crate::service::admin::auth::Admin;
+use crate::service::admin::{local_datetime, overview};
 use crate::service::import::jobs::JobState;
 use crate::service::import::plan::{ImportKind, Plan};
 
@@ -28,7 +29,7 @@ fn form_page(app: &App, admin: &Admin, status: u16, error: Option<String>, kind:
             error => error,
             kind => kind,
             max_upload => human_size(app.config.max_upload_bytes),
-            terms => app.admin.stats.get(&app.store).map(|s| s.terms.clone()).unwrap_or_default(),
+            terms => overview::stats(app, &app.admin).map(|s| s.terms.clone()).unwrap_or_default(),
         },
     )
 }
@@ -69,7 +70,7 @@ pub fn upload(app: &App, admin: &Admin, req: &Request) -> Handled {
             .find(|p| p.name == name && p.file_name.is_none())
             .map(|p| p.text())
     };
-    admin.check_post(app, req, field("csrf_token").as_deref())?;
+    check_admin_post(app, admin, req, field("csrf_token").as_deref())?;
     let kind_raw = field("kind").unwrap_or_default();
     let Some(kind) = ImportKind::parse(kind_raw.trim()) else {
         return form_page(
@@ -246,9 +247,8 @@ pub fn commit(app: &App, req: &Request, post: &AdminPost, id: &str) -> Handled {
         ),
         None => job.file_name.clone(),
     };
-    audit::record(
-        &app.store,
-        app.clock.now(),
+    audit::note(
+        app,
         &post.admin().actor(),
         Action::Import,
         &detail,
@@ -259,10 +259,8 @@ pub fn commit(app: &App, req: &Request, post: &AdminPost, id: &str) -> Handled {
 
 pub fn history(app: &App, admin: &Admin, req: &Request) -> Handled {
     let page_no = page_number(req);
-    let total = app.store.import_count()? as usize;
-    let rows: Vec<Value> = app
-        .store
-        .imports((page_no - 1) * PAGE, PAGE)?
+    let (imports, total) = overview::imports(app, (page_no - 1) * PAGE, PAGE)?;
+    let rows: Vec<Value> = imports
         .into_iter()
         .map(|r| {
             context! {

@@ -1,10 +1,12 @@
 //! The router: one match from (method, path) to a handler, and the one place an `AppError`
-//! becomes a response page. Handlers are thin: parse, call a service, render.
+//! becomes a response page ([`error_page`]: the admin layout under `/admin`, the student
+//! layout elsewhere). Handlers are thin: parse, call a service, render.
 
 pub mod admin;
 pub mod admin_import;
 pub mod oauth;
 pub mod pages;
+pub mod session;
 pub mod sim;
 pub mod student;
 pub mod wx;
@@ -26,7 +28,7 @@ pub fn route(app: &App, req: &Request) -> (&'static str, Response) {
             if e.status() >= 500 {
                 log::error!("{} {}: {e}", label, req.path);
             }
-            error_response(app, &e)
+            error_page(app, &req.path, &e)
         }
     };
     (label, resp)
@@ -60,7 +62,7 @@ fn dispatch(app: &App, req: &Request) -> (&'static str, Handled) {
             "method",
             Ok(Response::text(405, "method not allowed").with_header("Allow", "GET, POST")),
         ),
-        p if p == "/admin" || p.starts_with("/admin/") => admin::route(app, req),
+        p if is_admin(p) => admin::route(app, req),
         "/" | "/wx/oauth/start" | "/wx/oauth/callback" | "/logout" | "/healthz" | "/metrics"
             if !get =>
         {
@@ -73,7 +75,38 @@ fn dispatch(app: &App, req: &Request) -> (&'static str, Handled) {
     }
 }
 
-/// The friendly error page for `e`, with the right status.
+/// A cached page for a client: gzip as is when it takes gzip, else inflated.
+pub fn page_response(req: &Request, gz: std::sync::Arc<[u8]>) -> Response {
+    use crate::http::Body;
+    if req.accepts_gzip() {
+        return Response::new(200, "text/html; charset=utf-8", Body::Shared(gz))
+            .with_header("Content-Encoding", "gzip")
+            .with_header("Vary", "Accept-Encoding")
+            .with_header("Cache-Control", "no-store");
+    }
+    let mut html = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut html);
+    Response::new(200, "text/html; charset=utf-8", Body::Bytes(html))
+        .with_header("Vary", "Accept-Encoding")
+        .with_header("Cache-Control", "no-store")
+}
+
+/// The error page for `e` on `path`, with the right status: the admin layout under `/admin`,
+/// the student layout elsewhere.
+pub fn error_page(app: &App, path: &str, e: &AppError) -> Response {
+    if is_admin(path) {
+        if let Some(r) = admin::error_page(app, e) {
+            return r;
+        }
+    }
+    error_response(app, e)
+}
+
+fn is_admin(path: &str) -> bool {
+    path == "/admin" || path.starts_with("/admin/")
+}
+
+/// The friendly error page for `e` in the student layout, with the right status.
 pub fn error_response(app: &App, e: &AppError) -> Response {
     let page = e.page();
     let html = app.views.render(

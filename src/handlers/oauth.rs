@@ -1,17 +1,21 @@
 //! `/wx/oauth/start` and `/wx/oauth/callback`.
 
+use super::session;
 use super::Handled;
 use crate::app::App;
 use crate::http::cookie::{SameSite, SetCookie};
 use crate::http::{Request, Response};
-use crate::service::{oauth, session};
+use crate::service::oauth;
+use crate::service::session::Kind;
 
 pub fn start(app: &App, req: &Request) -> Handled {
-    let next = req.query_param("next");
+    let next = req
+        .query_param("next")
+        .and_then(|n| crate::http::next::local_path(&n));
     let scope = req.query_param("scope");
     let started = oauth::start(
         app,
-        next.as_deref(),
+        next,
         scope.as_deref(),
         req.cookie(oauth::BROWSER_COOKIE),
     )?;
@@ -35,10 +39,16 @@ pub fn callback(app: &App, req: &Request) -> Handled {
     let state = req.query_param("state");
     let signed_in = oauth::callback(
         app,
+        &app.oauth_locks,
         code.as_deref(),
         state.as_deref(),
         req.cookie(oauth::BROWSER_COOKIE),
     )?;
-    Ok(Response::redirect(302, &signed_in.next)
-        .with_cookie(&session::cookie(app, &signed_in.session_id)))
+    Ok(
+        Response::redirect(302, &signed_in.next).with_cookie(&session::cookie(
+            app,
+            Kind::Student,
+            &signed_in.session_id,
+        )),
+    )
 }

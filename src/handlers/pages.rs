@@ -2,20 +2,21 @@
 
 use minijinja::context;
 
+use super::session;
 use super::Handled;
 use crate::app::App;
 use crate::error::AppError;
 use crate::http::{Body, Request, Response};
-use crate::service::session;
+use crate::service::students;
 use crate::views::STATIC_FILES;
 
 /// The signed-in WeChat identity (`/me`).
 pub fn whoami(app: &App, req: &Request) -> Handled {
-    let student = match session::require(app, req)? {
+    let student = match session::require_visitor(app, req)? {
         Ok(s) => s,
         Err(redirect) => return Ok(redirect),
     };
-    let user = app.store.wx_user(&student.openid)?.unwrap_or_default();
+    let user = students::wx_user(app, &student.openid)?.unwrap_or_default();
     let short: String = student.openid.chars().take(8).collect();
     let html = app.views.render(
         "whoami.html",
@@ -32,7 +33,7 @@ pub fn whoami(app: &App, req: &Request) -> Handled {
 }
 
 pub fn logout(app: &App, req: &Request) -> Handled {
-    let removal = session::end(app, req)?;
+    let removal = session::end_student(app, req)?;
     let html = app.views.render(
         "error.html",
         context! {
@@ -62,7 +63,14 @@ pub fn static_file(req: &Request, name: &str) -> Handled {
 }
 
 pub fn healthz(app: &App) -> Response {
-    if app.store.healthy() {
+    let dead = app.background_health.dead();
+    if !dead.is_empty() {
+        return Response::text(
+            503,
+            format!("background thread stopped: {}", dead.join(", ")),
+        );
+    }
+    if crate::service::admin::overview::data_file_healthy(app) {
         Response::text(200, "ok")
     } else {
         Response::text(503, "data file not answering")

@@ -2,18 +2,19 @@
 
 use minijinja::{context, Value};
 
+use super::session::{self, Visitor};
 use super::Handled;
 use crate::app::App;
 use crate::error::AppError;
 use crate::grades::{CourseLine, Term, Transcript};
+use crate::http::form::Form;
 use crate::http::{csrf, Request, Response};
-use crate::service::session::{self, Student as Visitor};
 use crate::service::students::{self, BindOutcome, BindRefusal};
 
 /// The session, or the response that sends the visitor through web authorization.
 macro_rules! signed_in {
     ($app:expr, $req:expr) => {
-        match session::require($app, $req)? {
+        match session::require_visitor($app, $req)? {
             Ok(s) => s,
             Err(redirect) => return Ok(redirect),
         }
@@ -22,7 +23,7 @@ macro_rules! signed_in {
 
 pub fn home(app: &App, req: &Request) -> Handled {
     let v = signed_in!(app, req);
-    let to = if app.store.binding(&v.openid)?.is_some() {
+    let to = if students::binding(app, &v.openid)?.is_some() {
         "/grades"
     } else {
         "/bind"
@@ -31,7 +32,7 @@ pub fn home(app: &App, req: &Request) -> Handled {
 }
 
 fn user_ctx(app: &App, openid: &str) -> Result<Value, AppError> {
-    Ok(match app.store.wx_user(openid)? {
+    Ok(match students::wx_user(app, openid)? {
         Some(u) if u.nickname.is_some() || u.avatar_url.is_some() => {
             context! { nickname => u.nickname, avatar_url => u.avatar_url }
         }
@@ -72,14 +73,39 @@ fn bind_page(
 
 pub fn bind_form(app: &App, req: &Request) -> Handled {
     let v = signed_in!(app, req);
-    if app.store.binding(&v.openid)?.is_some() {
+    if students::binding(app, &v.openid)?.is_some() {
         return Ok(Response::redirect(303, "/grades"));
     }
     bind_page(app, &v, 200, None, None, "", "")
 }
 
+/// The bind form, parsed in one step: values trimmed and cut to 64 characters.
+struct BindForm {
+    student_id: String,
+    name: String,
+    verify: String,
+}
+
+impl BindForm {
+    fn parse(form: &Form) -> BindForm {
+        let field = |name| {
+            let value = form.get(name).unwrap_or_default();
+            value.trim().chars().take(64).collect::<String>()
+        };
+        BindForm {
+            student_id: field("student_id"),
+            name: field("name"),
+            verify: form.get("verify").unwrap_or_default().to_string(),
+        }
+    }
+
+    fn complete(&self) -> bool {
+        !self.student_id.is_empty() && !self.name.is_empty() && !self.verify.trim().is_empty()
+    }
+}
+
 /// Check CSRF token and Origin of a student form.
-fn check_form(app: &App, req: &Request, v: &Visitor) -> Result<crate::http::form::Form, AppError> {
+fn check_form(app: &App, req: &Request, v: &Visitor) -> Result<Form, AppError> {
     let form = req.form();
     if !csrf::post_ok(
         req,
@@ -93,37 +119,25 @@ fn check_form(app: &App, req: &Request, v: &Visitor) -> Result<crate::http::form
 }
 
 pub fn bind_submit(app: &App, req: &Request) -> Handled {
-    let Some(v) = session::current(app, req)? else {
+    let Some(v) = session::visitor(app, req)? else {
         return Ok(session::sign_in_redirect("/bind"));
     };
-    let form = check_form(app, req, &v)?;
-    let sid = form
-        .get("student_id")
-        .unwrap_or("")
-        .trim()
-        .chars()
-        .take(64)
-        .collect::<String>();
-    let name = form
-        .get("name")
-        .unwrap_or("")
-        .trim()
-        .chars()
-        .take(64)
-        .collect::<String>();
-    let verify = form.get("verify").unwrap_or("");
-    if sid.is_empty() || name.is_empty() || verify.trim().is_empty() {
+    let form = BindForm::parse(&check_form(app, req, &v)?);
+    let (sid, name) = (&form.student_id, &form.name);
+    if !form.complete() {
         return bind_page(
             app,
             &v,
             400,
             Some("请填写学号、姓名和验证码。"),
             None,
-            &sid,
-            &name,
+            sid,
+            name,
         );
     }
-    match students::bind(app, &v.openid, &sid, &name, verify)? {
+    let (outcome, changed) = app.students.bind(app, &v.openid, sid, name, &form.verify)?;
+    app.changed(changed);
+    match outcome {
         BindOutcome::Bound | BindOutcome::AlreadyBound => Ok(Response::redirect(303, "/grades")),
         BindOutcome::Refused(BindRefusal::Wrong) => bind_page(
             app,
@@ -131,12 +145,12 @@ pub fn bind_submit(app: &App, req: &Request) -> Handled {
             400,
             Some("信息不匹配，请核对学号、姓名和验证码后重试。"),
             None,
-            &sid,
-            &name,
+            sid,
+            name,
         ),
         BindOutcome::Refused(BindRefusal::Locked(until)) => {
             let msg = format!("尝试次数过多，请于 {until} 后再试。");
-            bind_page(app, &v, 429, Some(&msg), Some(&until), &sid, &name)
+            bind_page(app, &v, 429, Some(&msg), Some(&until), sid, name)
                 .map(|r| r.with_header("Retry-After", "900"))
         }
         BindOutcome::Refused(BindRefusal::TakenByOther) => Err(AppError::Conflict(
@@ -147,7 +161,7 @@ pub fn bind_submit(app: &App, req: &Request) -> Handled {
 
 pub fn unbind_form(app: &App, req: &Request) -> Handled {
     let v = signed_in!(app, req);
-    let Some(b) = app.store.binding(&v.openid)? else {
+    let Some(b) = students::binding(app, &v.openid)? else {
         return Ok(Response::redirect(303, "/bind"));
     };
     let s = students::student_or_placeholder(app, &b.student_id)?;
@@ -159,17 +173,17 @@ pub fn unbind_form(app: &App, req: &Request) -> Handled {
 }
 
 pub fn unbind_submit(app: &App, req: &Request) -> Handled {
-    let Some(v) = session::current(app, req)? else {
+    let Some(v) = session::visitor(app, req)? else {
         return Ok(session::sign_in_redirect("/unbind"));
     };
     check_form(app, req, &v)?;
-    students::unbind(app, &v.openid)?;
+    app.changed(students::unbind(app, &v.openid)?);
     Ok(Response::redirect(303, "/bind"))
 }
 
 pub fn grades(app: &App, req: &Request) -> Handled {
     let v = signed_in!(app, req);
-    let Some(binding) = app.store.binding(&v.openid)? else {
+    let Some(binding) = students::binding(app, &v.openid)? else {
         return Ok(Response::redirect(302, "/bind"));
     };
     let term = match req.query_param("term").filter(|t| !t.is_empty()) {
@@ -182,19 +196,16 @@ pub fn grades(app: &App, req: &Request) -> Handled {
     // Everything the page shows: the student's data (generation), the term, and who is looking
     // (their nickname and avatar as of this session's sign-in).
     let key = format!(
-        "grades|{}|{}|{}|{}|{}",
-        binding.student_id,
+        "grades|{}|{}|{}",
         term.as_ref().map(|t| t.as_str()).unwrap_or(""),
-        app.generation(),
         v.openid,
         v.since
     );
-    if let Some(gz) = app.pages.get(&key) {
-        return Ok(crate::app::page_response(req, gz));
+    let generation = app.generation();
+    if let Some(gz) = app.pages.get(generation, &binding.student_id, &key) {
+        return Ok(super::page_response(req, gz));
     }
-    let student = students::student_or_placeholder(app, &binding.student_id)?;
-    let rows = app.store.grades_of(&binding.student_id)?;
-    let t = crate::grades::transcript(&rows, &app.config.scale);
+    let (student, t) = students::summary(app, &binding.student_id)?;
     if let Some(term) = &term {
         if t.term(term).is_none() {
             return Err(no_such_term());
@@ -209,9 +220,9 @@ pub fn grades(app: &App, req: &Request) -> Handled {
             ..ctx
         },
     )?;
-    let gz = app.pages.put(key, &html);
+    let gz = app.pages.put(generation, &binding.student_id, key, &html);
     if req.accepts_gzip() {
-        return Ok(crate::app::page_response(req, gz));
+        return Ok(super::page_response(req, gz));
     }
     Ok(Response::html(200, html).with_header("Vary", "Accept-Encoding"))
 }

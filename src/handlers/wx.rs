@@ -31,7 +31,7 @@ pub fn verify(app: &App, req: &Request) -> Response {
 
 pub fn message(app: &App, req: &Request) -> Response {
     let started = std::time::Instant::now();
-    let resp = match messages::receive(app, &query(req), &req.body) {
+    let resp = match messages::receive(app, &app.wx_inbox, &query(req), &req.body) {
         Ok(a) if a.xml => Response::new(
             200,
             "application/xml; charset=utf-8",

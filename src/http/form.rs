@@ -27,22 +27,8 @@ pub fn percent_decode_bytes(s: &str) -> Vec<u8> {
     decode_to_bytes(s, false)
 }
 
-/// Percent-encodes every byte of the UTF-8 form of `s` except the unreserved characters
-/// `A-Z a-z 0-9 - . _ ~`, so the result is safe as a query value (for instance a `redirect_uri`).
-pub fn percent_encode(s: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = String::with_capacity(s.len() * 3);
-    for &b in s.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0x0f)]));
-        }
-    }
-    out
-}
+/// Moved to the `url` leaf (services build links too); kept here for callers of `http::form`.
+pub use crate::url::percent_encode;
 
 fn hex_value(b: u8) -> Option<u8> {
     match b {

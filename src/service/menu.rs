@@ -4,27 +4,22 @@
 
 use serde_json::{json, Value};
 
-use crate::app::App;
 use crate::config::{Config, MenuButton};
 use crate::service::wxapi;
+use crate::service::Ctx;
 use crate::wechat::client::WxError;
 
 pub const MENU_CREATE: &str = "/cgi-bin/menu/create";
 
-/// WeChat's limits (公众号 自定义菜单): 3 top buttons of at most 16 bytes, 5 sub-buttons of at
-/// most 60 bytes, keys at most 128 bytes, URLs at most 1024 bytes.
-const MAX_TOP: usize = 3;
-const MAX_SUB: usize = 5;
-const TOP_NAME_BYTES: usize = 16;
-const SUB_NAME_BYTES: usize = 60;
-const KEY_BYTES: usize = 128;
-const URL_BYTES: usize = 1024;
+use crate::config::menu_limits::{
+    KEY_BYTES, MAX_SUB, MAX_TOP, SUB_NAME_BYTES, TOP_NAME_BYTES, URL_BYTES,
+};
 
 fn view_url(config: &Config, page: &str) -> String {
     format!(
         "{}/wx/oauth/start?next={}",
         config.public_url,
-        crate::http::form::percent_encode(page)
+        crate::url::percent_encode(page)
     )
 }
 
@@ -99,9 +94,9 @@ pub fn menu_json(config: &Config) -> Result<Value, String> {
 }
 
 /// Publish the configured menu.
-pub fn push(app: &App) -> Result<Value, PushError> {
-    let body = menu_json(&app.config).map_err(PushError::Invalid)?;
-    wxapi::post(app, MENU_CREATE, &body).map_err(PushError::WeChat)
+pub fn push(ctx: &Ctx) -> Result<Value, PushError> {
+    let body = menu_json(&ctx.config).map_err(PushError::Invalid)?;
+    wxapi::post(ctx, MENU_CREATE, &body).map_err(PushError::WeChat)
 }
 
 /// Why the menu was not published.

@@ -19,11 +19,12 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-use crate::app::{App, KeyedLocks};
 use crate::error::AppError;
 use crate::grades::{ExamKind, Term, Transcript};
-use crate::http::form::percent_encode;
 use crate::secret;
+use crate::service::locks::KeyedLocks;
+use crate::service::Ctx;
+use crate::url::percent_encode;
 use crate::wechat::crypto::{self, CryptoError, MessageCipher};
 use crate::wechat::message::{self, Incoming};
 
@@ -89,9 +90,9 @@ pub struct StudentSummary {
 }
 
 /// The bound student of `openid` and their grades; `None` when not bound.
-pub(crate) fn student_summary(app: &App, openid: &str) -> Result<Option<StudentSummary>, AppError> {
+pub(crate) fn student_summary(ctx: &Ctx, openid: &str) -> Result<Option<StudentSummary>, AppError> {
     Ok(
-        crate::service::students::summary_for_openid(app, openid)?.map(|(student, transcript)| {
+        crate::service::students::summary_for_openid(ctx, openid)?.map(|(student, transcript)| {
             StudentSummary {
                 student_id: student.student_id,
                 name: student.name,
@@ -200,8 +201,8 @@ fn dedupe_key(msg: &Incoming) -> String {
 // Verification
 // ---------------------------------------------------------------------------------------------
 
-fn check_signature(app: &App, q: &WxQuery) -> Result<(), Refusal> {
-    let token = &app.config.wechat.token;
+fn check_signature(ctx: &Ctx, q: &WxQuery) -> Result<(), Refusal> {
+    let token = &ctx.config.wechat.token;
     if token.is_empty() {
         return Err(Refusal::Forbidden(
             "the message endpoint is not configured (wechat.token is empty)",
@@ -217,20 +218,20 @@ fn check_signature(app: &App, q: &WxQuery) -> Result<(), Refusal> {
 }
 
 /// `GET /wx`: the `echostr` to echo when the signature is right.
-pub fn echo(app: &App, q: &WxQuery) -> Result<String, Refusal> {
-    check_signature(app, q)?;
+pub fn echo(ctx: &Ctx, q: &WxQuery) -> Result<String, Refusal> {
+    check_signature(ctx, q)?;
     match &q.echostr {
         Some(e) if !e.is_empty() => Ok(e.clone()),
         _ => Err(Refusal::BadRequest("echostr missing".into())),
     }
 }
 
-fn cipher(app: &App) -> Option<MessageCipher> {
-    let key = &app.config.wechat.encoding_aes_key;
+fn cipher(ctx: &Ctx) -> Option<MessageCipher> {
+    let key = &ctx.config.wechat.encoding_aes_key;
     if key.is_empty() {
         return None;
     }
-    match MessageCipher::new(key, &app.config.wechat.app_id) {
+    match MessageCipher::new(key, &ctx.config.wechat.app_id) {
         Ok(c) => Some(c),
         Err(e) => {
             log::error!("wechat.encoding_aes_key cannot be used: {e}");
@@ -244,8 +245,8 @@ fn bad_xml(e: message::XmlError) -> Refusal {
 }
 
 /// `POST /wx`: verify, read and answer one message.
-pub fn receive(app: &App, q: &WxQuery, body: &[u8]) -> Result<Answer, Refusal> {
-    check_signature(app, q)?;
+pub fn receive(ctx: &Ctx, inbox: &Inbox, q: &WxQuery, body: &[u8]) -> Result<Answer, Refusal> {
+    check_signature(ctx, q)?;
     let text = std::str::from_utf8(body)
         .map_err(|_| Refusal::BadRequest("message body is not UTF-8".into()))?;
     let safe = match q.encrypt_type.as_deref() {
@@ -254,7 +255,7 @@ pub fn receive(app: &App, q: &WxQuery, body: &[u8]) -> Result<Answer, Refusal> {
         Some(_) => return Err(Refusal::BadRequest("unknown encrypt_type".into())),
     };
     let (xml, reply_cipher) = if safe {
-        match cipher(app) {
+        match cipher(ctx) {
             Some(c) => {
                 let envelope = message::parse_envelope(text).map_err(bad_xml)?;
                 let given = q
@@ -263,7 +264,7 @@ pub fn receive(app: &App, q: &WxQuery, body: &[u8]) -> Result<Answer, Refusal> {
                     .ok_or(Refusal::Forbidden("msg_signature missing"))?;
                 if !crypto::verify_msg_signature(
                     given,
-                    &app.config.wechat.token,
+                    &ctx.config.wechat.token,
                     &q.timestamp,
                     &q.nonce,
                     &envelope.encrypt,
@@ -294,10 +295,10 @@ pub fn receive(app: &App, q: &WxQuery, body: &[u8]) -> Result<Answer, Refusal> {
         (text.to_string(), None)
     };
     let msg = message::parse_incoming(&xml).map_err(bad_xml)?;
-    let plain = respond(app, &msg);
+    let plain = respond(ctx, inbox, &msg);
     match reply_cipher {
         Some(c) if plain != "success" => Ok(Answer {
-            body: encrypt_reply(app, &c, &plain),
+            body: encrypt_reply(ctx, &c, &plain),
             xml: true,
         }),
         _ => Ok(Answer {
@@ -307,19 +308,19 @@ pub fn receive(app: &App, q: &WxQuery, body: &[u8]) -> Result<Answer, Refusal> {
     }
 }
 
-fn encrypt_reply(app: &App, c: &MessageCipher, plain: &str) -> String {
+fn encrypt_reply(ctx: &Ctx, c: &MessageCipher, plain: &str) -> String {
     let encrypted = c.encrypt(plain, secret::random_bytes::<16>());
-    let timestamp = app.clock.now().to_string();
+    let timestamp = ctx.clock.now().to_string();
     let nonce = (u64::from_be_bytes(secret::random_bytes::<8>()) % 10_000_000_000).to_string();
-    let signature = crypto::msg_signature(&app.config.wechat.token, &timestamp, &nonce, &encrypted);
+    let signature = crypto::msg_signature(&ctx.config.wechat.token, &timestamp, &nonce, &encrypted);
     message::encrypted_reply(&encrypted, &signature, &timestamp, &nonce)
 }
 
 /// The plain reply (XML, or `success`) to `msg`, the same for every retry of it.
-fn respond(app: &App, msg: &Incoming) -> String {
+fn respond(ctx: &Ctx, inbox: &Inbox, msg: &Incoming) -> String {
     let key = dedupe_key(msg);
-    let now = app.clock.now();
-    match app.wx_inbox.once(&key, now, || handle(app, msg, now)) {
+    let now = ctx.clock.now();
+    match inbox.once(&key, now, || handle(ctx, msg, now)) {
         Ok((reply, repeat)) => {
             let kind = if repeat {
                 "duplicate".to_string()
@@ -337,25 +338,25 @@ fn respond(app: &App, msg: &Incoming) -> String {
                 .take(40)
                 .collect()
             };
-            app.metrics.event("wx_message", kind);
+            ctx.metrics.event("wx_message", kind);
             reply
         }
         Err(e) => {
             log::error!("cannot answer a WeChat message: {e}");
-            app.metrics.event("wx_message", "error");
+            ctx.metrics.event("wx_message", "error");
             message::text_reply(&msg.from_user, &msg.to_user, now, "系统繁忙，请稍后再试。")
         }
     }
 }
 
-fn handle(app: &App, msg: &Incoming, now: i64) -> Result<String, AppError> {
+fn handle(ctx: &Ctx, msg: &Incoming, now: i64) -> Result<String, AppError> {
     let content = match msg.msg_type.as_str() {
-        "text" => reply_for(app, &msg.from_user, msg.content.as_deref().unwrap_or(""))?,
-        "event" => event_reply(app, msg)?,
+        "text" => reply_for(ctx, &msg.from_user, msg.content.as_deref().unwrap_or(""))?,
+        "event" => event_reply(ctx, msg)?,
         // Pictures, voice, locations …: point at what the account can do.
         _ => Some(help(
-            app,
-            student_summary(app, &msg.from_user)?.as_ref(),
+            ctx,
+            student_summary(ctx, &msg.from_user)?.as_ref(),
             None,
         )),
     };
@@ -365,22 +366,22 @@ fn handle(app: &App, msg: &Incoming, now: i64) -> Result<String, AppError> {
     })
 }
 
-fn event_reply(app: &App, msg: &Incoming) -> Result<Option<String>, AppError> {
+fn event_reply(ctx: &Ctx, msg: &Incoming) -> Result<Option<String>, AppError> {
     let event = msg.event.as_deref().unwrap_or("");
     if event.eq_ignore_ascii_case("subscribe") {
-        let s = student_summary(app, &msg.from_user)?;
-        return Ok(Some(help(app, s.as_ref(), None)));
+        let s = student_summary(ctx, &msg.from_user)?;
+        return Ok(Some(help(ctx, s.as_ref(), None)));
     }
     if event.eq_ignore_ascii_case("CLICK") {
         if msg.event_key.as_deref() == Some(KEY_GRADES) {
-            let s = student_summary(app, &msg.from_user)?;
-            return Ok(Some(grades(app, s.as_ref())));
+            let s = student_summary(ctx, &msg.from_user)?;
+            return Ok(Some(grades(ctx, s.as_ref())));
         }
         return Ok(None);
     }
     if event.eq_ignore_ascii_case("TEMPLATESENDJOBFINISH") {
         crate::service::notices::job_finished(
-            app,
+            ctx,
             msg.msg_id.as_deref().unwrap_or(""),
             msg.status.as_deref().unwrap_or(""),
         )?;
@@ -414,45 +415,45 @@ fn command(text: &str) -> Option<Command> {
 }
 
 /// The reply text to a text message `text` from `openid`; `None` when there is nothing to say.
-pub fn reply_for(app: &App, openid: &str, text: &str) -> Result<Option<String>, AppError> {
-    let s = student_summary(app, openid)?;
+pub fn reply_for(ctx: &Ctx, openid: &str, text: &str) -> Result<Option<String>, AppError> {
+    let s = student_summary(ctx, openid)?;
     let s = s.as_ref();
     let t = text.trim();
     Ok(Some(match command(t) {
-        Some(Command::Grades) => grades(app, s),
-        Some(Command::Bind) => bind(app, s),
-        Some(Command::Unbind) => unbind(app, s),
-        Some(Command::Help) => help(app, s, None),
-        None if t.is_empty() => help(app, s, None),
-        None => help(app, s, Some(t)),
+        Some(Command::Grades) => grades(ctx, s),
+        Some(Command::Bind) => bind(ctx, s),
+        Some(Command::Unbind) => unbind(ctx, s),
+        Some(Command::Help) => help(ctx, s, None),
+        None if t.is_empty() => help(ctx, s, None),
+        None => help(ctx, s, Some(t)),
     }))
 }
 
 /// A link through web authorization to our page `next`.
-pub fn page_link(app: &App, next: &str, label: &str) -> String {
+pub fn page_link(ctx: &Ctx, next: &str, label: &str) -> String {
     format!(
         "<a href=\"{}\">{label}</a>",
-        page_url(app, next).replace('"', "%22")
+        page_url(ctx, next).replace('"', "%22")
     )
 }
 
 /// `{public_url}/wx/oauth/start?next=<next>`.
-pub fn page_url(app: &App, next: &str) -> String {
+pub fn page_url(ctx: &Ctx, next: &str) -> String {
     format!(
         "{}/wx/oauth/start?next={}",
-        app.config.public_url,
+        ctx.config.public_url,
         percent_encode(next)
     )
 }
 
-fn grades(app: &App, s: Option<&StudentSummary>) -> String {
+fn grades(ctx: &Ctx, s: Option<&StudentSummary>) -> String {
     let Some(s) = s else {
         return format!(
             "你还没有绑定学号，绑定后就能在这里查成绩。\n{}",
-            page_link(app, "/bind", "去绑定学号")
+            page_link(ctx, "/bind", "去绑定学号")
         );
     };
-    let link = page_link(app, "/grades", "查看全部成绩");
+    let link = page_link(ctx, "/grades", "查看全部成绩");
     let Some(term) = s.transcript.terms.first() else {
         return format!(
             "{}同学，暂时还没有你的成绩。成绩发布后会通知你。\n{link}",
@@ -497,36 +498,36 @@ fn grades(app: &App, s: Option<&StudentSummary>) -> String {
     out
 }
 
-fn bind(app: &App, s: Option<&StudentSummary>) -> String {
+fn bind(ctx: &Ctx, s: Option<&StudentSummary>) -> String {
     match s {
         Some(s) => format!(
             "你已绑定学号 {}（{}）。\n{}\n如需更换，请先发送“解绑”。",
             s.student_id,
             s.name,
-            page_link(app, "/grades", "查看成绩")
+            page_link(ctx, "/grades", "查看成绩")
         ),
         None => format!(
             "点击 {}，填写学号、姓名和验证信息即可完成绑定。",
-            page_link(app, "/bind", "绑定学号")
+            page_link(ctx, "/bind", "绑定学号")
         ),
     }
 }
 
-fn unbind(app: &App, s: Option<&StudentSummary>) -> String {
+fn unbind(ctx: &Ctx, s: Option<&StudentSummary>) -> String {
     match s {
         Some(s) => format!(
             "你当前绑定的学号是 {}。解绑后将不能在公众号查看成绩；如确需解绑，请打开{}确认。",
             s.student_id,
-            page_link(app, "/unbind", "解绑页面")
+            page_link(ctx, "/unbind", "解绑页面")
         ),
         None => format!(
             "你还没有绑定学号，无需解绑。\n{}",
-            page_link(app, "/bind", "去绑定学号")
+            page_link(ctx, "/bind", "去绑定学号")
         ),
     }
 }
 
-fn help(app: &App, s: Option<&StudentSummary>, unknown: Option<&str>) -> String {
+fn help(ctx: &Ctx, s: Option<&StudentSummary>, unknown: Option<&str>) -> String {
     let mut out = String::new();
     if let Some(t) = unknown {
         let mut q: String = t.chars().take(MAX_QUOTE_CHARS).collect();
@@ -539,11 +540,11 @@ fn help(app: &App, s: Option<&StudentSummary>, unknown: Option<&str>) -> String 
         Some(s) => out.push_str(&format!(
             "{}同学你好！\n发送“成绩”：查看最新学期成绩\n发送“绑定”：查看绑定的学号\n发送“解绑”：了解如何解绑\n{}",
             s.name,
-            page_link(app, "/grades", "查看全部成绩")
+            page_link(ctx, "/grades", "查看全部成绩")
         )),
         None => out.push_str(&format!(
             "欢迎使用成绩查询！\n发送“成绩”：查看最新学期成绩（需先绑定学号）\n发送“绑定”：绑定学号\n{}",
-            page_link(app, "/bind", "现在去绑定")
+            page_link(ctx, "/bind", "现在去绑定")
         )),
     }
     out

@@ -22,9 +22,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::app::App;
 use crate::config::Config;
 use crate::error::AppError;
+use crate::service::Ctx;
 use crate::service::{messages, wxapi};
 use crate::store::notices::{Notice, NoticeCounts, TryOutcome};
 use crate::wechat::client::WxError;
@@ -72,38 +72,37 @@ pub fn enabled(config: &Config) -> bool {
     !config.wechat.grades_template_id.trim().is_empty()
 }
 
-/// Tell the sender that new notices are waiting.
-pub fn wake(app: &App) {
-    app.notice_wake.notify();
-}
-
 /// (pending, sent, failed) for the dashboard.
-pub fn notice_counts(app: &App) -> Result<(u64, u64, u64), AppError> {
+pub fn notice_counts(ctx: &Ctx) -> Result<(u64, u64, u64), AppError> {
     let NoticeCounts {
         pending,
         sent,
         failed,
-    } = app.store.notice_counts()?;
+    } = ctx.store.notice_counts()?;
     Ok((pending, sent, failed))
 }
 
 /// A TEMPLATESENDJOBFINISH event: WeChat tells how the message with `msg_id` ended.
-pub fn job_finished(app: &App, msg_id: &str, status: &str) -> Result<(), AppError> {
+pub fn job_finished(ctx: &Ctx, msg_id: &str, status: &str) -> Result<(), AppError> {
     let Ok(id) = msg_id.trim().parse::<u64>() else {
         log::warn!("TEMPLATESENDJOBFINISH without a usable MsgID");
         return Ok(());
     };
-    if !app.store.notice_delivery(id, status)? {
+    if !ctx.store.notice_delivery(id, status)? {
         log::info!("TEMPLATESENDJOBFINISH for msgid {id} ({status}): no sent notice waits for it");
     }
     Ok(())
 }
 
 /// Start the sender thread; it ends soon after `stop` is set.
-pub fn spawn_sender(app: Arc<App>, stop: Arc<AtomicBool>) -> Option<JoinHandle<()>> {
+pub fn spawn_sender(
+    ctx: Arc<Ctx>,
+    wake: Arc<Wake>,
+    stop: Arc<AtomicBool>,
+) -> Option<JoinHandle<()>> {
     let spawned = std::thread::Builder::new()
         .name("notice-sender".into())
-        .spawn(move || run_sender(&app, &stop));
+        .spawn(move || run_sender(&ctx, &wake, &stop));
     match spawned {
         Ok(h) => Some(h),
         Err(e) => {
@@ -119,51 +118,51 @@ enum Step {
     Idle,
     /// One notice handled.
     Sent,
-    /// Stop sending until this (app clock) time.
+    /// Stop sending until this (ctx clock) time.
     PauseUntil(i64),
 }
 
-fn run_sender(app: &App, stop: &AtomicBool) {
-    let rate = app.config.wechat.notice_rate_per_sec.max(1);
+fn run_sender(ctx: &Ctx, wake: &Wake, stop: &AtomicBool) {
+    let rate = ctx.config.wechat.notice_rate_per_sec.max(1);
     let gap = Duration::from_secs_f64(1.0 / f64::from(rate));
     let mut paused_until = 0i64;
     let mut told_disabled = false;
     while !stop.load(Ordering::SeqCst) {
-        if !enabled(&app.config) {
+        if !enabled(&ctx.config) {
             if !told_disabled {
-                if let Ok(c) = app.store.notice_counts() {
+                if let Ok(c) = ctx.store.notice_counts() {
                     if c.pending > 0 {
                         log::warn!("{} grade notices wait, but wechat.grades_template_id is empty: set it to send them", c.pending);
                     }
                 }
                 told_disabled = true;
             }
-            app.notice_wake.wait(Duration::from_secs(1));
+            wake.wait(Duration::from_secs(1));
             continue;
         }
-        if app.clock.now() < paused_until {
-            app.notice_wake.wait(IDLE_POLL);
+        if ctx.clock.now() < paused_until {
+            wake.wait(IDLE_POLL);
             continue;
         }
-        match step(app) {
-            Ok(Step::Idle) => app.notice_wake.wait(IDLE_POLL),
+        match step(ctx) {
+            Ok(Step::Idle) => wake.wait(IDLE_POLL),
             Ok(Step::Sent) => std::thread::sleep(gap),
             Ok(Step::PauseUntil(t)) => paused_until = t,
             Err(e) => {
                 log::error!("notice sender: {e}");
-                app.notice_wake.wait(Duration::from_secs(2));
+                wake.wait(Duration::from_secs(2));
             }
         }
     }
 }
 
 /// Send the notice due first, if any.
-fn step(app: &App) -> Result<Step, AppError> {
-    let now = app.clock.now();
-    let Some(due) = app.store.next_due_notice(now)? else {
+fn step(ctx: &Ctx) -> Result<Step, AppError> {
+    let now = ctx.clock.now();
+    let Some(due) = ctx.store.next_due_notice(now)? else {
         return Ok(Step::Idle);
     };
-    let Some(n) = app.store.claim_notice(due.id, now)? else {
+    let Some(n) = ctx.store.claim_notice(due.id, now)? else {
         return Ok(Step::Sent);
     };
     if n.in_doubt >= MAX_CUT_SHORT {
@@ -171,7 +170,7 @@ fn step(app: &App) -> Result<Step, AppError> {
         // keep a crash loop going.
         let error = format!("{} tries were cut short by restarts; given up", n.in_doubt);
         log::error!("notice {}: {error}", n.id);
-        app.store.finish_notice(
+        ctx.store.finish_notice(
             n.id,
             &TryOutcome::Failed {
                 errcode: None,
@@ -179,7 +178,7 @@ fn step(app: &App) -> Result<Step, AppError> {
             },
             now,
         )?;
-        app.metrics.event("notice", "failed");
+        ctx.metrics.event("notice", "failed");
         return Ok(Step::Sent);
     }
     if n.in_doubt > due.in_doubt {
@@ -188,26 +187,26 @@ fn step(app: &App) -> Result<Step, AppError> {
             n.id
         );
     }
-    let body = payload(app, &n);
-    let result = wxapi::post(app, TEMPLATE_SEND, &body);
-    let now = app.clock.now();
+    let body = payload(ctx, &n);
+    let result = wxapi::post(ctx, TEMPLATE_SEND, &body);
+    let now = ctx.clock.now();
     let (outcome, step) = classify(&n, result, now);
     match &outcome {
-        TryOutcome::Sent { .. } => app.metrics.event("notice", "sent"),
+        TryOutcome::Sent { .. } => ctx.metrics.event("notice", "sent"),
         TryOutcome::Failed { error, .. } => {
             log::warn!(
                 "notice {} to student {} failed: {error}",
                 n.id,
                 n.student_id
             );
-            app.metrics.event("notice", "failed");
+            ctx.metrics.event("notice", "failed");
         }
         TryOutcome::Retry { error, due, .. } => {
             log::warn!("notice {}: {error}; trying again in {} s", n.id, due - now);
-            app.metrics.event("notice", "retry");
+            ctx.metrics.event("notice", "retry");
         }
     }
-    app.store.finish_notice(n.id, &outcome, now)?;
+    ctx.store.finish_notice(n.id, &outcome, now)?;
     Ok(step)
 }
 
@@ -306,14 +305,14 @@ pub fn terms_value(terms: &[String]) -> String {
 }
 
 /// The template message for notice `n`.
-pub fn payload(app: &App, n: &Notice) -> Value {
+pub fn payload(ctx: &Ctx, n: &Notice) -> Value {
     let name = if n.name.trim().is_empty() {
         "同学".to_string()
     } else {
         n.name.clone()
     };
     let mut data = Map::new();
-    for (ours, key) in &app.config.wechat.grades_template_fields {
+    for (ours, key) in &ctx.config.wechat.grades_template_fields {
         let value = match ours.as_str() {
             "term" => terms_value(&n.terms),
             "courses" => courses_value(&n.courses),
@@ -328,8 +327,8 @@ pub fn payload(app: &App, n: &Notice) -> Value {
     }
     json!({
         "touser": n.openid,
-        "template_id": app.config.wechat.grades_template_id,
-        "url": messages::page_url(app, "/grades"),
+        "template_id": ctx.config.wechat.grades_template_id,
+        "url": messages::page_url(ctx, "/grades"),
         "client_msg_id": n.client_msg_id(),
         "data": data,
     })

@@ -2,13 +2,14 @@
 //! exactly WeChat's parameter order, one-time states bound to a browser, and the callback that
 //! exchanges a code once and opens a session.
 
-use crate::app::App;
 use crate::config::Scope;
 use crate::error::{AppError, OAuthFailure};
-use crate::http::form::percent_encode;
 use crate::secret;
+use crate::service::locks::KeyedLocks;
 use crate::service::session;
-use crate::store::auth::{OAuthState, Session, WxUser};
+use crate::service::Ctx;
+use crate::store::auth::{OAuthState, WxUser};
+use crate::url::percent_encode;
 
 /// A state is good for this long after `/wx/oauth/start`.
 pub const STATE_TTL: i64 = 600;
@@ -37,18 +38,18 @@ pub struct Started {
     pub new_browser_cookie: Option<String>,
 }
 
+/// Begin web authorization; `next` is where to return afterwards, already checked to be a
+/// local path (`http::next`), `/` when absent.
 pub fn start(
-    app: &App,
-    next_raw: Option<&str>,
+    ctx: &Ctx,
+    next: Option<String>,
     scope_raw: Option<&str>,
     browser_cookie: Option<&str>,
 ) -> Result<Started, AppError> {
-    let next = next_raw
-        .and_then(crate::http::next::local_path)
-        .unwrap_or_else(|| "/".to_string());
+    let next = next.unwrap_or_else(|| "/".to_string());
     let scope = match scope_raw {
         Some("snsapi_userinfo") => Scope::UserInfo,
-        _ => app.config.wechat.scope,
+        _ => ctx.config.wechat.scope,
     };
     let (browser, new_cookie) = match browser_cookie.filter(|c| is_token(c)) {
         Some(c) => (c.to_string(), None),
@@ -58,21 +59,21 @@ pub fn start(
         }
     };
     let state = secret::random_hex::<16>();
-    app.store.put_oauth_state(
+    ctx.store.put_oauth_state(
         &state,
         &OAuthState {
             browser: browser_hash(&browser),
             next,
             scope: scope.as_str().to_string(),
-            created: app.clock.now(),
+            created: ctx.clock.now(),
             completed_openid: None,
         },
     )?;
-    let redirect_uri = format!("{}/wx/oauth/callback", app.config.public_url);
+    let redirect_uri = format!("{}/wx/oauth/callback", ctx.config.public_url);
     Ok(Started {
         location: authorize_url(
-            &app.config.wechat.open_base,
-            &app.config.wechat.app_id,
+            &ctx.config.wechat.open_base,
+            &ctx.config.wechat.app_id,
             &redirect_uri,
             scope,
             &state,
@@ -88,7 +89,8 @@ pub struct SignedIn {
 }
 
 pub fn callback(
-    app: &App,
+    ctx: &Ctx,
+    locks: &KeyedLocks,
     code: Option<&str>,
     state: Option<&str>,
     browser_cookie: Option<&str>,
@@ -96,35 +98,34 @@ pub fn callback(
     let Some(state) = state.filter(|s| {
         !s.is_empty() && s.len() <= 128 && s.chars().all(|c| c.is_ascii_alphanumeric())
     }) else {
-        app.metrics.event("oauth", "bad_state");
+        ctx.metrics.event("oauth", "bad_state");
         return Err(AppError::OAuth(OAuthFailure::BadState));
     };
     let code = match code.filter(|c| !c.is_empty()) {
         Some(c) if c.len() <= 512 => c,
         Some(_) => return Err(AppError::OAuth(OAuthFailure::BadCode)),
         None => {
-            app.metrics.event("oauth", "refused");
+            ctx.metrics.event("oauth", "refused");
             return Err(AppError::OAuth(OAuthFailure::Refused));
         }
     };
     // One callback per state at a time: a double callback waits for the first, then finds it
     // completed instead of spending the code a second time.
-    app.oauth_locks
-        .with(state, || callback_locked(app, code, state, browser_cookie))
+    locks.with(state, || callback_locked(ctx, code, state, browser_cookie))
 }
 
 fn callback_locked(
-    app: &App,
+    ctx: &Ctx,
     code: &str,
     state: &str,
     browser_cookie: Option<&str>,
 ) -> Result<SignedIn, AppError> {
-    let now = app.clock.now();
+    let now = ctx.clock.now();
     let bad_state = || {
-        app.metrics.event("oauth", "bad_state");
+        ctx.metrics.event("oauth", "bad_state");
         Err(AppError::OAuth(OAuthFailure::BadState))
     };
-    let Some(st) = app.store.oauth_state(state)? else {
+    let Some(st) = ctx.store.oauth_state(state)? else {
         return bad_state();
     };
     let same_browser = browser_cookie
@@ -136,17 +137,17 @@ fn callback_locked(
     }
     if let Some(openid) = &st.completed_openid {
         // WeChat, a proxy or the back button called again: no second exchange.
-        app.metrics.event("oauth", "repeat");
-        let session_id = session::create(app, openid)?;
+        ctx.metrics.event("oauth", "repeat");
+        let session_id = session::open(ctx, session::Kind::Student, openid)?;
         return Ok(SignedIn {
             next: st.next,
             session_id,
         });
     }
-    let token = match app.wx.exchange_code(code) {
+    let token = match ctx.wx.exchange_code(code) {
         Ok(t) => t,
         Err(e) => {
-            app.metrics.event(
+            ctx.metrics.event(
                 "wechat_error",
                 e.errcode().map(|c| c.to_string()).unwrap_or_else(|| {
                     if e.is_timeout() {
@@ -157,16 +158,16 @@ fn callback_locked(
                 }),
             );
             if e.is_bad_code() {
-                app.metrics.event("oauth", "bad_code");
+                ctx.metrics.event("oauth", "bad_code");
                 return Err(AppError::OAuth(OAuthFailure::BadCode));
             }
             log::warn!("OAuth code exchange failed: {e}");
-            app.metrics.event("oauth", "wechat_error");
+            ctx.metrics.event("oauth", "wechat_error");
             return Err(AppError::WeChat(e));
         }
     };
     if token.is_snapshotuser == Some(1) {
-        app.metrics.event("oauth", "snapshot");
+        ctx.metrics.event("oauth", "snapshot");
         return Err(AppError::OAuth(OAuthFailure::Snapshot));
     }
     if token.openid.is_empty() || token.openid.len() > 128 {
@@ -179,7 +180,7 @@ fn callback_locked(
         .split(',')
         .any(|s| s.trim() == "snsapi_userinfo")
     {
-        match app.wx.userinfo(&token.access_token, &token.openid) {
+        match ctx.wx.userinfo(&token.access_token, &token.openid) {
             Ok(info) => Some(WxUser {
                 nickname: info
                     .nickname
@@ -201,12 +202,8 @@ fn callback_locked(
         None
     };
     let session_id = secret::random_hex::<32>();
-    let s = Session {
-        openid: token.openid.clone(),
-        created: now,
-        expires: now + session::TTL,
-    };
-    let first = app.store.complete_login(
+    let s = session::student_record(&token.openid, now);
+    let first = ctx.store.complete_login(
         state,
         &token.openid,
         &session::hash(&session_id),
@@ -215,13 +212,13 @@ fn callback_locked(
     )?;
     if !first {
         // Completed by another process meanwhile; its openid is the same user.
-        let session_id = session::create(app, &token.openid)?;
+        let session_id = session::open(ctx, session::Kind::Student, &token.openid)?;
         return Ok(SignedIn {
             next: st.next,
             session_id,
         });
     }
-    app.metrics.event("oauth", "ok");
+    ctx.metrics.event("oauth", "ok");
     Ok(SignedIn {
         next: st.next,
         session_id,

@@ -71,12 +71,7 @@ impl Limiter {
     }
 }
 
-/// A Unix time as "HH:MM" in China Standard Time (UTC+8), for "try again at" messages.
-pub fn clock_time(unix: i64) -> String {
-    let local = unix + 8 * 3600;
-    let secs = local.rem_euclid(86_400);
-    format!("{:02}:{:02}", secs / 3600, (secs % 3600) / 60)
-}
+pub use crate::clock::clock_time;
 
 #[cfg(test)]
 mod tests {

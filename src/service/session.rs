@@ -1,98 +1,173 @@
-//! Student sessions: a random 256-bit id in an HttpOnly cookie, stored hashed, with an expiry;
-//! and the guard that sends a visitor without one through web authorization.
+//! Sessions, one mechanism for students and admins: a random 256-bit id (kept by the browser,
+//! stored here only as a keyed SHA-256), with a lifetime policy per [`Kind`] — students a fixed
+//! 7 days, admins 12 hours idle and 7 days at most. The cookie that carries the id (name, path,
+//! SameSite) is the web side's business (`handlers::cookies`); nothing here knows HTTP.
+//! Also the housekeeping thread that sweeps expired sessions and sign-in states.
 
-use crate::app::App;
 use crate::error::AppError;
-use crate::http::cookie::{SameSite, SetCookie};
-use crate::http::form::percent_encode;
-use crate::http::{Request, Response};
 use crate::secret;
+use crate::service::Ctx;
+use crate::store::admin::AdminSessionRecord;
 use crate::store::auth::Session;
 
-pub const COOKIE: &str = "wxg_sid";
-/// Sessions last a week; then web authorization runs again (silently for followers).
-pub const TTL: i64 = 7 * 24 * 3600;
+/// Whose session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A WeChat user (the subject is their openid).
+    Student,
+    /// An admin (the subject is the account name).
+    Admin,
+}
 
-/// A signed-in visitor.
+/// How long a session of a kind lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Ends after this long without a request (None: no idle limit).
+    pub idle_secs: Option<i64>,
+    /// Ends this long after sign-in at the latest.
+    pub max_secs: i64,
+}
+
+/// Student sessions last a week; then web authorization runs again (silently for followers).
+pub const TTL: i64 = 7 * 24 * 3600;
+/// Admin sessions end after this long without a request…
+pub const ADMIN_IDLE_SECS: i64 = 12 * 3600;
+/// …and after this long in all.
+pub const ADMIN_MAX_SECS: i64 = 7 * 24 * 3600;
+/// `last_seen` of an idle-limited session is written at most this often.
+const TOUCH_SECS: i64 = 300;
+
+impl Kind {
+    pub fn policy(self) -> Policy {
+        match self {
+            Kind::Student => Policy {
+                idle_secs: None,
+                max_secs: TTL,
+            },
+            Kind::Admin => Policy {
+                idle_secs: Some(ADMIN_IDLE_SECS),
+                max_secs: ADMIN_MAX_SECS,
+            },
+        }
+    }
+
+    fn hash(self, id: &str) -> [u8; 32] {
+        let domain: &[u8] = match self {
+            Kind::Student => b"wxgrades-session",
+            Kind::Admin => b"wxgrades-admin-session",
+        };
+        secret::sha256(&[domain, id.as_bytes()])
+    }
+}
+
+/// A live session.
 #[derive(Debug, Clone)]
-pub struct Student {
-    /// The session's secret id (for the CSRF token); never logged.
-    pub session_id: String,
-    pub openid: String,
-    /// When the session began: the nickname and avatar were last fetched then.
+pub struct Live {
+    /// The session's secret id (for CSRF tokens); never logged.
+    pub id: String,
+    /// The openid (students) or account name (admins).
+    pub subject: String,
+    /// When the session began.
     pub since: i64,
 }
 
+/// The stored key of a student session id (also used where a sign-in writes the session in
+/// its own transaction).
 pub fn hash(session_id: &str) -> [u8; 32] {
-    secret::sha256(&[b"wxgrades-session", session_id.as_bytes()])
+    Kind::Student.hash(session_id)
 }
 
-/// Create a session for `openid`; returns its secret id.
-pub fn create(app: &App, openid: &str) -> Result<String, AppError> {
+/// Whether `id` looks like a session id (64 hex digits): anything else is not looked up.
+pub fn well_formed(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A student session record for `openid` beginning `now` (for sign-ins that write it in their
+/// own transaction).
+pub fn student_record(openid: &str, now: i64) -> Session {
+    Session {
+        openid: openid.to_string(),
+        created: now,
+        expires: now + Kind::Student.policy().max_secs,
+    }
+}
+
+/// Open a session of `kind` for `subject`; returns its secret id.
+pub fn open(ctx: &Ctx, kind: Kind, subject: &str) -> Result<String, AppError> {
     let id = secret::random_hex::<32>();
-    let now = app.clock.now();
-    app.store.put_session(
-        &hash(&id),
-        &Session {
-            openid: openid.to_string(),
-            created: now,
-            expires: now + TTL,
-        },
-    )?;
+    let now = ctx.clock.now();
+    let h = kind.hash(&id);
+    match kind {
+        Kind::Student => ctx.store.put_session(&h, &student_record(subject, now))?,
+        Kind::Admin => ctx.store.put_admin_session(
+            &h,
+            &AdminSessionRecord {
+                name: subject.to_string(),
+                created: now,
+                last_seen: now,
+                expires: expiry(kind.policy(), now, now),
+            },
+        )?,
+    }
     Ok(id)
 }
 
-/// The visitor's live session, if any.
-pub fn current(app: &App, req: &Request) -> Result<Option<Student>, AppError> {
-    let Some(id) = req
-        .cookie(COOKIE)
-        .filter(|c| c.len() == 64 && c.bytes().all(|b| b.is_ascii_hexdigit()))
-    else {
+/// When a session created at `created` and last seen at `seen` ends.
+fn expiry(p: Policy, created: i64, seen: i64) -> i64 {
+    let hard = created + p.max_secs;
+    match p.idle_secs {
+        Some(idle) => (seen + idle).min(hard),
+        None => hard,
+    }
+}
+
+/// The live session of `kind` with this id, if any (an expired one is dropped). An
+/// idle-limited session's expiry moves on with use.
+pub fn lookup(ctx: &Ctx, kind: Kind, id: &str) -> Result<Option<Live>, AppError> {
+    if !well_formed(id) {
         return Ok(None);
+    }
+    let h = kind.hash(id);
+    let now = ctx.clock.now();
+    let p = kind.policy();
+    let live = |subject, since| Live {
+        id: id.to_string(),
+        subject,
+        since,
     };
-    match app.store.session(&hash(id))? {
-        Some(s) if s.expires > app.clock.now() => Ok(Some(Student {
-            session_id: id.to_string(),
-            openid: s.openid,
-            since: s.created,
-        })),
-        _ => Ok(None),
+    match kind {
+        Kind::Student => match ctx.store.session(&h)? {
+            Some(s) if s.expires > now && s.created + p.max_secs > now => {
+                Ok(Some(live(s.openid, s.created)))
+            }
+            _ => Ok(None),
+        },
+        Kind::Admin => {
+            let Some(mut rec) = ctx.store.admin_session(&h)? else {
+                return Ok(None);
+            };
+            if rec.expires <= now || rec.created + p.max_secs <= now {
+                ctx.store.delete_admin_session(&h)?;
+                return Ok(None);
+            }
+            if now - rec.last_seen >= TOUCH_SECS {
+                rec.last_seen = now;
+                rec.expires = expiry(p, rec.created, now);
+                ctx.store.put_admin_session(&h, &rec)?;
+            }
+            Ok(Some(live(rec.name, rec.created)))
+        }
     }
 }
 
-/// The guard of every student page: the session, or a redirect through web authorization that
-/// comes back to this page.
-pub fn require(app: &App, req: &Request) -> Result<Result<Student, Response>, AppError> {
-    match current(app, req)? {
-        Some(s) => Ok(Ok(s)),
-        None => Ok(Err(sign_in_redirect(&req.path_and_query()))),
+/// End the session of `kind` with this id (nothing when there is none).
+pub fn end(ctx: &Ctx, kind: Kind, id: &str) -> Result<(), AppError> {
+    let h = kind.hash(id);
+    match kind {
+        Kind::Student => ctx.store.delete_session(&h)?,
+        Kind::Admin => ctx.store.delete_admin_session(&h)?,
     }
-}
-
-pub fn sign_in_redirect(next: &str) -> Response {
-    Response::redirect(
-        302,
-        &format!("/wx/oauth/start?next={}", percent_encode(next)),
-    )
-}
-
-pub fn cookie(app: &App, id: &str) -> SetCookie {
-    SetCookie {
-        name: COOKIE.into(),
-        value: id.into(),
-        path: "/".into(),
-        max_age: Some(TTL),
-        http_only: true,
-        secure: app.config.https(),
-        same_site: SameSite::Lax,
-    }
-}
-
-pub fn end(app: &App, req: &Request) -> Result<SetCookie, AppError> {
-    if let Some(id) = req.cookie(COOKIE) {
-        app.store.delete_session(&hash(id))?;
-    }
-    Ok(SetCookie::removal(COOKIE, "/", app.config.https()))
+    Ok(())
 }
 
 /// How often expired sessions and OAuth states are swept from the data file.
@@ -101,7 +176,7 @@ const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 /// Start the thread that drops expired student and admin sessions and OAuth states, so those
 /// tables do not grow for ever; it ends soon after `stop` is set.
 pub fn spawn_housekeeping(
-    app: std::sync::Arc<App>,
+    ctx: std::sync::Arc<Ctx>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> Option<std::thread::JoinHandle<()>> {
     use std::sync::atomic::Ordering;
@@ -113,7 +188,7 @@ pub fn spawn_housekeeping(
             while !stop.load(Ordering::SeqCst) {
                 if since >= SWEEP_EVERY {
                     since = std::time::Duration::ZERO;
-                    purge(&app);
+                    purge(&ctx);
                 }
                 // A check of `stop`, not a wait for a result.
                 std::thread::sleep(tick);
@@ -130,17 +205,31 @@ pub fn spawn_housekeeping(
 }
 
 /// Drop what has expired: student sessions, OAuth states, admin sessions.
-pub fn purge(app: &App) {
-    let now = app.clock.now();
-    let students = app
+pub fn purge(ctx: &Ctx) {
+    let now = ctx.clock.now();
+    let students = ctx
         .store
         .purge_expired(now, crate::service::oauth::STATE_TTL);
-    let admins = app.store.purge_admin_sessions(now);
+    let admins = ctx.store.purge_admin_sessions(now);
     match (students, admins) {
         (Ok(a), Ok(b)) if a + b > 0 => {
             log::info!("dropped {} expired sessions and sign-in states", a + b)
         }
         (Err(e), _) | (_, Err(e)) => log::warn!("sweeping expired sessions failed: {e}"),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policies() {
+        assert_eq!(expiry(Kind::Student.policy(), 100, 5000), 100 + TTL);
+        let admin = Kind::Admin.policy();
+        assert_eq!(expiry(admin, 0, 3600), 3600 + 12 * 3600);
+        assert_eq!(expiry(admin, 0, 7 * 24 * 3600 - 10), 7 * 24 * 3600);
+        assert_ne!(Kind::Student.hash("a"), Kind::Admin.hash("a"));
     }
 }

@@ -1,12 +1,20 @@
 //! The student side: binding a WeChat to a student ID (with lock-outs and one generic
 //! message for wrong values), unbinding, and the transcript a bound student sees.
 
-use crate::app::App;
+use crate::service::Ctx;
+use std::net::IpAddr;
+use std::sync::Arc;
+
 use crate::error::AppError;
 use crate::grades::{transcript, Transcript};
+use crate::service::admin::audit::{self, Action};
 use crate::service::import::validate::check_student_id;
 use crate::service::ratelimit::clock_time;
-use crate::store::students::{BindResult, Student};
+use crate::service::ratelimit::Limiter;
+use crate::service::verify::VerifyKey;
+use crate::service::Changed;
+use crate::store::auth::WxUser;
+use crate::store::students::{BindResult, Binding, Student};
 
 /// Failures before a lock, and the lock's length (seconds).
 pub const BIND_MAX_FAILURES: u32 = 5;
@@ -31,28 +39,66 @@ pub enum BindOutcome {
     Refused(BindRefusal),
 }
 
-/// Try to bind `openid` to the student whose values are given.
-pub fn bind(
-    app: &App,
+/// The binding service's state: bind failures per WeChat user (`u:`) and per student ID
+/// (`s:`), and the key of the verification-value hashes.
+pub struct Students {
+    limiter: Limiter,
+    verify_key: Arc<VerifyKey>,
+}
+
+impl Students {
+    pub fn new(verify_key: Arc<VerifyKey>) -> Students {
+        Students {
+            limiter: Limiter::new(BIND_MAX_FAILURES, BIND_LOCK_SECS, BIND_LOCK_SECS),
+            verify_key,
+        }
+    }
+
+    /// Try to bind `openid` to the student whose values are given; on success, the student
+    /// whose pages changed.
+    pub fn bind(
+        &self,
+        ctx: &Ctx,
+        openid: &str,
+        student_id: &str,
+        name: &str,
+        verify: &str,
+    ) -> Result<(BindOutcome, Changed), AppError> {
+        bind(
+            ctx,
+            &self.limiter,
+            &self.verify_key,
+            openid,
+            student_id,
+            name,
+            verify,
+        )
+    }
+}
+
+fn bind(
+    ctx: &Ctx,
+    limiter: &Limiter,
+    verify_key: &VerifyKey,
     openid: &str,
     student_id: &str,
     name: &str,
     verify: &str,
-) -> Result<BindOutcome, AppError> {
-    let now = app.clock.now();
-    if app.store.binding(openid)?.is_some() {
-        return Ok(BindOutcome::AlreadyBound);
+) -> Result<(BindOutcome, Changed), AppError> {
+    let now = ctx.clock.now();
+    if ctx.store.binding(openid)?.is_some() {
+        return Ok((BindOutcome::AlreadyBound, Changed::Nothing));
     }
     let student_id = student_id.trim();
     let user_key = format!("u:{openid}");
     let student_key = format!("s:{student_id}");
     for key in [&user_key, &student_key] {
-        if let Err(until) = app.bind_limit.check(key, now) {
-            return Ok(BindOutcome::Refused(BindRefusal::Locked(clock_time(until))));
+        if let Err(until) = limiter.check(key, now) {
+            return Ok(refused(BindRefusal::Locked(clock_time(until))));
         }
     }
     let student = if check_student_id(student_id).is_ok() {
-        app.store.student(student_id)?
+        ctx.store.student(student_id)?
     } else {
         None
     };
@@ -61,64 +107,104 @@ pub fn bind(
             // Both checks run whatever the first says, so timing does not tell which was wrong.
             let name_ok =
                 crate::secret::constant_time_eq(s.name.as_bytes(), name.trim().as_bytes());
-            let verify_ok = app.verify_key.matches(&s.student_id, verify, &s.verify);
+            let verify_ok = verify_key.matches(&s.student_id, verify, &s.verify);
             name_ok & verify_ok
         }
         None => {
-            let _ = app.verify_key.hash(student_id, verify);
+            let _ = verify_key.hash(student_id, verify);
             false
         }
     };
     if !matches {
-        let a = app.bind_limit.fail(&user_key, now);
+        let a = limiter.fail(&user_key, now);
         let b = if student.is_some() {
-            app.bind_limit.fail(&student_key, now)
+            limiter.fail(&student_key, now)
         } else {
             None
         };
         if let Some(until) = a.or(b) {
             log::warn!("binding locked after repeated failures");
-            return Ok(BindOutcome::Refused(BindRefusal::Locked(clock_time(until))));
+            return Ok(refused(BindRefusal::Locked(clock_time(until))));
         }
-        return Ok(BindOutcome::Refused(BindRefusal::Wrong));
+        return Ok(refused(BindRefusal::Wrong));
     }
-    match app.store.bind(openid, student_id, now)? {
+    match ctx.store.bind(openid, student_id, now)? {
         BindResult::Bound => {
-            app.bind_limit.reset(&user_key);
-            app.bind_limit.reset(&student_key);
-            app.pages.clear();
-            Ok(BindOutcome::Bound)
+            limiter.reset(&user_key);
+            limiter.reset(&student_key);
+            Ok((BindOutcome::Bound, Changed::Student(student_id.to_string())))
         }
-        BindResult::AlreadyBound(_) => Ok(BindOutcome::AlreadyBound),
-        BindResult::TakenByOther => Ok(BindOutcome::Refused(BindRefusal::TakenByOther)),
+        BindResult::AlreadyBound(_) => Ok((BindOutcome::AlreadyBound, Changed::Nothing)),
+        BindResult::TakenByOther => Ok(refused(BindRefusal::TakenByOther)),
     }
 }
 
-/// Unbind this WeChat; returns the student ID it was bound to.
-pub fn unbind(app: &App, openid: &str) -> Result<Option<String>, AppError> {
-    let sid = app
+fn refused(why: BindRefusal) -> (BindOutcome, Changed) {
+    (BindOutcome::Refused(why), Changed::Nothing)
+}
+
+/// Unbind this WeChat (the student's own request); the student whose pages changed.
+pub fn unbind(ctx: &Ctx, openid: &str) -> Result<Changed, AppError> {
+    let sid = ctx
         .store
-        .unbind_openid(openid, app.clock.now(), "student")?;
-    app.pages.clear();
-    Ok(sid)
+        .unbind_openid(openid, ctx.clock.now(), "student")?;
+    Ok(sid.map_or(Changed::Nothing, Changed::Student))
+}
+
+/// An admin unbinds a student ID: written, audited, and the student whose pages changed.
+pub fn unbind_by_admin(
+    ctx: &Ctx,
+    student_id: &str,
+    actor: &str,
+    ip: Option<IpAddr>,
+) -> Result<Changed, AppError> {
+    let now = ctx.clock.now();
+    let Some(openid) = ctx.store.unbind_student(student_id, now, actor)? else {
+        return Ok(Changed::Nothing);
+    };
+    let short: String = openid.chars().take(8).collect();
+    audit::record(
+        &ctx.store,
+        now,
+        actor,
+        Action::Unbind,
+        &format!("学号 {student_id}（微信 {short}…）"),
+        ip,
+    );
+    Ok(Changed::Student(student_id.to_string()))
+}
+
+/// The binding of `openid`, if bound.
+pub fn binding(ctx: &Ctx, openid: &str) -> Result<Option<Binding>, AppError> {
+    Ok(ctx.store.binding(openid)?)
+}
+
+/// The WeChat user's nickname and avatar as last fetched, if any.
+pub fn wx_user(ctx: &Ctx, openid: &str) -> Result<Option<WxUser>, AppError> {
+    Ok(ctx.store.wx_user(openid)?)
+}
+
+/// A student and their transcript: the one summary the grades page and the replies use.
+pub fn summary(ctx: &Ctx, student_id: &str) -> Result<(Student, Transcript), AppError> {
+    let student = student_or_placeholder(ctx, student_id)?;
+    let rows = ctx.store.grades_of(student_id)?;
+    Ok((student, transcript(&rows, &ctx.config.scale)))
 }
 
 /// The bound student of `openid` and their transcript, or None when not bound.
 pub fn summary_for_openid(
-    app: &App,
+    ctx: &Ctx,
     openid: &str,
 ) -> Result<Option<(Student, Transcript)>, AppError> {
-    let Some(binding) = app.store.binding(openid)? else {
-        return Ok(None);
-    };
-    let student = student_or_placeholder(app, &binding.student_id)?;
-    let rows = app.store.grades_of(&binding.student_id)?;
-    Ok(Some((student, transcript(&rows, &app.config.scale))))
+    match binding(ctx, openid)? {
+        Some(b) => summary(ctx, &b.student_id).map(Some),
+        None => Ok(None),
+    }
 }
 
 /// The roster entry, or a placeholder when the roster no longer lists the student.
-pub fn student_or_placeholder(app: &App, student_id: &str) -> Result<Student, AppError> {
-    Ok(app.store.student(student_id)?.unwrap_or_else(|| Student {
+pub fn student_or_placeholder(ctx: &Ctx, student_id: &str) -> Result<Student, AppError> {
+    Ok(ctx.store.student(student_id)?.unwrap_or_else(|| Student {
         student_id: student_id.to_string(),
         name: student_id.to_string(),
         verify: String::new(),

@@ -1,10 +1,10 @@
 //! Calls to WeChat's `cgi-bin` API with the process's basic access_token: the token cached in
-//! the data file (META `wechat_access_token`), the app's clock, and errcodes counted for
+//! the data file (META `wechat_access_token`), the ctx's clock, and errcodes counted for
 //! `/metrics`.
 
 use serde_json::Value;
 
-use crate::app::App;
+use crate::service::Ctx;
 use crate::store::Store;
 use crate::wechat::client::WxError;
 use crate::wechat::token::{CachedToken, TokenEnv};
@@ -54,51 +54,51 @@ impl TokenEnv for StoreTokenEnv<'_> {
     }
 }
 
-fn with_env<T>(app: &App, f: impl FnOnce(&StoreTokenEnv<'_>) -> T) -> T {
-    let now = || app.clock.now();
+fn with_env<T>(ctx: &Ctx, f: impl FnOnce(&StoreTokenEnv<'_>) -> T) -> T {
+    let now = || ctx.clock.now();
     let env = StoreTokenEnv {
-        store: &app.store,
+        store: &ctx.store,
         now: &now,
     };
     f(&env)
 }
 
 /// A valid basic access_token.
-pub fn access_token(app: &App) -> Result<String, WxError> {
-    with_env(app, |env| app.tokens.get(&app.wx, env)).inspect_err(|e| count_error(app, e))
+pub fn access_token(ctx: &Ctx) -> Result<String, WxError> {
+    with_env(ctx, |env| ctx.tokens.get(&ctx.wx, env)).inspect_err(|e| count_error(ctx, e))
 }
 
 /// Run `call` with the access_token (refreshed once on 40001/40014/42001, -1 retried).
-pub fn call<T>(app: &App, call: impl FnMut(&str) -> Result<T, WxError>) -> Result<T, WxError> {
-    with_env(app, |env| app.tokens.call(&app.wx, env, call)).inspect_err(|e| count_error(app, e))
+pub fn call<T>(ctx: &Ctx, call: impl FnMut(&str) -> Result<T, WxError>) -> Result<T, WxError> {
+    with_env(ctx, |env| ctx.tokens.call(&ctx.wx, env, call)).inspect_err(|e| count_error(ctx, e))
 }
 
 /// POST `body` to `{api_base}{path}?access_token=…`.
-pub fn post(app: &App, path: &str, body: &Value) -> Result<Value, WxError> {
-    call(app, |token| {
-        app.wx.post_json(path, &[("access_token", token)], body)
+pub fn post(ctx: &Ctx, path: &str, body: &Value) -> Result<Value, WxError> {
+    call(ctx, |token| {
+        ctx.wx.post_json(path, &[("access_token", token)], body)
     })
 }
 
 /// GET `{api_base}{path}?access_token=…`.
-pub fn get(app: &App, path: &str) -> Result<Value, WxError> {
-    call(app, |token| {
-        app.wx.get_json(path, &[("access_token", token)])
+pub fn get(ctx: &Ctx, path: &str) -> Result<Value, WxError> {
+    call(ctx, |token| {
+        ctx.wx.get_json(path, &[("access_token", token)])
     })
 }
 
 /// Fetch a fresh token now and cache it (`wxgrades check`).
-pub fn prove_credentials(app: &App) -> Result<CachedToken, WxError> {
-    with_env(app, |env| app.tokens.refresh_now(&app.wx, env)).inspect_err(|e| count_error(app, e))
+pub fn prove_credentials(ctx: &Ctx) -> Result<CachedToken, WxError> {
+    with_env(ctx, |env| ctx.tokens.refresh_now(&ctx.wx, env)).inspect_err(|e| count_error(ctx, e))
 }
 
-fn count_error(app: &App, e: &WxError) {
+fn count_error(ctx: &Ctx, e: &WxError) {
     let label = match e.errcode() {
         Some(code) => code.to_string(),
         None if e.is_timeout() => "timeout".to_string(),
         None => "transport".to_string(),
     };
-    app.metrics.event("wechat_error", label);
+    ctx.metrics.event("wechat_error", label);
 }
 
 /// How a command (`check`, `menu push`) reached the token cache.

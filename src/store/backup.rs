@@ -153,8 +153,10 @@ fn db_error(path: &Path, e: impl std::fmt::Display) -> StoreError {
 
 impl Store {
     /// Write a consistent copy of the data file to `dest` (replacing it), through a temporary
-    /// file beside it. Writers go on meanwhile; the copy holds the state of one moment.
+    /// file beside it. Writers go on meanwhile; the copy holds the state of one moment. One
+    /// snapshot at a time.
     pub fn write_snapshot(&self, dest: &Path) -> Result<SnapshotInfo> {
+        let _one = self.snapshot_lock.lock().unwrap_or_else(|p| p.into_inner());
         let dir = parent_dir(dest);
         std::fs::create_dir_all(&dir).map_err(|e| io("cannot create directory", &dir, e))?;
         let tmp = temp_beside(dest, "snapshot");

@@ -85,6 +85,8 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 pub struct Store {
     db: Database,
     path: PathBuf,
+    /// One snapshot at a time (timed snapshots and downloads).
+    snapshot_lock: std::sync::Mutex<()>,
 }
 
 impl Store {
@@ -102,6 +104,7 @@ impl Store {
             .create(path)
             .map_err(|e| open_error(path, e))?;
         let store = Store {
+            snapshot_lock: std::sync::Mutex::new(()),
             db,
             path: path.to_path_buf(),
         };

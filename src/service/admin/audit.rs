@@ -2,6 +2,7 @@
 //! backups, restores, account changes). Writing an audit line never fails the action it
 //! records: a store error is logged and the action goes on. No secrets go into a detail.
 
+use crate::service::Ctx;
 use std::net::IpAddr;
 
 use crate::store::admin::AuditEvent;
@@ -84,6 +85,11 @@ impl Action {
     pub fn is_warning(self) -> bool {
         matches!(self, Action::LoginFailed | Action::LoginLocked)
     }
+}
+
+/// Record one action now (the context's clock). `actor` as for [`record`].
+pub fn note(ctx: &Ctx, actor: &str, action: Action, detail: &str, ip: Option<IpAddr>) {
+    record(&ctx.store, ctx.clock.now(), actor, action, detail, ip);
 }
 
 /// Record one action. `actor` is "admin:NAME", "cli", "system", or for a failed login the name

@@ -4,12 +4,13 @@
 //! transaction, so writers go on meanwhile).
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::app::App;
+use crate::service::Ctx;
 use crate::store::backup::SnapshotInfo;
 use crate::store::{Store, StoreError};
 
@@ -93,37 +94,32 @@ pub fn prune(dir: &Path, keep: usize) -> Vec<PathBuf> {
 }
 
 /// Whether a timed snapshot is due at `now`.
-pub fn due(app: &App, now: i64) -> bool {
-    let every = app.config.backup.every_hours as i64 * 3600;
+pub fn due(ctx: &Ctx, now: i64) -> bool {
+    let every = ctx.config.backup.every_hours as i64 * 3600;
     if every == 0 {
         return false;
     }
-    match list_snapshots(&app.config.backup.dir).last() {
+    match list_snapshots(&ctx.config.backup.dir).last() {
         Some((t, _)) => now - t >= every,
         None => true,
     }
 }
 
-/// Write a consistent snapshot of the data file to `path`, one snapshot at a time.
-fn write_snapshot(app: &App, path: &Path) -> Result<SnapshotInfo, StoreError> {
-    let _one = app
-        .admin
-        .backup_lock
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    app.store.write_snapshot(path)
+/// Write a consistent snapshot of the data file to `path` (the store takes one at a time).
+fn write_snapshot(ctx: &Ctx, path: &Path) -> Result<SnapshotInfo, StoreError> {
+    ctx.store.write_snapshot(path)
 }
 
 /// Take a timed snapshot into `backup.dir` now, and prune.
-pub fn take_snapshot(app: &App) -> Result<SnapshotInfo, StoreError> {
-    let now = app.clock.now();
-    let dir = &app.config.backup.dir;
-    let info = write_snapshot(app, &dir.join(snapshot_name(now)))?;
-    for p in prune(dir, app.config.backup.keep) {
+pub fn take_snapshot(ctx: &Ctx) -> Result<SnapshotInfo, StoreError> {
+    let now = ctx.clock.now();
+    let dir = &ctx.config.backup.dir;
+    let info = write_snapshot(ctx, &dir.join(snapshot_name(now)))?;
+    for p in prune(dir, ctx.config.backup.keep) {
         log::info!("removed old snapshot {}", p.display());
     }
     note_backup(
-        &app.store,
+        &ctx.store,
         now,
         "system",
         &LastBackup {
@@ -138,18 +134,18 @@ pub fn take_snapshot(app: &App) -> Result<SnapshotInfo, StoreError> {
 
 /// A snapshot for download: an open file whose name is already removed (it goes away when
 /// closed), and its size.
-pub fn snapshot_for_download(app: &App, actor: &str) -> Result<(std::fs::File, u64), StoreError> {
-    let now = app.clock.now();
-    let path = app.config.backup.dir.join(format!(
+pub fn snapshot_for_download(ctx: &Ctx, actor: &str) -> Result<(std::fs::File, u64), StoreError> {
+    let now = ctx.clock.now();
+    let path = ctx.config.backup.dir.join(format!(
         ".download-{}.redb",
         crate::secret::random_hex::<8>()
     ));
-    let info = write_snapshot(app, &path)?;
+    let info = write_snapshot(ctx, &path)?;
     let opened = std::fs::File::open(&path);
     let _ = std::fs::remove_file(&path);
     let file = opened.map_err(|e| StoreError::Io(format!("cannot reopen the snapshot: {e}")))?;
     note_backup(
-        &app.store,
+        &ctx.store,
         now,
         actor,
         &LastBackup {
@@ -162,31 +158,44 @@ pub fn snapshot_for_download(app: &App, actor: &str) -> Result<(std::fs::File, u
     Ok((file, info.bytes))
 }
 
-/// Start the thread that takes timed snapshots (None when `every_hours` is 0). It holds the
-/// app only while it works, so the data file closes at shutdown.
-pub fn spawn_scheduler(app: &Arc<App>) -> Option<std::thread::JoinHandle<()>> {
-    if app.config.backup.every_hours == 0 {
+/// Start the thread that takes timed snapshots (None when `every_hours` is 0); it ends soon
+/// after `stop` is set.
+pub fn spawn_scheduler(
+    ctx: Arc<Ctx>,
+    stop: Arc<AtomicBool>,
+) -> Option<std::thread::JoinHandle<()>> {
+    if ctx.config.backup.every_hours == 0 {
         return None;
     }
-    let weak: Weak<App> = Arc::downgrade(app);
     std::thread::Builder::new()
         .name("backups".into())
-        .spawn(move || scheduler(weak))
+        .spawn(move || scheduler(&ctx, &stop))
         .map_err(|e| log::error!("cannot start the backup thread: {e}"))
         .ok()
 }
 
-fn scheduler(weak: Weak<App>) {
+/// Wait `d`, or less when `stop` is set; true when stopping.
+fn wait_or_stop(d: Duration, stop: &AtomicBool) -> bool {
+    let tick = Duration::from_millis(200);
+    let mut waited = Duration::ZERO;
+    while waited < d {
+        if stop.load(Ordering::SeqCst) {
+            return true;
+        }
+        // A check of `stop`, not a wait for a result.
+        std::thread::sleep(tick);
+        waited += tick;
+    }
+    stop.load(Ordering::SeqCst)
+}
+
+fn scheduler(ctx: &Ctx, stop: &AtomicBool) {
     // Let start-up finish first.
     let mut wait = Duration::from_secs(10);
-    loop {
-        std::thread::sleep(wait);
+    while !wait_or_stop(wait, stop) {
         wait = Duration::from_secs(30);
-        let Some(app) = weak.upgrade() else {
-            return;
-        };
-        if due(&app, app.clock.now()) {
-            match take_snapshot(&app) {
+        if due(ctx, ctx.clock.now()) {
+            match take_snapshot(ctx) {
                 Ok(info) => log::info!(
                     "snapshot written: {} ({} rows, {})",
                     info.path.display(),

@@ -6,6 +6,7 @@
 use std::borrow::Cow;
 use std::io::Write;
 
+use crate::service::Ctx;
 use crate::store::{Store, StoreError};
 
 pub const HEADER: [&str; 8] = [
@@ -59,6 +60,11 @@ fn line(out: &mut impl Write, cells: &[&str]) -> std::io::Result<()> {
 
 fn write_error(e: std::io::Error) -> StoreError {
     StoreError::Io(format!("cannot write the export: {e}"))
+}
+
+/// The server's export: [`write_csv`] of the context's data file.
+pub fn export(ctx: &Ctx, term: Option<&str>, out: &mut impl Write) -> Result<u64, StoreError> {
+    write_csv(&ctx.store, term, out)
 }
 
 /// Write every grade row (of `term`, when given) as CSV; returns the number of rows.

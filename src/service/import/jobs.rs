@@ -4,15 +4,19 @@
 //! the data file has one writer anyway.
 
 use std::collections::BTreeMap;
-use std::sync::mpsc::{channel, Sender};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use super::plan::{
     commit, plan_with_progress, refused_record, ImportError, ImportKind, Plan, Progress, Upload,
 };
-use crate::app::App;
 use crate::error::AppError;
 use crate::grades::Term;
+use crate::service::notices::Wake;
+use crate::service::verify::VerifyKey;
+use crate::service::Ctx;
 use crate::store::grades::ImportRecord;
 
 /// Where a job is.
@@ -55,6 +59,11 @@ impl Job {
     pub fn plan(&self) -> Option<Arc<Plan>> {
         self.plan.lock().ok().and_then(|p| p.clone())
     }
+
+    /// Whether this job's commit wrote grade notices (the sender is woken then).
+    fn notices_written(&self) -> bool {
+        matches!(self.state(), JobState::Committed(r) if r.notices > 0)
+    }
 }
 
 enum Task {
@@ -72,31 +81,81 @@ enum Task {
 /// Jobs kept in memory; at most this many, oldest dropped first (a big plan is large).
 const KEEP: usize = 8;
 
-#[derive(Default)]
+/// The import service's state: the jobs, the queue to the import thread, and what the thread
+/// needs besides the context (the verification key, the notice sender's wake-up).
 pub struct ImportJobs {
     jobs: Mutex<BTreeMap<String, Arc<Job>>>,
     order: Mutex<Vec<String>>,
-    tx: Mutex<Option<Sender<Task>>>,
+    tx: Mutex<Sender<Task>>,
+    rx: Mutex<Receiver<Task>>,
+    /// Set once an import thread has started: before that, nothing would read the queue.
+    accepting: AtomicBool,
+    verify_key: Arc<VerifyKey>,
+    wake: Arc<Wake>,
 }
 
 impl ImportJobs {
+    pub fn new(verify_key: Arc<VerifyKey>, wake: Arc<Wake>) -> ImportJobs {
+        let (tx, rx) = channel::<Task>();
+        ImportJobs {
+            jobs: Mutex::default(),
+            order: Mutex::default(),
+            tx: Mutex::new(tx),
+            rx: Mutex::new(rx),
+            accepting: AtomicBool::new(false),
+            verify_key,
+            wake,
+        }
+    }
+
+    /// Take uploads from now on: an import thread is about to run [`Self::run_worker`].
+    pub fn open_queue(&self) {
+        self.accepting.store(true, Ordering::SeqCst);
+    }
+
+    /// The import thread's loop: run queued tasks until `stop` is set. Restartable: when a
+    /// task panics and ends the thread, a new thread calling this takes the queue over.
+    pub fn run_worker(&self, ctx: &Ctx, stop: &AtomicBool) {
+        self.open_queue();
+        while !stop.load(Ordering::SeqCst) {
+            let task = {
+                let rx = self.rx.lock().unwrap_or_else(|p| p.into_inner());
+                rx.recv_timeout(Duration::from_millis(100))
+            };
+            match task {
+                Ok(Task::Plan {
+                    job,
+                    bytes,
+                    replace_term,
+                }) => run_plan(ctx, &self.verify_key, &job, &bytes, replace_term),
+                Ok(Task::Commit { job, notify }) => {
+                    run_commit(ctx, &job, notify);
+                    if job.notices_written() {
+                        self.wake.notify();
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+
     pub fn get(&self, id: &str) -> Option<Arc<Job>> {
         self.jobs.lock().ok()?.get(id).cloned()
     }
 
     fn send(&self, task: Task) -> Result<(), AppError> {
+        if !self.accepting.load(Ordering::SeqCst) {
+            return Err(AppError::Internal(
+                "no import thread (not running as a server)".into(),
+            ));
+        }
         let tx = self
             .tx
             .lock()
             .map_err(|_| AppError::Internal("import queue poisoned".into()))?;
-        match tx.as_ref() {
-            Some(tx) => tx
-                .send(task)
-                .map_err(|_| AppError::Internal("the import thread has stopped".into())),
-            None => Err(AppError::Internal(
-                "no import thread (not running as a server)".into(),
-            )),
-        }
+        tx.send(task)
+            .map_err(|_| AppError::Internal("the import thread has stopped".into()))
     }
 
     /// Jobs whose commit is being written now.
@@ -198,51 +257,32 @@ impl ImportJobs {
     }
 }
 
-/// Start the import thread of a server.
-pub fn spawn_worker(app: Arc<App>) {
-    let (tx, rx) = channel::<Task>();
-    if let Ok(mut slot) = app.jobs.tx.lock() {
-        *slot = Some(tx);
-    }
-    let weak = Arc::downgrade(&app);
-    drop(app);
-    let _ = std::thread::Builder::new()
-        .name("import".into())
-        .spawn(move || {
-            while let Ok(task) = rx.recv() {
-                let Some(app) = weak.upgrade() else { return };
-                match task {
-                    Task::Plan {
-                        job,
-                        bytes,
-                        replace_term,
-                    } => run_plan(&app, &job, &bytes, replace_term),
-                    Task::Commit { job, notify } => run_commit(&app, &job, notify),
-                }
-            }
-        });
-}
-
-fn run_plan(app: &App, job: &Job, bytes: &[u8], replace_term: Option<Term>) {
+fn run_plan(
+    ctx: &Ctx,
+    verify_key: &VerifyKey,
+    job: &Job,
+    bytes: &[u8],
+    replace_term: Option<Term>,
+) {
     let up = Upload {
         kind: job.kind,
         file_name: &job.file_name,
         bytes,
         replace_term,
     };
-    match plan_with_progress(&app.store, &app.verify_key, &up, &job.progress) {
+    match plan_with_progress(&ctx.store, verify_key, &up, &job.progress) {
         Ok(p) => {
             if p.has_errors() {
                 let why = format!("有 {} 处错误，未写入", p.errors.len());
-                if let Err(e) = app.store.record_refused_import(refused_record(
+                if let Err(e) = ctx.store.record_refused_import(refused_record(
                     &p,
                     &job.by,
-                    app.clock.now(),
+                    ctx.clock.now(),
                     &why,
                 )) {
                     log::error!("cannot record a refused import: {e}");
                 }
-                app.metrics.event("import", "refused");
+                ctx.metrics.event("import", "refused");
             }
             if let Ok(mut slot) = job.plan.lock() {
                 *slot = Some(Arc::new(p));
@@ -250,33 +290,30 @@ fn run_plan(app: &App, job: &Job, bytes: &[u8], replace_term: Option<Term>) {
             job.set(JobState::Planned);
         }
         Err(e) => {
-            app.metrics.event("import", "unreadable");
+            ctx.metrics.event("import", "unreadable");
             job.set(JobState::Unreadable(e.to_string()));
         }
     }
 }
 
-fn run_commit(app: &App, job: &Job, notify: bool) {
+fn run_commit(ctx: &Ctx, job: &Job, notify: bool) {
     let Some(p) = job.plan() else {
         job.set(JobState::NotCommitted("预览已失效，请重新上传。".into()));
         return;
     };
     job.progress.set(3, 0, p.writes());
     let result = commit(
-        &app.store,
+        &ctx.store,
         &p,
         &job.by,
-        app.clock.now(),
+        ctx.clock.now(),
         notify,
-        |tx, id, targets| enqueue_notices(app, tx, id, targets),
+        |tx, id, targets| enqueue_notices(ctx, tx, id, targets),
     );
     match result {
         Ok(done) => {
-            app.data_changed();
-            if done.record.notices > 0 {
-                crate::service::notices::wake(app);
-            }
-            app.metrics.event("import", "committed");
+            ctx.data_changed();
+            ctx.metrics.event("import", "committed");
             job.progress.set(4, p.writes(), p.writes());
             log::info!(
                 "import #{} committed by {}: {} added, {} changed, {} removed",
@@ -302,12 +339,12 @@ fn run_commit(app: &App, job: &Job, notify: bool) {
 /// one per bound student, none when no template is configured (the wish to notify stays in
 /// the import record).
 fn enqueue_notices(
-    app: &App,
+    ctx: &Ctx,
     tx: &redb::WriteTransaction,
     import_id: u64,
     targets: &[super::plan::NoticeTarget],
 ) -> Result<usize, crate::store::StoreError> {
-    if !crate::service::notices::enabled(&app.config) {
+    if !crate::service::notices::enabled(&ctx.config) {
         return Ok(0);
     }
     let notices: Vec<crate::store::notices::NewNotice> = targets
