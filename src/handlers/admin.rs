@@ -694,7 +694,8 @@ fn export_csv(app: &App, admin: &Admin, req: &Request) -> Handled {
         None => None,
     };
     let term = term.as_ref().map(|t| t.as_str());
-    let mut file = unlinked_temp("export")?;
+    let mut file = tempfile::tempfile()
+        .map_err(|e| AppError::Internal(format!("export: temporary file: {e}")))?;
     let rows = {
         let mut w = std::io::BufWriter::new(&mut file);
         export::export(app, term, &mut w)?
@@ -716,22 +717,6 @@ fn export_csv(app: &App, admin: &Admin, req: &Request) -> Handled {
             )
             .with_header("Cache-Control", "no-store"),
     )
-}
-
-/// A new file open for reading and writing whose name is already gone.
-fn unlinked_temp(tag: &str) -> Result<std::fs::File, AppError> {
-    let path = std::env::temp_dir().join(format!(
-        "wxgrades-{tag}-{}.tmp",
-        crate::secret::random_hex::<8>()
-    ));
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(|e| AppError::Internal(format!("temporary file {}: {e}", path.display())))?;
-    let _ = std::fs::remove_file(&path);
-    Ok(file)
 }
 
 fn backup_download(app: &App, admin: &Admin, _req: &Request) -> Handled {

@@ -133,17 +133,28 @@ pub fn take_snapshot(ctx: &Ctx) -> Result<SnapshotInfo, StoreError> {
 }
 
 /// A snapshot for download: an open file whose name is already removed (it goes away when
-/// closed), and its size.
+/// closed), and its size. Written in a temporary directory in `backup.dir` that is removed
+/// with its contents once the file is open.
 pub fn snapshot_for_download(ctx: &Ctx, actor: &str) -> Result<(std::fs::File, u64), StoreError> {
     let now = ctx.clock.now();
-    let path = ctx.config.backup.dir.join(format!(
-        ".download-{}.redb",
-        crate::secret::random_hex::<8>()
-    ));
+    let dir = &ctx.config.backup.dir;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", dir.display())))?;
+    let scratch = tempfile::Builder::new()
+        .prefix(".download-")
+        .tempdir_in(dir)
+        .map_err(|e| {
+            StoreError::Io(format!(
+                "cannot create a temporary directory in {}: {e}",
+                dir.display()
+            ))
+        })?;
+    let path = scratch.path().join("snapshot.redb");
     let info = write_snapshot(ctx, &path)?;
-    let opened = std::fs::File::open(&path);
-    let _ = std::fs::remove_file(&path);
-    let file = opened.map_err(|e| StoreError::Io(format!("cannot reopen the snapshot: {e}")))?;
+    let file = std::fs::File::open(&path)
+        .map_err(|e| StoreError::Io(format!("cannot reopen the snapshot: {e}")))?;
+    // Removes the directory and the name; the open file stays readable until closed.
+    drop(scratch);
     note_backup(
         &ctx.store,
         now,
