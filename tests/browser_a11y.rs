@@ -260,6 +260,23 @@ fn admin_pages_pass_axe_on_a_desktop() {
     b.find("form.form button[type=submit]").click();
     b.wait_for_url(|u: &str| u.ends_with("/admin"), T);
     findings.check(&b, "admin-dashboard");
+    // Large counts are grouped by thousands (the demo has 14,877 grade rows).
+    let tiles = b.execute(
+        "return [...document.querySelectorAll('.tile-value')].map((t) => t.textContent.trim());",
+        vec![],
+    );
+    let tiles: Vec<&str> = tiles
+        .as_array()
+        .map(|a| a.iter().filter_map(|t| t.as_str()).collect())
+        .unwrap_or_default();
+    assert!(tiles.contains(&"14,877"), "grouped counts: {tiles:?}");
+    for t in &tiles {
+        let ungrouped = t
+            .as_bytes()
+            .windows(4)
+            .any(|w| w.iter().all(u8::is_ascii_digit));
+        assert!(!ungrouped, "{t:?} has no thousands separator");
+    }
 
     b.goto(&format!("{}/admin/import", s.url));
     b.find("form.import-form");
