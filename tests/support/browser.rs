@@ -2,7 +2,10 @@
 //!
 //! Only `ureq` 3, `serde_json` and std. Every failure panics with a message that says what was
 //! being done (this is a test helper); [`Browser::start_or_skip`] lets a machine without
-//! chromium skip loudly when `WXGRADES_SKIP_BROWSER=1`.
+//! chromium skip loudly when `WXGRADES_SKIP_BROWSER=1`. [`Browser::assert_accessible`] runs
+//! axe-core (installed from npm by `.ci/run` into `target/axe/`) on the current page.
+//!
+//! Over 600 lines: one WebDriver client, kept whole so that every browser test shares it.
 #![allow(dead_code)]
 
 use std::fs;
@@ -18,6 +21,15 @@ use serde_json::{json, Value};
 const DEFAULT_CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";
 const SKIP_ENV: &str = "WXGRADES_SKIP_BROWSER";
+/// Points at another `axe.min.js` than the one `.ci/run` installs.
+const AXE_ENV: &str = "WXGRADES_AXE_JS";
+/// `1` runs the browser tests without the axe-core checks (loudly); otherwise a missing
+/// `axe.min.js` fails them.
+const SKIP_AXE_ENV: &str = "WXGRADES_SKIP_AXE";
+/// Where `.ci/run` installs axe-core, under the crate's directory.
+const DEFAULT_AXE: &str = "target/axe/node_modules/axe-core/axe.min.js";
+/// The WCAG 2.0, 2.1 and 2.2 level A and AA rules.
+const AXE_TAGS: [&str; 5] = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"];
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 /// How long `find` waits for an element to appear.
 const FIND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -41,6 +53,8 @@ pub enum Device {
     Desktop,
     /// 390×844 phone viewport (mobile emulation) with WeChat's user agent.
     WeChatPhone,
+    /// The narrowest phones still sold: 320×568, WeChat's user agent.
+    SmallPhone,
 }
 
 /// An error answered by chromedriver (or the transport to it).
@@ -101,6 +115,46 @@ impl<F: Fn(&str) -> bool> UrlCondition for F {
     }
     fn describe(&self) -> String {
         "a URL matching the predicate".to_owned()
+    }
+}
+
+/// The colour scheme a page is told the system prefers (`prefers-color-scheme`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColorScheme {
+    Light,
+    Dark,
+}
+
+impl ColorScheme {
+    pub fn name(self) -> &'static str {
+        match self {
+            ColorScheme::Light => "light",
+            ColorScheme::Dark => "dark",
+        }
+    }
+}
+
+/// One serious or critical axe-core finding on a page.
+#[derive(Debug, Clone)]
+pub struct AxeViolation {
+    /// The rule's id, e.g. `color-contrast`.
+    pub rule: String,
+    /// `serious` or `critical`.
+    pub impact: String,
+    /// The rule's one-line help.
+    pub help: String,
+    /// One entry per failing node: its CSS selector and axe's summary of what is wrong.
+    pub nodes: Vec<(String, String)>,
+}
+
+impl std::fmt::Display for AxeViolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "  [{}] {}: {}", self.impact, self.rule, self.help)?;
+        for (target, summary) in &self.nodes {
+            let summary = summary.split_whitespace().collect::<Vec<_>>().join(" ");
+            writeln!(f, "    - {target}: {summary}")?;
+        }
+        Ok(())
     }
 }
 
@@ -167,6 +221,11 @@ impl Browser {
     /// As [`Browser::start_or_skip`], phone-sized.
     pub fn start_mobile_or_skip() -> Option<Browser> {
         Browser::launch_or_skip(Device::WeChatPhone)
+    }
+
+    /// As [`Browser::start_mobile_or_skip`], on a 320×568 phone.
+    pub fn start_small_phone_or_skip() -> Option<Browser> {
+        Browser::launch_or_skip(Device::SmallPhone)
     }
 
     fn launch_or_skip(device: Device) -> Option<Browser> {
@@ -280,6 +339,7 @@ impl Browser {
         let (width, height) = match device {
             Device::Desktop => (1280, 900),
             Device::WeChatPhone => (390, 844),
+            Device::SmallPhone => (320, 568),
         };
         let mut args = vec![
             "--headless=new".to_owned(),
@@ -300,7 +360,7 @@ impl Browser {
         let mut chrome_options = json!({
             "binary": chromium.to_string_lossy(),
         });
-        if device == Device::WeChatPhone {
+        if device != Device::Desktop {
             args.push(format!("--user-agent={WECHAT_MOBILE_UA}"));
             chrome_options["mobileEmulation"] = json!({
                 "deviceMetrics": {
@@ -565,6 +625,151 @@ impl Browser {
 
     pub fn delete_all_cookies(&self) {
         self.command("delete_all_cookies", "DELETE", "/cookie", None);
+    }
+}
+
+/// The axe-core script to inject: `None` (after a loud `SKIPPED:` line) when
+/// `WXGRADES_SKIP_AXE=1`; a missing file is a failure that says how to install it.
+fn axe_source() -> Option<String> {
+    if std::env::var(SKIP_AXE_ENV).is_ok_and(|v| v.trim() == "1") {
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n*** SKIPPED: axe-core checks: {SKIP_AXE_ENV}=1 is set ***\n"
+        );
+        return None;
+    }
+    let path = match std::env::var_os(AXE_ENV) {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_AXE),
+    };
+    match fs::read_to_string(&path) {
+        Ok(text) => Some(text),
+        Err(e) => panic!(
+            "axe-core not found at {} ({e}): install it with `npm install --no-save --prefix \
+             target/axe axe-core@4` (the repo's .ci/run does), point {AXE_ENV} at an axe.min.js, \
+             or set {SKIP_AXE_ENV}=1 to run the browser tests without accessibility checks",
+            path.display()
+        ),
+    }
+}
+
+impl Browser {
+    /// Sends a Chrome DevTools Protocol command through chromedriver.
+    pub fn cdp(&self, cmd: &str, params: Value) -> Value {
+        self.command(
+            &format!("CDP {cmd}"),
+            "POST",
+            "/goog/cdp/execute",
+            Some(&json!({ "cmd": cmd, "params": params })),
+        )
+    }
+
+    /// Makes pages see `prefers-color-scheme: light|dark` (kept across navigations).
+    pub fn set_color_scheme(&self, scheme: ColorScheme) {
+        self.cdp(
+            "Emulation.setEmulatedMedia",
+            json!({ "features": [{ "name": "prefers-color-scheme", "value": scheme.name() }] }),
+        );
+    }
+
+    /// A PNG of the whole page, not only the viewport, saved to `path`.
+    pub fn screenshot_full_page(&self, path: impl AsRef<Path>) {
+        let path = path.as_ref();
+        let v = self.cdp(
+            "Page.captureScreenshot",
+            json!({ "format": "png", "captureBeyondViewport": true }),
+        );
+        let Some(encoded) = v["data"].as_str() else {
+            panic!("browser: full-page screenshot answer has no data: {v:.200}");
+        };
+        let png = base64_decode(encoded)
+            .unwrap_or_else(|e| panic!("browser: screenshot is not valid base64: {e}"));
+        if let Some(parent) = path.parent() {
+            let _ = fs::create_dir_all(parent);
+        }
+        fs::write(path, png).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    }
+
+    /// Runs axe-core on the current page with the WCAG 2.0/2.1/2.2 A and AA rules and returns
+    /// its serious and critical violations (empty when `WXGRADES_SKIP_AXE=1`).
+    pub fn axe_violations(&self) -> Vec<AxeViolation> {
+        let Some(source) = axe_source() else {
+            return Vec::new();
+        };
+        // Injected through WebDriver, which the page's CSP (script-src 'none') does not govern.
+        let loaded = self.execute(
+            &format!("{source}\n;return typeof window.axe === 'object' && typeof window.axe.run === 'function';"),
+            vec![],
+        );
+        assert_eq!(
+            loaded,
+            Value::Bool(true),
+            "axe-core did not load on {}",
+            self.current_url()
+        );
+        let script = r#"
+            const done = arguments[arguments.length - 1];
+            window.axe
+              .run(document, {
+                runOnly: { type: 'tag', values: arguments[0] },
+                resultTypes: ['violations'],
+              })
+              .then((r) => done({ ok: r.violations.map((v) => ({
+                  rule: v.id, impact: v.impact || '', help: v.help,
+                  nodes: v.nodes.map((n) => [n.target.join(' '), n.failureSummary || '']),
+                })) }))
+              .catch((e) => done({ error: String(e && e.stack || e) }));
+        "#;
+        let answer = self.command(
+            "axe-core run",
+            "POST",
+            "/execute/async",
+            Some(&json!({ "script": script, "args": [AXE_TAGS] })),
+        );
+        if let Some(error) = answer.get("error") {
+            panic!("axe-core failed on {}: {error}", self.current_url());
+        }
+        let Some(list) = answer["ok"].as_array() else {
+            panic!("axe-core answered without results: {answer:.300}");
+        };
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+        list.iter()
+            .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
+            .map(|v| AxeViolation {
+                rule: text(&v["rule"]),
+                impact: text(&v["impact"]),
+                help: text(&v["help"]),
+                nodes: v["nodes"]
+                    .as_array()
+                    .map(|nodes| nodes.iter().map(|n| (text(&n[0]), text(&n[1]))).collect())
+                    .unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    /// Every serious or critical axe-core violation (rule, target, summary) on the current
+    /// page as one report that names `what` (the page and its conditions); `None` when there
+    /// are none.
+    pub fn accessibility_report(&self, what: &str) -> Option<String> {
+        let found = self.axe_violations();
+        if found.is_empty() {
+            return None;
+        }
+        let nodes: usize = found.iter().map(|v| v.nodes.len()).sum();
+        let list: String = found.iter().map(ToString::to_string).collect();
+        Some(format!(
+            "{what} ({}): {} serious/critical axe-core violations on {nodes} elements:\n{list}",
+            self.current_url(),
+            found.len()
+        ))
+    }
+
+    /// Panics with [`Browser::accessibility_report`] when the current page has any serious or
+    /// critical axe-core violation.
+    pub fn assert_accessible(&self, what: &str) {
+        if let Some(report) = self.accessibility_report(what) {
+            panic!("{report}");
+        }
     }
 }
 
