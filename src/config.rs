@@ -144,6 +144,24 @@ pub struct BackupConfig {
     pub keep: usize,
 }
 
+/// The file names served from `verify_dir` (WeChat's `MP_verify_<code>.txt` and the like), as a
+/// pattern for messages; [`is_verify_file_name`] is the check. One rule for the server's route
+/// and `wxgrades verify-file add`.
+pub const VERIFY_FILE_RULE: &str = "^[A-Za-z0-9_-]{1,64}\\.txt$";
+
+/// Whether `name` matches `^[A-Za-z0-9_-]{1,64}\.txt$`.
+pub fn is_verify_file_name(name: &str) -> bool {
+    match name.strip_suffix(".txt") {
+        Some(stem) => {
+            (1..=64).contains(&stem.len())
+                && stem
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        }
+        None => false,
+    }
+}
+
 /// The validated configuration of one process.
 #[derive(Debug, Clone)]
 pub struct Config {

@@ -22,9 +22,7 @@ pub fn run(cfg: &Config, c: &ImportCommand) -> Outcome {
         (c.publish_at.is_some(), "--publish-at"),
     ];
     if let Some((_, opt)) = pending.iter().find(|(set, _)| *set) {
-        return failed(format!(
-            "import {opt}: not yet available in this version (the option is checked, but its engine is not built yet); nothing was read or written"
-        ));
+        return failed(super::run::not_yet(&format!("import {opt}")));
     }
     import(cfg, c.kind, &c.file, c.dry_run, c.replace_term)
 }

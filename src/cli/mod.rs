@@ -19,7 +19,6 @@ use crate::service::grades::Term;
 use crate::service::import::plan::ImportKind;
 
 pub use parse::{parse, UsageError};
-pub use verify_file::{is_verify_file_name, VERIFY_FILE_RULE};
 
 /// One parsed command line: the global `--config FILE` and the command.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,7 +16,7 @@ fn failed<T>(msg: impl Into<String>) -> Result<T, String> {
 }
 
 /// The message of a command (or option) that is parsed but has no engine yet.
-pub fn not_yet(what: &str) -> String {
+pub(super) fn not_yet(what: &str) -> String {
     format!("{what}: not yet available in this version (nothing was changed)")
 }
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use super::check::findings;
 use super::parse::{column_map, publish_at};
 use super::*;
+use crate::config::is_verify_file_name;
 
 fn ok(args: &[&str]) -> Invocation {
     match parse(args.iter().copied()) {

@@ -1,30 +1,14 @@
 //! `wxgrades verify-file add FILE`: put a WeChat domain-check file (`MP_verify_….txt`) into
-//! `verify_dir`, where the server answers it at `/<name>`. Also the one rule for such names.
+//! `verify_dir`, where the server answers it at `/<name>` (names: `config::is_verify_file_name`).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::config::Config;
-
-/// The names served from `verify_dir`, in words (for messages).
-pub const VERIFY_FILE_RULE: &str = "^[A-Za-z0-9_-]{1,64}\\.txt$";
+use crate::config::{is_verify_file_name, Config, VERIFY_FILE_RULE};
 
 /// Largest file accepted: WeChat's files hold a 16-character code; 4 KiB leaves room for any
 /// other domain-check file and keeps a wrong file (a PDF, an image) out.
 const MAX_BYTES: u64 = 4096;
-
-/// Whether `name` matches `^[A-Za-z0-9_-]{1,64}\.txt$`.
-pub fn is_verify_file_name(name: &str) -> bool {
-    match name.strip_suffix(".txt") {
-        Some(stem) => {
-            (1..=64).contains(&stem.len())
-                && stem
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        }
-        None => false,
-    }
-}
 
 /// Copy `file` into `cfg.verify_dir` under its own name; returns where it went.
 pub fn add(cfg: &Config, file: &Path) -> Result<PathBuf, String> {
