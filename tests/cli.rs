@@ -185,6 +185,12 @@ fn verify_file_add_copies_only_well_named_small_files() {
         assert!(err.contains(needle), "{name}: {err}");
         assert!(!verify_dir.join(name).exists(), "{name} copied");
     }
+    let (code, out, err) = run(&s.config, &["check"], "");
+    assert_eq!(code, 1, "no WeChat at this api_base: {out}{err}");
+    assert!(
+        out.contains("domain-check files in") && out.contains("MP_verify_AbC123xyz.txt"),
+        "check lists the verify files: {out}"
+    );
     let missing = s.dir.join("MP_verify_missing.txt");
     let (code, _, err) = run(
         &s.config,

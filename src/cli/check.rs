@@ -86,6 +86,33 @@ pub fn findings(public_url: &str, listen: &str, trust_proxy: bool) -> Findings {
     f
 }
 
+/// What `verify_dir` holds for WeChat's domain checks (网页授权域名 needs one file there).
+fn verify_files_line(dir: &std::path::Path) -> String {
+    let mut names: Vec<String> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| crate::config::is_verify_file_name(n))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    names.sort();
+    if names.is_empty() {
+        format!(
+            "note: no domain-check file in verify_dir {}: WeChat's 网页授权域名 needs its \
+             MP_verify_….txt there (`wxgrades verify-file add FILE`)",
+            dir.display()
+        )
+    } else {
+        format!(
+            "domain-check files in {}: {}",
+            dir.display(),
+            names.join(", ")
+        )
+    }
+}
+
 /// Run `wxgrades check`.
 pub fn run(cfg: &Config) -> Result<(), String> {
     if cfg.demo {
@@ -105,6 +132,7 @@ pub fn run(cfg: &Config) -> Result<(), String> {
     for p in &found.problems {
         eprintln!("problem: {p}");
     }
+    println!("{}", verify_files_line(&cfg.verify_dir));
     let report = crate::service::wxcheck::check_wechat(cfg)?;
     println!("{report}");
     match found.problems.len() {
