@@ -64,6 +64,7 @@ struct RawConfig {
     trust_proxy: Option<bool>,
     templates_dir: Option<String>,
     log_file: Option<String>,
+    verify_dir: Option<String>,
     max_upload_mb: Option<i64>,
     metrics_public: Option<bool>,
     #[serde(default)]
@@ -143,6 +144,24 @@ pub struct BackupConfig {
     pub keep: usize,
 }
 
+/// The file names served from `verify_dir` (WeChat's `MP_verify_<code>.txt` and the like), as a
+/// pattern for messages; [`is_verify_file_name`] is the check. One rule for the server's route
+/// and `wxgrades verify-file add`.
+pub const VERIFY_FILE_RULE: &str = "^[A-Za-z0-9_-]{1,64}\\.txt$";
+
+/// Whether `name` matches `^[A-Za-z0-9_-]{1,64}\.txt$`.
+pub fn is_verify_file_name(name: &str) -> bool {
+    match name.strip_suffix(".txt") {
+        Some(stem) => {
+            (1..=64).contains(&stem.len())
+                && stem
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        }
+        None => false,
+    }
+}
+
 /// The validated configuration of one process.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -154,6 +173,9 @@ pub struct Config {
     pub trust_proxy: bool,
     pub templates_dir: Option<PathBuf>,
     pub log_file: Option<PathBuf>,
+    /// WeChat's domain-check files (`MP_verify_*.txt`), served at `/<name>`; default: `verify`
+    /// beside the data file (`data/verify` with the default `data`).
+    pub verify_dir: PathBuf,
     pub max_upload_bytes: u64,
     pub metrics_public: bool,
     pub wechat: WechatConfig,
@@ -181,6 +203,7 @@ const ENV_KEYS: &[(&str, &str, &str, Kind)] = &[
     ("WXGRADES_TRUST_PROXY", "", "trust_proxy", Kind::Bool),
     ("WXGRADES_TEMPLATES_DIR", "", "templates_dir", Kind::Str),
     ("WXGRADES_LOG_FILE", "", "log_file", Kind::Str),
+    ("WXGRADES_VERIFY_DIR", "", "verify_dir", Kind::Str),
     ("WXGRADES_MAX_UPLOAD_MB", "", "max_upload_mb", Kind::Int),
     ("WXGRADES_METRICS_PUBLIC", "", "metrics_public", Kind::Bool),
     ("WXGRADES_WECHAT_APP_ID", "wechat", "app_id", Kind::Str),
@@ -535,6 +558,13 @@ fn validate(raw: RawConfig, demo: bool) -> Result<Config, ConfigError> {
             .join("backups"),
     };
     check_menu(&raw.menu)?;
+    let verify_dir = match raw.verify_dir.filter(|v| !v.trim().is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => data
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .join("verify"),
+    };
     let empty_none = |s: Option<String>| s.filter(|v| !v.trim().is_empty()).map(PathBuf::from);
     Ok(Config {
         listen,
@@ -544,6 +574,7 @@ fn validate(raw: RawConfig, demo: bool) -> Result<Config, ConfigError> {
         trust_proxy: raw.trust_proxy.unwrap_or(false),
         templates_dir: empty_none(raw.templates_dir),
         log_file: empty_none(raw.log_file),
+        verify_dir,
         max_upload_bytes: max_upload_mb * 1024 * 1024,
         metrics_public: raw.metrics_public.unwrap_or(false),
         wechat: WechatConfig {

@@ -2,8 +2,8 @@
 
 fn main() {
     limit_malloc_arenas();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    std::process::exit(wxgrades::cli::run(&args));
+    // `args_os`: an argument that is not UTF-8 is a usage error from the parser, not a panic.
+    std::process::exit(wxgrades::cli::run(std::env::args_os().skip(1)));
 }
 
 /// glibc gives each thread that allocates an arena of its own (up to 8 per core), each keeping

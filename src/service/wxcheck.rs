@@ -16,10 +16,13 @@ fn hint(e: &WxError, config: &Config) -> Option<String> {
             "check wechat.app_secret (or WXGRADES_WECHAT_APP_SECRET): 公众号后台 → 设置与开发 → 基本配置 → AppSecret".into()
         }
         Some(40013) => "check wechat.app_id: the AppID of 公众号后台 → 设置与开发 → 基本配置".into(),
-        Some(40164) => "add this server's public IP address to the IP whitelist (公众号后台 → 设置与开发 → 基本配置 → IP白名单)".into(),
+        Some(40164) => match api_errmsg(e).and_then(outbound_ip) {
+            Some(ip) => format!("WeChat saw this server calling from {ip}: add {ip} to the IP whitelist (公众号后台 → 设置与开发 → 基本配置 → IP白名单), wait a minute, run `wxgrades check` again"),
+            None => "add this server's public (outbound) IP address to the IP whitelist (公众号后台 → 设置与开发 → 基本配置 → IP白名单)".into(),
+        },
         Some(45009) => "the daily quota is used up; it resets at midnight (Beijing time), or clear it in the account's API quota page".into(),
         Some(45011) => "too many calls this minute; wait a minute and try again".into(),
-        Some(48001) => "this account is not authorised for the API (a verified service account is needed)".into(),
+        Some(48001) => "this account is not authorised for the API: template messages and the menu API need a verified (已认证) 服务号; verify the account, or set wechat.grades_template_id = \"\" to send no notices".into(),
         Some(-1) => "WeChat is busy; try again in a moment".into(),
         None if e.is_timeout() => format!(
             "no answer within {} s from {}: check the network path (proxy, firewall, DNS)",
@@ -31,6 +34,21 @@ fn hint(e: &WxError, config: &Config) -> Option<String> {
         ),
         Some(_) => return None,
     })
+}
+
+fn api_errmsg(e: &WxError) -> Option<&str> {
+    match e {
+        WxError::Api { errmsg, .. } => Some(errmsg),
+        _ => None,
+    }
+}
+
+/// The caller's address in a 40164 errmsg ("invalid ip 203.0.113.7 ipv6 ::ffff:203.0.113.7, not
+/// in whitelist rid: …").
+fn outbound_ip(errmsg: &str) -> Option<&str> {
+    let rest = &errmsg[errmsg.find("invalid ip ")? + "invalid ip ".len()..];
+    let ip = rest.split([' ', ',']).next()?;
+    ip.parse::<std::net::IpAddr>().is_ok().then_some(ip)
 }
 
 fn explain(what: &str, e: &WxError, config: &Config) -> String {
@@ -135,5 +153,20 @@ pub fn push_menu(config: &Config) -> Result<String, String> {
             Ok(out)
         }
         Err(e) => Err(explain("WeChat refused the menu", &e, config)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_outbound_ip_is_read_from_a_40164_errmsg() {
+        assert_eq!(
+            super::outbound_ip(
+                "invalid ip 203.0.113.7 ipv6 ::ffff:203.0.113.7, not in whitelist rid: 6741-a"
+            ),
+            Some("203.0.113.7")
+        );
+        assert_eq!(super::outbound_ip("invalid ip x, not in whitelist"), None);
+        assert_eq!(super::outbound_ip("fake error 40164"), None);
     }
 }

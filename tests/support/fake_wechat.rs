@@ -234,7 +234,14 @@ fn decode(s: &str) -> String {
 }
 
 fn err(code: i64) -> Value {
-    json!({"errcode": code, "errmsg": format!("fake error {code}")})
+    let errmsg = match code {
+        // WeChat names the caller's address; `wxgrades check` prints it.
+        40164 => {
+            "invalid ip 203.0.113.7 ipv6 ::ffff:203.0.113.7, not in whitelist rid: fake".into()
+        }
+        _ => format!("fake error {code}"),
+    };
+    json!({"errcode": code, "errmsg": errmsg})
 }
 
 type Answer = (u16, Vec<(String, String)>, String);

@@ -174,6 +174,15 @@ impl Client {
         }
     }
 
+    /// A client with an agent of the caller's (e.g. one that trusts a test certificate).
+    pub fn with_agent(base: &str, agent: ureq::Agent) -> Client {
+        Client {
+            base: base.to_string(),
+            cookies: BTreeMap::new(),
+            agent,
+        }
+    }
+
     fn url(&self, path: &str) -> String {
         if path.starts_with("http://") || path.starts_with("https://") {
             path.to_string()
