@@ -126,8 +126,10 @@ pub struct App {
     pub notice_wake: Wake,
     /// The key of the verification-value hashes (a file beside the data file).
     pub verify_key: VerifyKey,
-    /// Bind failures per WeChat user (`u:`) and per student ID (`s:`).
+    /// Bind failures per WeChat user (`u:`): locks.
     pub bind_limit: Limiter,
+    /// Bind failures per student ID (`s:`): only a pace, per WeChat user.
+    pub bind_pace: crate::service::pacing::Pacer,
     pub pages: PageCache,
     /// Admin imports in progress and their previews.
     pub jobs: ImportJobs,
@@ -179,6 +181,7 @@ impl App {
             notice_wake: Wake::default(),
             verify_key,
             bind_limit: Limiter::new(BIND_MAX_FAILURES, BIND_LOCK_SECS, BIND_LOCK_SECS),
+            bind_pace: crate::service::pacing::Pacer::new(BIND_LOCK_SECS),
             pages: PageCache::default(),
             jobs: ImportJobs::default(),
             generation: AtomicU64::new(generation),

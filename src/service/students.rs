@@ -1,5 +1,6 @@
-//! The student side: binding a WeChat to a student ID (with lock-outs and one generic
-//! message for wrong values), unbinding, and the transcript a bound student sees.
+//! The student side: binding a WeChat to a student ID (with lock-outs per WeChat user, only a
+//! pace per student ID, and one generic message for wrong values), unbinding, and the
+//! transcript a bound student sees.
 
 use crate::app::App;
 use crate::error::AppError;
@@ -8,7 +9,7 @@ use crate::service::import::validate::check_student_id;
 use crate::service::ratelimit::clock_time;
 use crate::store::students::{BindResult, Student};
 
-/// Failures before a lock, and the lock's length (seconds).
+/// Failures of one WeChat user before it is locked, and the lock's length (seconds).
 pub const BIND_MAX_FAILURES: u32 = 5;
 pub const BIND_LOCK_SECS: i64 = 15 * 60;
 
@@ -46,10 +47,11 @@ pub fn bind(
     let student_id = student_id.trim();
     let user_key = format!("u:{openid}");
     let student_key = format!("s:{student_id}");
-    for key in [&user_key, &student_key] {
-        if let Err(until) = app.bind_limit.check(key, now) {
-            return Ok(BindOutcome::Refused(BindRefusal::Locked(clock_time(until))));
-        }
+    // This WeChat's own lock (which covers every (WeChat, student ID) pair of it), then the
+    // pace set by the student ID's failures: a stranger's failures never lock the student.
+    let paced = app.bind_pace.check(&student_key, openid, now);
+    if let Err(until) = app.bind_limit.check(&user_key, now).and(paced) {
+        return Ok(BindOutcome::Refused(BindRefusal::Locked(clock_time(until))));
     }
     let student = if check_student_id(student_id).is_ok() {
         app.store.student(student_id)?
@@ -71,12 +73,10 @@ pub fn bind(
     };
     if !matches {
         let a = app.bind_limit.fail(&user_key, now);
-        let b = if student.is_some() {
-            app.bind_limit.fail(&student_key, now)
-        } else {
-            None
-        };
-        if let Some(until) = a.or(b) {
+        if student.is_some() {
+            app.bind_pace.fail(&student_key, openid, now);
+        }
+        if let Some(until) = a {
             log::warn!("binding locked after repeated failures");
             return Ok(BindOutcome::Refused(BindRefusal::Locked(clock_time(until))));
         }
@@ -85,7 +85,7 @@ pub fn bind(
     match app.store.bind(openid, student_id, now)? {
         BindResult::Bound => {
             app.bind_limit.reset(&user_key);
-            app.bind_limit.reset(&student_key);
+            app.bind_pace.reset(&student_key);
             app.pages.clear();
             Ok(BindOutcome::Bound)
         }

@@ -5,7 +5,9 @@
 //! Sessions: a random 256-bit id in the `wxg_admin` cookie (Path=/admin, HttpOnly,
 //! SameSite=Strict, Secure on https), stored under its SHA-256, ending after 12 hours idle or 7
 //! days in all. Before sign-in the login form is guarded by a token bound to a separate random
-//! cookie. Failed logins lock the account and the client address for a while.
+//! cookie. Failed logins lock the (account, client address) pair and the client address for a
+//! while, and only slow the account down for other addresses (`service::pacing`): a stranger
+//! cannot lock the admin out.
 
 use std::net::IpAddr;
 
@@ -30,7 +32,8 @@ pub const IDLE_SECS: i64 = 12 * 3600;
 pub const MAX_SECS: i64 = 7 * 24 * 3600;
 /// `last_seen` is written at most this often.
 const TOUCH_SECS: i64 = 300;
-/// Failures before an account is locked, and for how long (also the counting window).
+/// Failures of one (account, client address) pair before it is locked, and for how long (also
+/// the counting window).
 pub const ACCOUNT_MAX_FAILURES: u32 = 5;
 /// Failures from one client address (over any names) before it is locked.
 pub const ADDRESS_MAX_FAILURES: u32 = 20;
@@ -209,10 +212,12 @@ pub fn login(
 ) -> Result<Login, AppError> {
     let now = app.clock.now();
     let state = &app.admin;
-    let (acct_key, addr_key) = keys(username, ip);
+    let (name_key, addr_key) = keys(username, ip);
+    let acct_key = format!("{name_key}@{addr_key}");
     let locked = [
         state.by_account.check(&acct_key, now),
         state.by_address.check(&addr_key, now),
+        state.name_pace.check(&name_key, &addr_key, now),
     ]
     .iter()
     .filter_map(|r| r.err())
@@ -236,6 +241,7 @@ pub fn login(
     let Some(account) = account.filter(|_| ok) else {
         let a = state.by_account.fail(&acct_key, now);
         let b = state.by_address.fail(&addr_key, now);
+        state.name_pace.fail(&name_key, &addr_key, now);
         let tried = format!("?:{username}");
         return match a.into_iter().chain(b).max() {
             Some(until) => {
