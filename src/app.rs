@@ -116,6 +116,8 @@ pub struct App {
     pub clock: Clock,
     pub metrics: Metrics,
     pub oauth_locks: KeyedLocks,
+    /// Web-authorization states (in memory: `/wx/oauth/start` writes nothing to disk).
+    pub oauth_states: crate::service::oauth_states::OAuthStates,
     /// The WeChat simulator, in demo mode only.
     pub sim: Option<Simulator>,
     /// The basic access_token (single flight, cached in the data file).
@@ -175,6 +177,7 @@ impl App {
             clock: Clock::default(),
             metrics: Metrics::default(),
             oauth_locks: KeyedLocks::default(),
+            oauth_states: Default::default(),
             sim,
             tokens,
             wx_inbox: Inbox::default(),

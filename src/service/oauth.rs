@@ -1,17 +1,19 @@
 //! Web authorization (网页授权) rules: the local-path check on `next`, the authorize URL in
-//! exactly WeChat's parameter order, one-time states bound to a browser, and the callback that
-//! exchanges a code once and opens a session.
+//! exactly WeChat's parameter order, one-time states bound to a browser (kept in memory by
+//! `oauth_states`, never in the data file), and the callback that exchanges a code once and
+//! opens a session.
 
 use crate::app::App;
 use crate::config::Scope;
 use crate::error::{AppError, OAuthFailure};
 use crate::http::form::{percent_decode, percent_encode};
 use crate::secret;
+use crate::service::oauth_states::PendingState;
 use crate::service::session;
-use crate::store::auth::{OAuthState, Session, WxUser};
+use crate::store::auth::{Session, WxUser};
 
 /// A state is good for this long after `/wx/oauth/start`.
-pub const STATE_TTL: i64 = 600;
+pub const STATE_TTL: i64 = crate::service::oauth_states::STATE_TTL;
 /// The cookie that binds states to a browser.
 pub const BROWSER_COOKIE: &str = "wxg_b";
 
@@ -82,16 +84,15 @@ pub fn start(
         }
     };
     let state = secret::random_hex::<16>();
-    app.store.put_oauth_state(
-        &state,
-        &OAuthState {
-            browser: browser_hash(&browser),
+    app.oauth_states.insert(
+        state.clone(),
+        PendingState::new(
+            browser_hash(&browser),
             next,
-            scope: scope.as_str().to_string(),
-            created: app.clock.now(),
-            completed_openid: None,
-        },
-    )?;
+            scope.as_str().to_string(),
+            app.clock.now(),
+        ),
+    );
     let redirect_uri = format!("{}/wx/oauth/callback", app.config.public_url);
     Ok(Started {
         location: authorize_url(
@@ -148,12 +149,12 @@ fn callback_locked(
         app.metrics.event("oauth", "bad_state");
         Err(AppError::OAuth(OAuthFailure::BadState))
     };
-    let Some(st) = app.store.oauth_state(state)? else {
+    let Some(st) = app.oauth_states.get(state, now) else {
         return bad_state();
     };
     let same_browser = browser_cookie
         .filter(|c| is_token(c))
-        .map(|c| secret::constant_time_eq(browser_hash(c).as_bytes(), st.browser.as_bytes()))
+        .map(|c| secret::constant_time_eq(&browser_hash(c), &st.browser))
         .unwrap_or(false);
     if !same_browser || now - st.created >= STATE_TTL || now < st.created - 60 {
         return bad_state();
@@ -162,6 +163,8 @@ fn callback_locked(
         // WeChat, a proxy or the back button called again: no second exchange.
         app.metrics.event("oauth", "repeat");
         let session_id = session::create(app, openid)?;
+        app.oauth_states
+            .complete(state, openid, session::hash(&session_id));
         return Ok(SignedIn {
             next: st.next,
             session_id,
@@ -230,21 +233,16 @@ fn callback_locked(
         created: now,
         expires: now + session::TTL,
     };
-    let first = app.store.complete_login(
-        state,
+    app.store.complete_login(
         &token.openid,
         &session::hash(&session_id),
         &s,
         user.as_ref(),
     )?;
-    if !first {
-        // Completed by another process meanwhile; its openid is the same user.
-        let session_id = session::create(app, &token.openid)?;
-        return Ok(SignedIn {
-            next: st.next,
-            session_id,
-        });
-    }
+    // The callback holds this state's lock: nobody completed it meanwhile. If it is gone (its
+    // browser signed out in between), the sign-in still stands but cannot be repeated.
+    app.oauth_states
+        .complete(state, &token.openid, session::hash(&session_id));
     app.metrics.event("oauth", "ok");
     Ok(SignedIn {
         next: st.next,
@@ -252,8 +250,8 @@ fn callback_locked(
     })
 }
 
-fn browser_hash(cookie: &str) -> String {
-    secret::hex(&secret::sha256(&[b"wxgrades-browser", cookie.as_bytes()]))
+fn browser_hash(cookie: &str) -> [u8; 32] {
+    secret::sha256(&[b"wxgrades-browser", cookie.as_bytes()])
 }
 
 fn is_token(s: &str) -> bool {

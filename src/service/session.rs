@@ -91,6 +91,8 @@ pub fn cookie(app: &App, id: &str) -> SetCookie {
 pub fn end(app: &App, req: &Request) -> Result<SetCookie, AppError> {
     if let Some(id) = req.cookie(COOKIE) {
         app.store.delete_session(&hash(id))?;
+        // Its browser's sign-in states die with it (the Back button must not sign in again).
+        app.oauth_states.signed_out(&hash(id));
     }
     Ok(SetCookie::removal(COOKIE, "/", app.config.https()))
 }
