@@ -124,6 +124,8 @@ pub struct App {
     pub tokens: AccessTokens,
     /// Answers to recent WeChat messages, for WeChat's retries.
     pub wx_inbox: Inbox,
+    /// Signed `/wx` URLs seen within the timestamp window (replay defence).
+    pub wx_replay: crate::wechat::replay::ReplayGuard,
     /// Wakes the grade-notice sender.
     pub notice_wake: Wake,
     /// The key of the verification-value hashes (a file beside the data file).
@@ -181,6 +183,7 @@ impl App {
             sim,
             tokens,
             wx_inbox: Inbox::default(),
+            wx_replay: Default::default(),
             notice_wake: Wake::default(),
             verify_key,
             bind_limit: Limiter::new(BIND_MAX_FAILURES, BIND_LOCK_SECS, BIND_LOCK_SECS),

@@ -2,7 +2,8 @@
 //! compatible and safe (AES) modes, the reply rules (grades, bind, unbind, help), encrypted
 //! replies, and the de-duplication of WeChat's retries.
 //!
-//! Order of checks on a POST: `signature` (always, constant time) → body UTF-8 → in safe mode
+//! Order of checks on a POST: `signature` (always, constant time) → timestamp window and
+//! nonce (`wechat::replay`) → in safe `message_mode` a plain body is refused → body UTF-8 → in safe mode
 //! `msg_signature` over the `Encrypt` payload, *then* decryption (AppID checked) → XML parsed
 //! with no DTD and no entities. Nothing on this path calls the network, so the answer comes
 //! well inside WeChat's 5-second limit; a store error answers a friendly "try again" text.
@@ -216,11 +217,22 @@ fn check_signature(app: &App, q: &WxQuery) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// A signed URL is good once, near its timestamp (see `wechat::replay`).
+fn check_fresh(app: &App, q: &WxQuery, body: &[u8]) -> Result<(), Refusal> {
+    app.wx_replay
+        .admit(&q.timestamp, &q.nonce, body, app.clock.now())
+        .map_err(|r| Refusal::Forbidden(r.message()))
+}
+
 /// `GET /wx`: the `echostr` to echo when the signature is right.
 pub fn echo(app: &App, q: &WxQuery) -> Result<String, Refusal> {
     check_signature(app, q)?;
     match &q.echostr {
-        Some(e) if !e.is_empty() => Ok(e.clone()),
+        Some(e) if !e.is_empty() => app
+            .wx_replay
+            .admit_once(&q.timestamp, &q.nonce, app.clock.now())
+            .map_err(|r| Refusal::Forbidden(r.message()))
+            .map(|_| e.clone()),
         _ => Err(Refusal::BadRequest("echostr missing".into())),
     }
 }
@@ -246,6 +258,7 @@ fn bad_xml(e: message::XmlError) -> Refusal {
 /// `POST /wx`: verify, read and answer one message.
 pub fn receive(app: &App, q: &WxQuery, body: &[u8]) -> Result<Answer, Refusal> {
     check_signature(app, q)?;
+    check_fresh(app, q, body)?;
     let text = std::str::from_utf8(body)
         .map_err(|_| Refusal::BadRequest("message body is not UTF-8".into()))?;
     let safe = match q.encrypt_type.as_deref() {
@@ -253,6 +266,11 @@ pub fn receive(app: &App, q: &WxQuery, body: &[u8]) -> Result<Answer, Refusal> {
         Some("aes") => true,
         Some(_) => return Err(Refusal::BadRequest("unknown encrypt_type".into())),
     };
+    if !safe && app.config.wechat.message_mode == crate::config::MessageMode::Safe {
+        return Err(Refusal::Forbidden(
+            "plain messages are refused in safe mode (wechat.message_mode = \"safe\")",
+        ));
+    }
     let (xml, reply_cipher) = if safe {
         match cipher(app) {
             Some(c) => {
