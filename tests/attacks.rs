@@ -85,6 +85,15 @@ fn a_signed_wx_url_replayed_with_a_forged_body_is_refused() {
     assert_eq!(c.get(&echo).status, 403, "a replayed echo URL");
     let old = format!("{}&echostr=1", signed_url(now - 1000, "echo2"));
     assert_eq!(c.get(&old).status, 403);
+    let metrics = s.app.metrics.render();
+    assert!(
+        metrics.contains("wxgrades_wx_messages_total{kind=\"replay\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("wxgrades_wx_messages_total{kind=\"stale\"} 4"),
+        "{metrics}"
+    );
 
     // Fresh signed messages are still answered, the victim's own included.
     let r = post_wx(&s, &signed_url(now, "fresh-1"), &forged);

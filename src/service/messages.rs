@@ -217,22 +217,29 @@ fn check_signature(app: &App, q: &WxQuery) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// A signed URL is good once, near its timestamp (see `wechat::replay`).
-fn check_fresh(app: &App, q: &WxQuery, body: &[u8]) -> Result<(), Refusal> {
-    app.wx_replay
-        .admit(&q.timestamp, &q.nonce, body, app.clock.now())
-        .map_err(|r| Refusal::Forbidden(r.message()))
+/// A signed URL is good once, near its timestamp (see `wechat::replay`); `body` None: a GET,
+/// refused on any repeat. Refusals are counted as `wx_message` kinds `stale` and `replay`.
+fn check_fresh(app: &App, q: &WxQuery, body: Option<&[u8]>) -> Result<(), Refusal> {
+    let now = app.clock.now();
+    let admitted = match body {
+        Some(b) => app.wx_replay.admit(&q.timestamp, &q.nonce, b, now),
+        None => app.wx_replay.admit_once(&q.timestamp, &q.nonce, now),
+    };
+    admitted.map_err(|r| {
+        let kind = match r {
+            crate::wechat::replay::Replay::Stale => "stale",
+            crate::wechat::replay::Replay::Repeated => "replay",
+        };
+        app.metrics.event("wx_message", kind);
+        Refusal::Forbidden(r.message())
+    })
 }
 
 /// `GET /wx`: the `echostr` to echo when the signature is right.
 pub fn echo(app: &App, q: &WxQuery) -> Result<String, Refusal> {
     check_signature(app, q)?;
     match &q.echostr {
-        Some(e) if !e.is_empty() => app
-            .wx_replay
-            .admit_once(&q.timestamp, &q.nonce, app.clock.now())
-            .map_err(|r| Refusal::Forbidden(r.message()))
-            .map(|_| e.clone()),
+        Some(e) if !e.is_empty() => check_fresh(app, q, None).map(|_| e.clone()),
         _ => Err(Refusal::BadRequest("echostr missing".into())),
     }
 }
@@ -258,7 +265,7 @@ fn bad_xml(e: message::XmlError) -> Refusal {
 /// `POST /wx`: verify, read and answer one message.
 pub fn receive(app: &App, q: &WxQuery, body: &[u8]) -> Result<Answer, Refusal> {
     check_signature(app, q)?;
-    check_fresh(app, q, body)?;
+    check_fresh(app, q, Some(body))?;
     let text = std::str::from_utf8(body)
         .map_err(|_| Refusal::BadRequest("message body is not UTF-8".into()))?;
     let safe = match q.encrypt_type.as_deref() {
