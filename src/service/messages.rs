@@ -3,10 +3,11 @@
 //! replies, and the de-duplication of WeChat's retries.
 //!
 //! Order of checks on a POST: `signature` (always, constant time) → timestamp window and
-//! nonce (`wechat::replay`) → in safe `message_mode` a plain body is refused → body UTF-8 → in safe mode
-//! `msg_signature` over the `Encrypt` payload, *then* decryption (AppID checked) → XML parsed
-//! with no DTD and no entities. Nothing on this path calls the network, so the answer comes
-//! well inside WeChat's 5-second limit; a store error answers a friendly "try again" text.
+//! nonce (`wechat::replay`) → in safe `message_mode` a plain body is refused → body UTF-8 →
+//! in safe mode `msg_signature` over the `Encrypt` payload, *then* decryption (AppID checked)
+//! → XML parsed with no DTD and no entities. Nothing on this path calls the network, so the
+//! answer comes well inside WeChat's 5-second limit; a store error answers a friendly "try
+//! again" text.
 //!
 //! Retries: WeChat re-sends a message it got no answer to (3 tries within about 15 s) with the
 //! same `MsgId` (events: the same `FromUserName` + `CreateTime`). [`Inbox`] keeps each answer
