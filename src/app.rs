@@ -9,9 +9,9 @@ use crate::config::Config;
 use crate::page_cache::PageCache;
 use crate::service::admin::AdminState;
 use crate::service::import::jobs::ImportJobs;
-use crate::service::locks::KeyedLocks;
 use crate::service::messages::Inbox;
 use crate::service::notices::Wake;
+use crate::service::oauth::OAuth;
 use crate::service::students::Students;
 use crate::service::verify::VerifyKey;
 use crate::service::{Changed, Ctx};
@@ -34,9 +34,9 @@ pub struct App {
     pub sim: Option<Simulator>,
     /// Binding: lock-outs and the verification key.
     pub students: Students,
-    /// One OAuth callback per state at a time.
-    pub oauth_locks: KeyedLocks,
-    /// Answers to recent WeChat messages, for WeChat's retries.
+    /// Web authorization: pending states (in memory) and one callback per state at a time.
+    pub oauth: OAuth,
+    /// Answers to recent WeChat messages, for WeChat's retries, and the signed URLs seen.
     pub wx_inbox: Inbox,
     /// Wakes the grade-notice sender.
     pub notice_wake: Arc<Wake>,
@@ -83,7 +83,7 @@ impl App {
             pages: PageCache::default(),
             sim,
             students: Students::new(verify_key.clone()),
-            oauth_locks: KeyedLocks::default(),
+            oauth: OAuth::default(),
             wx_inbox: Inbox::default(),
             jobs: ImportJobs::new(verify_key.clone(), notice_wake.clone()),
             notice_wake,

@@ -47,6 +47,16 @@ impl Scope {
     }
 }
 
+/// Which message forms `/wx` accepts: `Plain` (明文), `Compatible` (兼容: plain or encrypted),
+/// `Safe` (安全: encrypted only; plain bodies are refused, since their signature does not cover
+/// the body).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageMode {
+    Plain,
+    Compatible,
+    Safe,
+}
+
 /// Which endpoint issues the basic access_token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenApi {
@@ -84,6 +94,7 @@ struct RawWechat {
     app_secret: Option<String>,
     token: Option<String>,
     encoding_aes_key: Option<String>,
+    message_mode: Option<String>,
     scope: Option<String>,
     api_base: Option<String>,
     open_base: Option<String>,
@@ -127,6 +138,7 @@ pub struct WechatConfig {
     pub app_secret: String,
     pub token: String,
     pub encoding_aes_key: String,
+    pub message_mode: MessageMode,
     pub scope: Scope,
     pub api_base: String,
     pub open_base: String,
@@ -218,6 +230,12 @@ const ENV_KEYS: &[(&str, &str, &str, Kind)] = &[
         "WXGRADES_WECHAT_ENCODING_AES_KEY",
         "wechat",
         "encoding_aes_key",
+        Kind::Str,
+    ),
+    (
+        "WXGRADES_WECHAT_MESSAGE_MODE",
+        "wechat",
+        "message_mode",
         Kind::Str,
     ),
     ("WXGRADES_WECHAT_SCOPE", "wechat", "scope", Kind::Str),
@@ -483,6 +501,19 @@ fn validate(raw: RawConfig, demo: bool) -> Result<Config, ConfigError> {
     {
         return err("wechat.encoding_aes_key: expected 43 characters (letters and digits) as shown in 公众号 服务器配置, or empty");
     }
+    let message_mode = match (w.message_mode.as_deref(), aes_key.is_empty()) {
+        (None, true) | (Some("plain"), _) => MessageMode::Plain,
+        (None, false) | (Some("safe"), false) => MessageMode::Safe,
+        (Some("compatible"), false) => MessageMode::Compatible,
+        (Some(m @ ("safe" | "compatible")), true) => {
+            return err(format!("wechat.message_mode: {m:?} needs wechat.encoding_aes_key (the EncodingAESKey of 公众号 服务器配置)"))
+        }
+        (Some(other), _) => {
+            return err(format!(
+                "wechat.message_mode: expected \"plain\", \"compatible\" or \"safe\", got {other:?}"
+            ))
+        }
+    };
     let api_base = match (&w.api_base, demo) {
         (Some(u), _) => base_url("wechat.api_base", u)?,
         (None, true) => sim.clone(),
@@ -582,6 +613,7 @@ fn validate(raw: RawConfig, demo: bool) -> Result<Config, ConfigError> {
             app_secret,
             token,
             encoding_aes_key: aes_key,
+            message_mode,
             scope,
             api_base,
             open_base,
@@ -788,6 +820,41 @@ mod tests {
             .unwrap_err()
             .0;
         assert!(e.starts_with("public_url"), "{e}");
+    }
+
+    #[test]
+    fn message_mode_defaults_to_safe_with_a_key_and_needs_one() {
+        let key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+        let with = |extra: &str| OK.replace("[wechat]", &format!("[wechat]\n{extra}"));
+        assert_eq!(
+            load_str(OK, &[]).unwrap().wechat.message_mode,
+            MessageMode::Plain
+        );
+        let keyed = with(&format!("encoding_aes_key = \"{key}\""));
+        assert_eq!(
+            load_str(&keyed, &[]).unwrap().wechat.message_mode,
+            MessageMode::Safe
+        );
+        let c = load_str(
+            &with(&format!(
+                "encoding_aes_key = \"{key}\"\nmessage_mode = \"compatible\""
+            )),
+            &[],
+        );
+        assert_eq!(c.unwrap().wechat.message_mode, MessageMode::Compatible);
+        for m in ["safe", "compatible"] {
+            let e = load_str(&with(&format!("message_mode = \"{m}\"")), &[])
+                .unwrap_err()
+                .0;
+            assert!(
+                e.starts_with("wechat.message_mode") && e.contains("encoding_aes_key"),
+                "{e}"
+            );
+        }
+        let e = load_str(&with("message_mode = \"aes\""), &[])
+            .unwrap_err()
+            .0;
+        assert!(e.starts_with("wechat.message_mode"), "{e}");
     }
 
     #[test]

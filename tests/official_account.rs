@@ -24,7 +24,25 @@ const TOKEN: &str = "testtoken";
 const VECTOR_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 const ACCOUNT: &str = "gh_0123456789ab";
 
-fn signed(ts: &str, nonce: &str) -> String {
+static NONCES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The current time and a nonce not used before in this run: `/wx` refuses timestamps outside
+/// ±300 s and a signed URL used again with another body.
+fn fresh(nonce: &str) -> (String, String) {
+    let n = NONCES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    (
+        wxgrades::clock::unix_now().to_string(),
+        format!("{nonce}x{n}"),
+    )
+}
+
+/// A fresh signed `/wx` URL (see [`fresh`]).
+fn signed(nonce: &str) -> String {
+    let (ts, nonce) = fresh(nonce);
+    signed_at(&ts, &nonce)
+}
+
+fn signed_at(ts: &str, nonce: &str) -> String {
     format!(
         "/wx?signature={}&timestamp={ts}&nonce={nonce}",
         crypto::signature(TOKEN, ts, nonce)
@@ -48,16 +66,20 @@ fn reply_content(r: &Resp) -> String {
 }
 
 /// A safe-mode POST: (path with query, body).
-fn safe_post(key: &str, appid: &str, inner: &str, ts: &str, nonce: &str) -> (String, String) {
+fn safe_post(key: &str, appid: &str, inner: &str, nonce: &str) -> (String, String) {
     let c = MessageCipher::new(key, appid).unwrap();
     let encrypted = c.encrypt(inner, *b"0123456789abcdef");
-    safe_post_raw(&encrypted, ts, nonce)
+    safe_post_raw(&encrypted, nonce)
 }
 
-fn safe_post_raw(encrypted: &str, ts: &str, nonce: &str) -> (String, String) {
-    let ms = crypto::msg_signature(TOKEN, ts, nonce, encrypted);
+fn safe_post_raw(encrypted: &str, nonce: &str) -> (String, String) {
+    let (ts, nonce) = fresh(nonce);
+    let ms = crypto::msg_signature(TOKEN, &ts, &nonce, encrypted);
     (
-        format!("{}&encrypt_type=aes&msg_signature={ms}", signed(ts, nonce)),
+        format!(
+            "{}&encrypt_type=aes&msg_signature={ms}",
+            signed_at(&ts, &nonce)
+        ),
         message::envelope(ACCOUNT, encrypted),
     )
 }
@@ -121,10 +143,7 @@ fn import_with_notify(
 fn get_echoes_echostr_only_with_the_right_signature() {
     let s = TestServer::start("", "");
     let mut c = s.client();
-    let r = c.get(&format!(
-        "{}&echostr=5837397749891934985",
-        signed("1409304348", "xxxxxx")
-    ));
+    let r = c.get(&format!("{}&echostr=5837397749891934985", signed("xxxxxx")));
     assert_eq!(r.status, 200);
     assert_eq!(r.body, "5837397749891934985");
     let wrong = format!(
@@ -134,7 +153,7 @@ fn get_echoes_echostr_only_with_the_right_signature() {
     assert_eq!(c.get(&wrong).status, 403);
     assert_eq!(c.get("/wx?echostr=1").status, 403);
     // Upper-case hex is not what WeChat sends: refused.
-    let upper = signed("1", "2")
+    let upper = signed("2")
         .to_uppercase()
         .replace("/WX?SIGNATURE", "/wx?signature");
     assert_eq!(c.get(&format!("{upper}&echostr=1")).status, 403);
@@ -146,11 +165,10 @@ fn get_echoes_echostr_only_with_the_right_signature() {
 #[test]
 fn text_commands_and_events_get_their_replies() {
     let s = TestServer::start("", "");
-    let path = signed("1760000000", "n1");
     let bind_link = format!("{}/wx/oauth/start?next=%2Fbind", s.url);
 
     for (i, cmd) in ["成绩", "查成绩", "cj", " CJ "].iter().enumerate() {
-        let r = post_wx(&s, &path, &text("oUnbound", cmd, &format!("10{i}")));
+        let r = post_wx(&s, &signed("n1"), &text("oUnbound", cmd, &format!("10{i}")));
         let reply = message::parse_reply(&r.body).unwrap();
         assert_eq!(reply.to_user, "oUnbound");
         assert_eq!(reply.from_user, ACCOUNT);
@@ -161,11 +179,23 @@ fn text_commands_and_events_get_their_replies() {
         );
         assert!(reply.content.contains(&bind_link), "{}", reply.content);
     }
-    let c = reply_content(&post_wx(&s, &path, &text("oUnbound", "绑定", "201")));
+    let c = reply_content(&post_wx(
+        &s,
+        &signed("n1"),
+        &text("oUnbound", "绑定", "201"),
+    ));
     assert!(c.contains(&bind_link), "{c}");
-    let c = reply_content(&post_wx(&s, &path, &text("oUnbound", "解绑", "202")));
+    let c = reply_content(&post_wx(
+        &s,
+        &signed("n1"),
+        &text("oUnbound", "解绑", "202"),
+    ));
     assert!(c.contains("无需解绑"), "{c}");
-    let c = reply_content(&post_wx(&s, &path, &text("oUnbound", "你好", "203")));
+    let c = reply_content(&post_wx(
+        &s,
+        &signed("n1"),
+        &text("oUnbound", "你好", "203"),
+    ));
     assert!(
         c.contains("没有看懂“你好”") && c.contains("发送“成绩”"),
         "{c}"
@@ -173,9 +203,17 @@ fn text_commands_and_events_get_their_replies() {
 
     let event =
         |e: &str, key: Option<&str>, t: i64| message::event_message(ACCOUNT, "oUnbound", t, e, key);
-    let c = reply_content(&post_wx(&s, &path, &event("subscribe", Some(""), 1)));
+    let c = reply_content(&post_wx(
+        &s,
+        &signed("n1"),
+        &event("subscribe", Some(""), 1),
+    ));
     assert!(c.contains("欢迎使用"), "{c}");
-    let c = reply_content(&post_wx(&s, &path, &event("CLICK", Some("GRADES"), 2)));
+    let c = reply_content(&post_wx(
+        &s,
+        &signed("n1"),
+        &event("CLICK", Some("GRADES"), 2),
+    ));
     assert!(c.contains("还没有绑定") && c.contains(&bind_link), "{c}");
     for (i, (e, k)) in [
         ("CLICK", Some("OTHER")),
@@ -185,19 +223,19 @@ fn text_commands_and_events_get_their_replies() {
     .into_iter()
     .enumerate()
     {
-        let r = post_wx(&s, &path, &event(e, k, 10 + i as i64));
+        let r = post_wx(&s, &signed("n1"), &event(e, k, 10 + i as i64));
         assert_eq!((r.status, r.body.as_str()), (200, "success"), "{e}");
     }
     // Other message types get the help.
     let image = text("oUnbound", "", "301").replace("<![CDATA[text]]>", "<![CDATA[image]]>");
-    assert!(reply_content(&post_wx(&s, &path, &image)).contains("发送“成绩”"));
+    assert!(reply_content(&post_wx(&s, &signed("n1"), &image)).contains("发送“成绩”"));
 }
 
 #[test]
 fn safe_mode_end_to_end_with_the_public_vector_key() {
     let s = TestServer::start("", &format!("encoding_aes_key = \"{VECTOR_KEY}\""));
     let inner = text("oSafeUser", "成绩", "4242");
-    let (path, body) = safe_post(VECTOR_KEY, APP_ID, &inner, "1760000001", "1320562132");
+    let (path, body) = safe_post(VECTOR_KEY, APP_ID, &inner, "1320562132");
     let r = post_wx(&s, &path, &body);
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(
@@ -223,7 +261,7 @@ fn safe_mode_end_to_end_with_the_public_vector_key() {
 
     // Nothing to say in safe mode: plain `success`.
     let inner = message::event_message(ACCOUNT, "oSafeUser", 5, "VIEW", Some("x"));
-    let (path, body) = safe_post(VECTOR_KEY, APP_ID, &inner, "1760000002", "77");
+    let (path, body) = safe_post(VECTOR_KEY, APP_ID, &inner, "77");
     let r = post_wx(&s, &path, &body);
     assert_eq!((r.status, r.body.as_str()), (200, "success"));
 }
@@ -232,12 +270,12 @@ fn safe_mode_end_to_end_with_the_public_vector_key() {
 fn tampered_safe_mode_requests_are_refused() {
     let s = TestServer::start("", &format!("encoding_aes_key = \"{VECTOR_KEY}\""));
     let inner = text("oX", "成绩", "1");
-    let (ts, nonce) = ("1760000003", "99");
+    let nonce = "99";
     let cipher = MessageCipher::new(VECTOR_KEY, APP_ID).unwrap();
     let good = cipher.encrypt(&inner, *b"aaaabbbbccccdddd");
 
     // Control: the untampered request is answered.
-    let (path, body) = safe_post_raw(&good, ts, nonce);
+    let (path, body) = safe_post_raw(&good, nonce);
     assert_eq!(post_wx(&s, &path, &body).status, 200);
 
     // Plain signature wrong.
@@ -257,33 +295,39 @@ fn tampered_safe_mode_requests_are_refused() {
     let n = raw.len();
     raw[n - 17] ^= 0x40; // flips the last plaintext byte: the padding value
     let bad_padding = base64_encode(&raw);
-    let (_, body2) = safe_post_raw(&bad_padding, ts, nonce);
-    assert_eq!(post_wx(&s, &path, &body2).status, 403);
+    let (_, body2) = safe_post_raw(&bad_padding, nonce);
+    assert_eq!(
+        post_wx(&s, &safe_post_raw(&good, nonce).0, &body2).status,
+        403
+    );
     // Re-signed (as only a holder of the token could): decryption refuses the padding.
-    let (p2, b2) = safe_post_raw(&bad_padding, ts, nonce);
+    let (p2, b2) = safe_post_raw(&bad_padding, nonce);
     let r = post_wx(&s, &p2, &b2);
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.body.contains("padding"), "{}", r.body);
 
     // Not base64, signed and unsigned.
     let not_b64 = format!("@@{}", &good[2..]);
-    let (p3, b3) = safe_post_raw(&not_b64, ts, nonce);
+    let (p3, b3) = safe_post_raw(&not_b64, nonce);
     let r = post_wx(&s, &p3, &b3);
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.body.contains("base64"), "{}", r.body);
-    assert_eq!(post_wx(&s, &path, &b3).status, 403);
+    assert_eq!(post_wx(&s, &safe_post_raw(&good, nonce).0, &b3).status, 403);
 
     // Encrypted for another AppID (and correctly signed): 403.
-    let (p4, b4) = safe_post(VECTOR_KEY, "wxb11529c136998cb6", &inner, ts, nonce);
+    let (p4, b4) = safe_post(VECTOR_KEY, "wxb11529c136998cb6", &inner, nonce);
     let r = post_wx(&s, &p4, &b4);
     assert_eq!(r.status, 403, "{}", r.body);
 
     // Malformed envelope, and a well-signed envelope whose inner XML is malformed.
-    assert_eq!(post_wx(&s, &path, "<xml><Encrypt>").status, 400);
-    let (p5, b5) = safe_post(VECTOR_KEY, APP_ID, "<xml><MsgType>text", ts, nonce);
+    assert_eq!(
+        post_wx(&s, &safe_post_raw(&good, nonce).0, "<xml><Encrypt>").status,
+        400
+    );
+    let (p5, b5) = safe_post(VECTOR_KEY, APP_ID, "<xml><MsgType>text", nonce);
     assert_eq!(post_wx(&s, &p5, &b5).status, 400);
     // An encrypt_type we do not know.
-    let p6 = format!("{}&encrypt_type=rot13", signed(ts, nonce));
+    let p6 = format!("{}&encrypt_type=rot13", signed(nonce));
     assert_eq!(post_wx(&s, &p6, &inner).status, 400);
 }
 
@@ -291,7 +335,7 @@ fn tampered_safe_mode_requests_are_refused() {
 fn safe_mode_without_a_key_is_400_but_compatible_mode_is_read() {
     let s = TestServer::start("", "");
     let inner = text("oCompat", "绑定", "5");
-    let (path, body) = safe_post(VECTOR_KEY, APP_ID, &inner, "1760000004", "5");
+    let (path, body) = safe_post(VECTOR_KEY, APP_ID, &inner, "5");
     let r = post_wx(&s, &path, &body);
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.body.contains("encoding_aes_key"), "{}", r.body);
@@ -301,6 +345,7 @@ fn safe_mode_without_a_key_is_400_but_compatible_mode_is_read() {
         "</xml>",
         &format!("<Encrypt><![CDATA[{enc}]]></Encrypt></xml>"),
     );
+    let (path, _) = safe_post(VECTOR_KEY, APP_ID, &inner, "5");
     let r = post_wx(&s, &path, &compat);
     assert!(reply_content(&r).contains("/wx/oauth/start?next=%2Fbind"));
 }
@@ -308,38 +353,40 @@ fn safe_mode_without_a_key_is_400_but_compatible_mode_is_read() {
 #[test]
 fn hostile_xml_is_refused_and_nothing_is_fetched_or_expanded() {
     let s = TestServer::start("", "");
-    let path = signed("1760000005", "6");
     let xxe = format!(
         "<?xml version=\"1.0\"?><!DOCTYPE xml [<!ENTITY x SYSTEM \"{}/xxe-probe\">]><xml><ToUserName>a</ToUserName><FromUserName>oEvil</FromUserName><CreateTime>1</CreateTime><MsgType>text</MsgType><Content>&x;</Content><MsgId>1</MsgId></xml>",
         s.fake.url
     );
-    let r = post_wx(&s, &path, &xxe);
+    let r = post_wx(&s, &signed("6"), &xxe);
     assert_eq!(r.status, 400, "{}", r.body);
     let laughs = "<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol \"lol\"><!ENTITY lol2 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\"><!ENTITY lol3 \"&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;\"><!ENTITY lol4 \"&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;\">]><xml><ToUserName>a</ToUserName><FromUserName>oEvil</FromUserName><CreateTime>1</CreateTime><MsgType>text</MsgType><Content>&lol4;</Content><MsgId>2</MsgId></xml>";
     let started = Instant::now();
-    let r = post_wx(&s, &path, laughs);
+    let r = post_wx(&s, &signed("6"), laughs);
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(!r.body.contains("lollol"));
     assert!(started.elapsed() < Duration::from_secs(2));
     // An entity without a DOCTYPE is refused too.
     let undeclared = text("oEvil", "x", "3").replace("<![CDATA[x]]>", "&ext;");
-    assert_eq!(post_wx(&s, &path, &undeclared).status, 400);
+    assert_eq!(post_wx(&s, &signed("6"), &undeclared).status, 400);
     assert!(s.fake.log().is_empty(), "the fake saw: {:?}", s.fake.log());
     // Not XML at all, and a body over 64 KiB.
-    assert_eq!(post_wx(&s, &path, "hello").status, 400);
+    assert_eq!(post_wx(&s, &signed("6"), "hello").status, 400);
     let huge = text("oEvil", &"长".repeat(30_000), "4");
-    assert_eq!(post_wx(&s, &path, &huge).status, 413);
+    assert_eq!(post_wx(&s, &signed("6"), &huge).status, 413);
 }
 
 #[test]
 fn cdata_breakers_in_user_text_stay_well_formed() {
-    let s = TestServer::start("", &format!("encoding_aes_key = \"{VECTOR_KEY}\""));
+    let s = TestServer::start(
+        "",
+        &format!("encoding_aes_key = \"{VECTOR_KEY}\"\nmessage_mode = \"compatible\""),
+    );
     let nasty = "a]]><b>&lt;</xml><![CDATA[x";
-    let r = post_wx(&s, &signed("1", "2"), &text("oNasty", nasty, "77"));
+    let r = post_wx(&s, &signed("2"), &text("oNasty", nasty, "77"));
     let c = reply_content(&r);
     assert!(c.contains(nasty), "{c}");
     // The same through safe mode.
-    let (path, body) = safe_post(VECTOR_KEY, APP_ID, &text("oNasty", nasty, "78"), "3", "4");
+    let (path, body) = safe_post(VECTOR_KEY, APP_ID, &text("oNasty", nasty, "78"), "4");
     let r = post_wx(&s, &path, &body);
     let enc = message::parse_encrypted_reply(&r.body).unwrap();
     let plain = MessageCipher::new(VECTOR_KEY, APP_ID)
@@ -355,7 +402,7 @@ fn cdata_breakers_in_user_text_stay_well_formed() {
 #[test]
 fn a_message_delivered_three_times_is_answered_once() {
     let s = TestServer::start("", "");
-    let path = signed("1760000006", "7");
+    let path = signed("7");
     let msg = text("oRetry", "成绩", "6400000000000000001");
     let replies: Vec<String> = (0..3).map(|_| post_wx(&s, &path, &msg).body).collect();
     assert!(replies[0].starts_with("<xml>"), "{}", replies[0]);
@@ -368,6 +415,7 @@ fn a_message_delivered_three_times_is_answered_once() {
 
     // Retries that overlap (WeChat gave up waiting on the first) get the same answer too.
     let msg = text("oRetry", "绑定", "6400000000000000002");
+    let path = signed("7b");
     let s = Arc::new(s);
     let handles: Vec<_> = (0..3)
         .map(|_| {
@@ -385,6 +433,7 @@ fn a_message_delivered_three_times_is_answered_once() {
 
     // Events: same sender and CreateTime is the same event; another second is a new one.
     let ev = message::event_message(ACCOUNT, "oRetry", 1_760_000_100, "CLICK", Some("GRADES"));
+    let path = signed("7c");
     let a = post_wx(&s, &path, &ev).body;
     let b = post_wx(&s, &path, &ev).body;
     assert_eq!(a, b);
@@ -393,7 +442,7 @@ fn a_message_delivered_three_times_is_answered_once() {
         1
     );
     let ev2 = message::event_message(ACCOUNT, "oRetry", 1_760_000_101, "CLICK", Some("GRADES"));
-    post_wx(&s, &path, &ev2);
+    post_wx(&s, &signed("7d"), &ev2);
     assert_eq!(
         metric(&s, "wxgrades_wx_messages_total{kind=\"event_click\"}"),
         2
@@ -420,10 +469,9 @@ fn bound_students_get_their_latest_grades_and_other_replies() {
         .store
         .bind("oLi", "2024002", s.app.clock.now())
         .unwrap();
-    let path = signed("1760000300", "9");
     let grades_link = format!("{}/wx/oauth/start?next=%2Fgrades", s.url);
 
-    let c = reply_content(&post_wx(&s, &path, &text("oZhang", "成绩", "501")));
+    let c = reply_content(&post_wx(&s, &signed("9"), &text("oZhang", "成绩", "501")));
     assert!(c.contains("张三同学（2024001）"), "{c}");
     assert!(c.contains("2024-2025学年 第2学期"), "{c}");
     assert!(
@@ -437,22 +485,22 @@ fn bound_students_get_their_latest_grades_and_other_replies() {
     assert!(c.contains(&grades_link), "{c}");
     // The menu button says the same.
     let ev = message::event_message(ACCOUNT, "oZhang", 1_760_000_301, "CLICK", Some("GRADES"));
-    assert_eq!(reply_content(&post_wx(&s, &path, &ev)), c);
+    assert_eq!(reply_content(&post_wx(&s, &signed("9"), &ev)), c);
 
-    let c = reply_content(&post_wx(&s, &path, &text("oZhang", "绑定", "502")));
+    let c = reply_content(&post_wx(&s, &signed("9"), &text("oZhang", "绑定", "502")));
     assert!(
         c.contains("已绑定学号 2024001") && c.contains(&grades_link),
         "{c}"
     );
-    let c = reply_content(&post_wx(&s, &path, &text("oZhang", "解绑", "503")));
+    let c = reply_content(&post_wx(&s, &signed("9"), &text("oZhang", "解绑", "503")));
     assert!(c.contains("/wx/oauth/start?next=%2Funbind"), "{c}");
-    let c = reply_content(&post_wx(&s, &path, &text("oZhang", "hello", "504")));
+    let c = reply_content(&post_wx(&s, &signed("9"), &text("oZhang", "hello", "504")));
     assert!(
         c.contains("张三同学你好") && c.contains("没有看懂“hello”"),
         "{c}"
     );
     // Bound, but no grades yet.
-    let c = reply_content(&post_wx(&s, &path, &text("oLi", "cj", "505")));
+    let c = reply_content(&post_wx(&s, &signed("9"), &text("oLi", "cj", "505")));
     assert!(c.contains("李四同学，暂时还没有你的成绩"), "{c}");
 }
 
@@ -747,13 +795,13 @@ fn the_job_finished_event_updates_the_notice() {
             n.msg_id.unwrap()
         )
     };
-    let path = signed("1760000200", "8");
+    let path = signed("8");
     for _ in 0..3 {
         let r = post_wx(&s, &path, &finish("oBlock", "failed:user block"));
         assert_eq!((r.status, r.body.as_str()), (200, "success"));
     }
     // Same CreateTime, another notice: a different event (keyed by MsgID), not a retry.
-    post_wx(&s, &path, &finish("oFine", "success"));
+    post_wx(&s, &signed("8b"), &finish("oFine", "success"));
     assert_eq!(notice_counts(&s.app).unwrap(), (0, 1, 1));
     let after = s.app.store.notices().unwrap();
     let blocked = after.iter().find(|n| n.openid == "oBlock").unwrap();

@@ -15,6 +15,7 @@ pub fn start(app: &App, req: &Request) -> Handled {
     let scope = req.query_param("scope");
     let started = oauth::start(
         app,
+        &app.oauth,
         next,
         scope.as_deref(),
         req.cookie(oauth::BROWSER_COOKIE),
@@ -39,7 +40,7 @@ pub fn callback(app: &App, req: &Request) -> Handled {
     let state = req.query_param("state");
     let signed_in = oauth::callback(
         app,
-        &app.oauth_locks,
+        &app.oauth,
         code.as_deref(),
         state.as_deref(),
         req.cookie(oauth::BROWSER_COOKIE),

@@ -117,7 +117,7 @@ pub fn sign_in_redirect(next: &str) -> Response {
 /// End the student session of this request; the cookie that removes it.
 pub fn end_student(app: &App, req: &Request) -> Result<SetCookie, AppError> {
     if let Some(id) = req.cookie(STUDENT_COOKIE) {
-        session::end(app, Kind::Student, id)?;
+        session::end_student(app, &app.oauth.states, id)?;
     }
     Ok(SetCookie::removal(STUDENT_COOKIE, "/", app.config.https()))
 }

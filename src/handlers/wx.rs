@@ -23,7 +23,7 @@ fn refused(r: &Refusal) -> Response {
 }
 
 pub fn verify(app: &App, req: &Request) -> Response {
-    match messages::echo(app, &query(req)) {
+    match messages::echo(app, &app.wx_inbox, &query(req)) {
         Ok(echostr) => Response::text(200, echostr),
         Err(r) => refused(&r),
     }

@@ -2,10 +2,12 @@
 //! compatible and safe (AES) modes, the reply rules (grades, bind, unbind, help), encrypted
 //! replies, and the de-duplication of WeChat's retries.
 //!
-//! Order of checks on a POST: `signature` (always, constant time) → body UTF-8 → in safe mode
-//! `msg_signature` over the `Encrypt` payload, *then* decryption (AppID checked) → XML parsed
-//! with no DTD and no entities. Nothing on this path calls the network, so the answer comes
-//! well inside WeChat's 5-second limit; a store error answers a friendly "try again" text.
+//! Order of checks on a POST: `signature` (always, constant time) → timestamp window and
+//! nonce (`wechat::replay`, kept by the [`Inbox`]) → in safe `message_mode` a plain body is
+//! refused → body UTF-8 → in safe mode `msg_signature` over the `Encrypt` payload, *then*
+//! decryption (AppID checked) → XML parsed with no DTD and no entities. Nothing on this path
+//! calls the network, so the answer comes well inside WeChat's 5-second limit; a store error
+//! answers a friendly "try again" text.
 //!
 //! Retries: WeChat re-sends a message it got no answer to (3 tries within about 15 s) with the
 //! same `MsgId` (events: the same `FromUserName` + `CreateTime`). [`Inbox`] keeps each answer
@@ -27,6 +29,7 @@ use crate::service::Ctx;
 use crate::url::percent_encode;
 use crate::wechat::crypto::{self, CryptoError, MessageCipher};
 use crate::wechat::message::{self, Incoming};
+use crate::wechat::replay::{Replay, ReplayGuard};
 
 /// How long an answer is kept for WeChat's retries.
 pub const DEDUPE_TTL_SECS: i64 = 300;
@@ -131,11 +134,13 @@ impl Seen {
     }
 }
 
-/// The answers recently given, by message key.
+/// The answers recently given, by message key, and the signed `/wx` URLs seen within the
+/// timestamp window (replay defence).
 #[derive(Default)]
 pub struct Inbox {
     locks: KeyedLocks,
     seen: Mutex<Seen>,
+    replay: ReplayGuard,
 }
 
 impl Inbox {
@@ -217,11 +222,29 @@ fn check_signature(ctx: &Ctx, q: &WxQuery) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// `GET /wx`: the `echostr` to echo when the signature is right.
-pub fn echo(ctx: &Ctx, q: &WxQuery) -> Result<String, Refusal> {
+/// A signed URL is good once, near its timestamp (see `wechat::replay`); `body` None: a GET,
+/// refused on any repeat. Refusals are counted as `wx_message` kinds `stale` and `replay`.
+fn check_fresh(ctx: &Ctx, inbox: &Inbox, q: &WxQuery, body: Option<&[u8]>) -> Result<(), Refusal> {
+    let now = ctx.clock.now();
+    let admitted = match body {
+        Some(b) => inbox.replay.admit(&q.timestamp, &q.nonce, b, now),
+        None => inbox.replay.admit_once(&q.timestamp, &q.nonce, now),
+    };
+    admitted.map_err(|r| {
+        let kind = match r {
+            Replay::Stale => "stale",
+            Replay::Repeated => "replay",
+        };
+        ctx.metrics.event("wx_message", kind);
+        Refusal::Forbidden(r.message())
+    })
+}
+
+/// `GET /wx`: the `echostr` to echo when the signature is right (and the URL fresh).
+pub fn echo(ctx: &Ctx, inbox: &Inbox, q: &WxQuery) -> Result<String, Refusal> {
     check_signature(ctx, q)?;
     match &q.echostr {
-        Some(e) if !e.is_empty() => Ok(e.clone()),
+        Some(e) if !e.is_empty() => check_fresh(ctx, inbox, q, None).map(|_| e.clone()),
         _ => Err(Refusal::BadRequest("echostr missing".into())),
     }
 }
@@ -247,6 +270,7 @@ fn bad_xml(e: message::XmlError) -> Refusal {
 /// `POST /wx`: verify, read and answer one message.
 pub fn receive(ctx: &Ctx, inbox: &Inbox, q: &WxQuery, body: &[u8]) -> Result<Answer, Refusal> {
     check_signature(ctx, q)?;
+    check_fresh(ctx, inbox, q, Some(body))?;
     let text = std::str::from_utf8(body)
         .map_err(|_| Refusal::BadRequest("message body is not UTF-8".into()))?;
     let safe = match q.encrypt_type.as_deref() {
@@ -254,6 +278,11 @@ pub fn receive(ctx: &Ctx, inbox: &Inbox, q: &WxQuery, body: &[u8]) -> Result<Ans
         Some("aes") => true,
         Some(_) => return Err(Refusal::BadRequest("unknown encrypt_type".into())),
     };
+    if !safe && ctx.config.wechat.message_mode == crate::config::MessageMode::Safe {
+        return Err(Refusal::Forbidden(
+            "plain messages are refused in safe mode (wechat.message_mode = \"safe\")",
+        ));
+    }
     let (xml, reply_cipher) = if safe {
         match cipher(ctx) {
             Some(c) => {

@@ -10,6 +10,8 @@ pub mod menu;
 pub mod messages;
 pub mod notices;
 pub mod oauth;
+pub mod oauth_states;
+pub mod pacing;
 pub mod ratelimit;
 pub mod session;
 pub mod students;

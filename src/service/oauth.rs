@@ -1,20 +1,30 @@
 //! Web authorization (网页授权) rules: the local-path check on `next`, the authorize URL in
-//! exactly WeChat's parameter order, one-time states bound to a browser, and the callback that
-//! exchanges a code once and opens a session.
+//! exactly WeChat's parameter order, one-time states bound to a browser (kept in memory by
+//! `oauth_states`, never in the data file), and the callback that exchanges a code once and
+//! opens a session. [`OAuth`] is the service's state.
 
 use crate::config::Scope;
 use crate::error::{AppError, OAuthFailure};
 use crate::secret;
 use crate::service::locks::KeyedLocks;
+use crate::service::oauth_states::{OAuthStates, PendingState};
 use crate::service::session;
 use crate::service::Ctx;
-use crate::store::auth::{OAuthState, WxUser};
+use crate::store::auth::WxUser;
 use crate::url::percent_encode;
 
 /// A state is good for this long after `/wx/oauth/start`.
-pub const STATE_TTL: i64 = 600;
+pub const STATE_TTL: i64 = crate::service::oauth_states::STATE_TTL;
 /// The cookie that binds states to a browser.
 pub const BROWSER_COOKIE: &str = "wxg_b";
+
+/// The web-authorization service's state: the pending states (in memory) and one lock per
+/// state, so that a double callback waits for the first instead of spending the code twice.
+#[derive(Default)]
+pub struct OAuth {
+    pub states: OAuthStates,
+    locks: KeyedLocks,
+}
 
 /// The authorize URL, parameters in the order WeChat's pattern check demands.
 pub fn authorize_url(
@@ -42,6 +52,7 @@ pub struct Started {
 /// local path (`http::next`), `/` when absent.
 pub fn start(
     ctx: &Ctx,
+    oauth: &OAuth,
     next: Option<String>,
     scope_raw: Option<&str>,
     browser_cookie: Option<&str>,
@@ -59,16 +70,15 @@ pub fn start(
         }
     };
     let state = secret::random_hex::<16>();
-    ctx.store.put_oauth_state(
-        &state,
-        &OAuthState {
-            browser: browser_hash(&browser),
+    oauth.states.insert(
+        state.clone(),
+        PendingState::new(
+            browser_hash(&browser),
             next,
-            scope: scope.as_str().to_string(),
-            created: ctx.clock.now(),
-            completed_openid: None,
-        },
-    )?;
+            scope.as_str().to_string(),
+            ctx.clock.now(),
+        ),
+    );
     let redirect_uri = format!("{}/wx/oauth/callback", ctx.config.public_url);
     Ok(Started {
         location: authorize_url(
@@ -90,7 +100,7 @@ pub struct SignedIn {
 
 pub fn callback(
     ctx: &Ctx,
-    locks: &KeyedLocks,
+    oauth: &OAuth,
     code: Option<&str>,
     state: Option<&str>,
     browser_cookie: Option<&str>,
@@ -111,11 +121,14 @@ pub fn callback(
     };
     // One callback per state at a time: a double callback waits for the first, then finds it
     // completed instead of spending the code a second time.
-    locks.with(state, || callback_locked(ctx, code, state, browser_cookie))
+    oauth.locks.with(state, || {
+        callback_locked(ctx, &oauth.states, code, state, browser_cookie)
+    })
 }
 
 fn callback_locked(
     ctx: &Ctx,
+    states: &OAuthStates,
     code: &str,
     state: &str,
     browser_cookie: Option<&str>,
@@ -125,12 +138,12 @@ fn callback_locked(
         ctx.metrics.event("oauth", "bad_state");
         Err(AppError::OAuth(OAuthFailure::BadState))
     };
-    let Some(st) = ctx.store.oauth_state(state)? else {
+    let Some(st) = states.get(state, now) else {
         return bad_state();
     };
     let same_browser = browser_cookie
         .filter(|c| is_token(c))
-        .map(|c| secret::constant_time_eq(browser_hash(c).as_bytes(), st.browser.as_bytes()))
+        .map(|c| secret::constant_time_eq(&browser_hash(c), &st.browser))
         .unwrap_or(false);
     if !same_browser || now - st.created >= STATE_TTL || now < st.created - 60 {
         return bad_state();
@@ -139,6 +152,7 @@ fn callback_locked(
         // WeChat, a proxy or the back button called again: no second exchange.
         ctx.metrics.event("oauth", "repeat");
         let session_id = session::open(ctx, session::Kind::Student, openid)?;
+        states.complete(state, openid, session::hash(&session_id));
         return Ok(SignedIn {
             next: st.next,
             session_id,
@@ -203,21 +217,15 @@ fn callback_locked(
     };
     let session_id = secret::random_hex::<32>();
     let s = session::student_record(&token.openid, now);
-    let first = ctx.store.complete_login(
-        state,
+    ctx.store.complete_login(
         &token.openid,
         &session::hash(&session_id),
         &s,
         user.as_ref(),
     )?;
-    if !first {
-        // Completed by another process meanwhile; its openid is the same user.
-        let session_id = session::open(ctx, session::Kind::Student, &token.openid)?;
-        return Ok(SignedIn {
-            next: st.next,
-            session_id,
-        });
-    }
+    // The callback holds this state's lock: nobody completed it meanwhile. If it is gone (its
+    // browser signed out in between), the sign-in still stands but cannot be repeated.
+    states.complete(state, &token.openid, session::hash(&session_id));
     ctx.metrics.event("oauth", "ok");
     Ok(SignedIn {
         next: st.next,
@@ -225,8 +233,8 @@ fn callback_locked(
     })
 }
 
-fn browser_hash(cookie: &str) -> String {
-    secret::hex(&secret::sha256(&[b"wxgrades-browser", cookie.as_bytes()]))
+fn browser_hash(cookie: &str) -> [u8; 32] {
+    secret::sha256(&[b"wxgrades-browser", cookie.as_bytes()])
 }
 
 fn is_token(s: &str) -> bool {

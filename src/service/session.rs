@@ -6,6 +6,7 @@
 
 use crate::error::AppError;
 use crate::secret;
+use crate::service::oauth_states::OAuthStates;
 use crate::service::Ctx;
 use crate::store::admin::AdminSessionRecord;
 use crate::store::auth::Session;
@@ -167,6 +168,14 @@ pub fn end(ctx: &Ctx, kind: Kind, id: &str) -> Result<(), AppError> {
         Kind::Student => ctx.store.delete_session(&h)?,
         Kind::Admin => ctx.store.delete_admin_session(&h)?,
     }
+    Ok(())
+}
+
+/// Sign a student out: end the session and, with it, the sign-in states of the browser that
+/// opened it (`oauth_states`), so the Back button cannot sign in again.
+pub fn end_student(ctx: &Ctx, states: &OAuthStates, id: &str) -> Result<(), AppError> {
+    end(ctx, Kind::Student, id)?;
+    states.signed_out(&hash(id));
     Ok(())
 }
 

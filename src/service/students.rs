@@ -1,5 +1,6 @@
-//! The student side: binding a WeChat to a student ID (with lock-outs and one generic
-//! message for wrong values), unbinding, and the transcript a bound student sees.
+//! The student side: binding a WeChat to a student ID (with lock-outs per WeChat user, only a
+//! pace per student ID, and one generic message for wrong values), unbinding, and the
+//! transcript a bound student sees.
 
 use crate::service::Ctx;
 use std::net::IpAddr;
@@ -9,6 +10,7 @@ use crate::error::AppError;
 use crate::grades::{transcript, Transcript};
 use crate::service::admin::audit::{self, Action};
 use crate::service::import::validate::check_student_id;
+use crate::service::pacing::Pacer;
 use crate::service::ratelimit::clock_time;
 use crate::service::ratelimit::Limiter;
 use crate::service::verify::VerifyKey;
@@ -16,7 +18,7 @@ use crate::service::Changed;
 use crate::store::auth::WxUser;
 use crate::store::students::{BindResult, Binding, Student};
 
-/// Failures before a lock, and the lock's length (seconds).
+/// Failures of one WeChat user before it is locked, and the lock's length (seconds).
 pub const BIND_MAX_FAILURES: u32 = 5;
 pub const BIND_LOCK_SECS: i64 = 15 * 60;
 
@@ -39,10 +41,12 @@ pub enum BindOutcome {
     Refused(BindRefusal),
 }
 
-/// The binding service's state: bind failures per WeChat user (`u:`) and per student ID
-/// (`s:`), and the key of the verification-value hashes.
+/// The binding service's state: bind failures per WeChat user (`u:`, locks), per student ID
+/// (`s:`, only a pace per WeChat user: a stranger's failures never lock the student), and the
+/// key of the verification-value hashes.
 pub struct Students {
     limiter: Limiter,
+    pace: Pacer,
     verify_key: Arc<VerifyKey>,
 }
 
@@ -50,6 +54,7 @@ impl Students {
     pub fn new(verify_key: Arc<VerifyKey>) -> Students {
         Students {
             limiter: Limiter::new(BIND_MAX_FAILURES, BIND_LOCK_SECS, BIND_LOCK_SECS),
+            pace: Pacer::new(BIND_LOCK_SECS),
             verify_key,
         }
     }
@@ -64,27 +69,20 @@ impl Students {
         name: &str,
         verify: &str,
     ) -> Result<(BindOutcome, Changed), AppError> {
-        bind(
-            ctx,
-            &self.limiter,
-            &self.verify_key,
-            openid,
-            student_id,
-            name,
-            verify,
-        )
+        bind(ctx, self, openid, student_id, name, verify)
     }
 }
 
 fn bind(
     ctx: &Ctx,
-    limiter: &Limiter,
-    verify_key: &VerifyKey,
+    students: &Students,
     openid: &str,
     student_id: &str,
     name: &str,
     verify: &str,
 ) -> Result<(BindOutcome, Changed), AppError> {
+    let (limiter, pace) = (&students.limiter, &students.pace);
+    let verify_key: &VerifyKey = &students.verify_key;
     let now = ctx.clock.now();
     if ctx.store.binding(openid)?.is_some() {
         return Ok((BindOutcome::AlreadyBound, Changed::Nothing));
@@ -92,10 +90,11 @@ fn bind(
     let student_id = student_id.trim();
     let user_key = format!("u:{openid}");
     let student_key = format!("s:{student_id}");
-    for key in [&user_key, &student_key] {
-        if let Err(until) = limiter.check(key, now) {
-            return Ok(refused(BindRefusal::Locked(clock_time(until))));
-        }
+    // This WeChat's own lock (which covers every (WeChat, student ID) pair of it), then the
+    // pace set by the student ID's failures: a stranger's failures never lock the student.
+    let paced = pace.check(&student_key, openid, now);
+    if let Err(until) = limiter.check(&user_key, now).and(paced) {
+        return Ok(refused(BindRefusal::Locked(clock_time(until))));
     }
     let student = if check_student_id(student_id).is_ok() {
         ctx.store.student(student_id)?
@@ -117,12 +116,10 @@ fn bind(
     };
     if !matches {
         let a = limiter.fail(&user_key, now);
-        let b = if student.is_some() {
-            limiter.fail(&student_key, now)
-        } else {
-            None
-        };
-        if let Some(until) = a.or(b) {
+        if student.is_some() {
+            pace.fail(&student_key, openid, now);
+        }
+        if let Some(until) = a {
             log::warn!("binding locked after repeated failures");
             return Ok(refused(BindRefusal::Locked(clock_time(until))));
         }
@@ -131,7 +128,7 @@ fn bind(
     match ctx.store.bind(openid, student_id, now)? {
         BindResult::Bound => {
             limiter.reset(&user_key);
-            limiter.reset(&student_key);
+            pace.reset(&student_key);
             Ok((BindOutcome::Bound, Changed::Student(student_id.to_string())))
         }
         BindResult::AlreadyBound(_) => Ok((BindOutcome::AlreadyBound, Changed::Nothing)),

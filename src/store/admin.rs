@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::grades::decode_row;
 use super::students::Student;
 use super::tables::{ADMINS, ADMIN_SESSIONS, AUDIT, BOUND, GRADES, STUDENTS};
-use super::{drop_where, Result, Store};
+use super::{Result, Store};
 use crate::grades::GradeRecord;
 
 /// The audit log keeps at most this many events; older ones are dropped in batches.
@@ -128,12 +128,11 @@ impl Store {
 
     /// Drop admin sessions that ended before `now`; returns how many went.
     pub fn purge_admin_sessions(&self, now: i64) -> Result<usize> {
-        let tx = self.db().begin_write()?;
-        let gone = drop_where(&tx, ADMIN_SESSIONS, |s: &AdminSessionRecord| {
-            s.expires <= now
-        })?;
-        tx.commit()?;
-        Ok(gone)
+        self.drop_where_batched(
+            ADMIN_SESSIONS,
+            super::auth::PURGE_BATCH,
+            |s: &AdminSessionRecord| s.expires <= now,
+        )
     }
 
     /// Append to the audit log (dropping the oldest events beyond `AUDIT_MAX`).

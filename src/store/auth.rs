@@ -1,10 +1,10 @@
-//! Sessions, one-time OAuth states and the WeChat identities they produce.
+//! Sessions and the WeChat identities they produce. OAuth states live in memory
+//! (`service::oauth_states`); the `oauth_states_v1` table of older data files is only swept.
 
-use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 use super::tables::{OAUTH_STATES, SESSIONS, WX_USERS};
-use super::{drop_where, Result, Store};
+use super::{Result, Store};
 
 /// A signed-in browser. Stored under the SHA-256 of its id, never the id itself.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -14,7 +14,7 @@ pub struct Session {
     pub expires: i64,
 }
 
-/// A state issued by `/wx/oauth/start`, bound to one browser.
+/// A state issued by `/wx/oauth/start` by older versions (left in old data files).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct OAuthState {
     /// Hex SHA-256 of the browser's binding cookie.
@@ -35,41 +35,30 @@ pub struct WxUser {
     pub updated: i64,
 }
 
+/// At most this many records are dropped per write transaction of a sweep.
+pub const PURGE_BATCH: usize = 500;
+
 impl Store {
+    #[cfg(test)]
     pub fn put_oauth_state(&self, state: &str, s: &OAuthState) -> Result<()> {
         self.write_json(OAUTH_STATES, state, s)
     }
 
+    #[cfg(test)]
     pub fn oauth_state(&self, state: &str) -> Result<Option<OAuthState>> {
         self.read_json(OAUTH_STATES, state)
     }
 
-    /// Mark a state completed for `openid`, create the session and record the user, in one
-    /// transaction. Returns false (and writes nothing) when the state was completed meanwhile.
+    /// Create the session of a sign-in and record the user, in one transaction.
     pub fn complete_login(
         &self,
-        state: &str,
         openid: &str,
         session_hash: &[u8; 32],
         session: &Session,
         user: Option<&WxUser>,
-    ) -> Result<bool> {
+    ) -> Result<()> {
         let tx = self.db().begin_write()?;
         {
-            let mut states = tx.open_table(OAUTH_STATES)?;
-            let current: Option<OAuthState> = match states.get(state)? {
-                Some(v) => Some(serde_json::from_slice(v.value())?),
-                None => None,
-            };
-            let Some(mut st) = current else {
-                return Ok(false);
-            };
-            if st.completed_openid.is_some() {
-                return Ok(false);
-            }
-            st.completed_openid = Some(openid.to_string());
-            let v = serde_json::to_vec(&st)?;
-            states.insert(state, v.as_slice())?;
             let v = serde_json::to_vec(session)?;
             tx.open_table(SESSIONS)?
                 .insert(session_hash.as_slice(), v.as_slice())?;
@@ -79,7 +68,7 @@ impl Store {
             }
         }
         tx.commit()?;
-        Ok(true)
+        Ok(())
     }
 
     pub fn put_session(&self, session_hash: &[u8; 32], s: &Session) -> Result<()> {
@@ -98,16 +87,15 @@ impl Store {
         self.read_json(WX_USERS, openid)
     }
 
-    /// Drop sessions and OAuth states that ended before `now` (states live `state_ttl` seconds).
-    /// Returns how many records went.
+    /// Drop sessions and (leftover) OAuth states that ended before `now` (states live
+    /// `state_ttl` seconds), [`PURGE_BATCH`] per transaction. Returns how many records went.
     pub fn purge_expired(&self, now: i64, state_ttl: i64) -> Result<usize> {
-        let tx = self.db().begin_write()?;
-        let gone = drop_where(&tx, SESSIONS, |s: &Session| s.expires <= now)?
-            + drop_where(&tx, OAUTH_STATES, |s: &OAuthState| {
-                s.created + state_ttl <= now
-            })?;
-        tx.commit()?;
-        Ok(gone)
+        Ok(
+            self.drop_where_batched(SESSIONS, PURGE_BATCH, |s: &Session| s.expires <= now)?
+                + self.drop_where_batched(OAUTH_STATES, PURGE_BATCH, |s: &OAuthState| {
+                    s.created + state_ttl <= now
+                })?,
+        )
     }
 }
 
@@ -141,5 +129,40 @@ mod tests {
         assert!(s.session(&[2; 32]).unwrap().is_some());
         assert!(s.oauth_state("old").unwrap().is_none());
         assert!(s.oauth_state("new").unwrap().is_some());
+    }
+
+    #[test]
+    fn purge_deletes_in_batches_and_keeps_the_live() {
+        let d = std::env::temp_dir().join(format!("wxg-purge-b-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let s = Store::open(&d.join("x.redb")).unwrap();
+        let n = PURGE_BATCH * 2 + 7;
+        for i in 0..n {
+            let mut h = [0u8; 32];
+            h[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            // Every third session is still live, spread through the table.
+            let expires = if i % 3 == 0 { 5000 } else { 100 };
+            s.put_session(
+                &h,
+                &Session {
+                    openid: "o".into(),
+                    created: 0,
+                    expires,
+                },
+            )
+            .unwrap();
+        }
+        let live = n.div_ceil(3);
+        assert_eq!(s.purge_expired(1000, 600).unwrap(), n - live);
+        assert_eq!(
+            s.purge_expired(1000, 600).unwrap(),
+            0,
+            "nothing left to drop"
+        );
+        let mut h = [0u8; 32];
+        h[..8].copy_from_slice(&3u64.to_be_bytes());
+        assert!(s.session(&h).unwrap().is_some());
+        h[..8].copy_from_slice(&4u64.to_be_bytes());
+        assert!(s.session(&h).unwrap().is_none());
     }
 }

@@ -209,22 +209,73 @@ impl Store {
     }
 }
 
-/// Inside `tx`, drop the JSON records of `table` for which `gone` says so (and any that no longer
-/// decode); returns how many went.
-pub(crate) fn drop_where<K: redb::Key + 'static, T: serde::de::DeserializeOwned>(
-    tx: &redb::WriteTransaction,
-    table: redb::TableDefinition<K, &'static [u8]>,
-    mut gone: impl FnMut(&T) -> bool,
-) -> Result<usize> {
-    let mut count = 0usize;
-    tx.open_table(table)?.retain(|_, v| {
-        let keep = serde_json::from_slice::<T>(v)
-            .map(|r| !gone(&r))
-            .unwrap_or(false);
-        count += usize::from(!keep);
-        keep
-    })?;
-    Ok(count)
+impl Store {
+    /// Drop the JSON records of `table` for which `gone` says so (and any that no longer
+    /// decode), at most `batch` per write transaction, so that a sweep of a large table never
+    /// holds the writer for long; returns how many went. Candidates are found in a read
+    /// transaction and checked again in the write one; nothing to drop writes nothing.
+    pub(crate) fn drop_where_batched<K: redb::Key + 'static, T: serde::de::DeserializeOwned>(
+        &self,
+        table: redb::TableDefinition<K, &'static [u8]>,
+        batch: usize,
+        gone: impl Fn(&T) -> bool,
+    ) -> Result<usize> {
+        let is_gone = |v: &[u8]| {
+            serde_json::from_slice::<T>(v)
+                .map(|r| gone(&r))
+                .unwrap_or(true)
+        };
+        let batch = batch.max(1);
+        let mut total = 0usize;
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let mut keys: Vec<Vec<u8>> = Vec::new();
+            let mut more = false;
+            {
+                let tx = self.db.begin_read()?;
+                let t = tx.open_table(table)?;
+                let rows = match &after {
+                    Some(k) => t.range::<K::SelfType<'_>>((
+                        std::ops::Bound::Excluded(K::from_bytes(k)),
+                        std::ops::Bound::Unbounded,
+                    ))?,
+                    None => t.range::<K::SelfType<'_>>(..)?,
+                };
+                for row in rows {
+                    let (k, v) = row?;
+                    if is_gone(v.value()) {
+                        keys.push(K::as_bytes(&k.value()).as_ref().to_vec());
+                        if keys.len() >= batch {
+                            more = true;
+                            break;
+                        }
+                    }
+                }
+            }
+            if keys.is_empty() {
+                return Ok(total);
+            }
+            let tx = self.db.begin_write()?;
+            {
+                let mut t = tx.open_table(table)?;
+                for k in &keys {
+                    let still = match t.get(K::from_bytes(k))? {
+                        Some(v) => is_gone(v.value()),
+                        None => false,
+                    };
+                    if still {
+                        t.remove(K::from_bytes(k))?;
+                        total += 1;
+                    }
+                }
+            }
+            tx.commit()?;
+            if !more {
+                return Ok(total);
+            }
+            after = keys.pop();
+        }
+    }
 }
 
 fn decode_u64(b: &[u8]) -> Result<u64> {

@@ -4,6 +4,7 @@
 pub mod client;
 pub mod crypto;
 pub mod message;
+pub mod replay;
 pub mod sim;
 pub mod sim_account;
 pub mod token;

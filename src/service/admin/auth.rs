@@ -1,6 +1,8 @@
 //! Admin sign-in and authority. `Admin` can only be built here, from a live admin session (see
 //! `service::session`, kind `Admin`: 12 hours idle, 7 days in all); a handler that takes one
-//! cannot forget the check. Failed logins lock the account and the client address for a while.
+//! cannot forget the check. Failed logins lock the (account, client address) pair and the
+//! client address for a while, and only slow the account down for other addresses
+//! (`service::pacing`): a stranger cannot lock the admin out.
 //! The cookies and the CSRF checks of admin forms are the web side's (`handlers::admin_auth`).
 
 use std::net::IpAddr;
@@ -17,7 +19,8 @@ use super::audit::{self, Action};
 pub const IDLE_SECS: i64 = session::ADMIN_IDLE_SECS;
 /// And after this long in all.
 pub const MAX_SECS: i64 = session::ADMIN_MAX_SECS;
-/// Failures before an account is locked, and for how long (also the counting window).
+/// Failures of one (account, client address) pair before it is locked, and for how long (also
+/// the counting window).
 pub const ACCOUNT_MAX_FAILURES: u32 = 5;
 /// Failures from one client address (over any names) before it is locked.
 pub const ADDRESS_MAX_FAILURES: u32 = 20;
@@ -92,10 +95,12 @@ pub fn login(
     ip: Option<IpAddr>,
 ) -> Result<Login, AppError> {
     let now = ctx.clock.now();
-    let (acct_key, addr_key) = keys(username, ip);
+    let (name_key, addr_key) = keys(username, ip);
+    let acct_key = format!("{name_key}@{addr_key}");
     let locked = [
         state.by_account.check(&acct_key, now),
         state.by_address.check(&addr_key, now),
+        state.name_pace.check(&name_key, &addr_key, now),
     ]
     .iter()
     .filter_map(|r| r.err())
@@ -119,6 +124,7 @@ pub fn login(
     let Some(account) = account.filter(|_| ok) else {
         let a = state.by_account.fail(&acct_key, now);
         let b = state.by_address.fail(&addr_key, now);
+        state.name_pace.fail(&name_key, &addr_key, now);
         let tried = format!("?:{username}");
         return match a.into_iter().chain(b).max() {
             Some(until) => {

@@ -15,8 +15,10 @@ use crate::service::Ctx;
 
 /// Admin state shared by the workers.
 pub struct AdminState {
-    /// Failed logins per account name.
+    /// Failed logins per (account name, client address) pair: locks.
     pub by_account: Limiter,
+    /// Failed logins per account name: only a pace, per client address.
+    pub name_pace: crate::service::pacing::Pacer,
     /// Failed logins per client address.
     pub by_address: Limiter,
     /// Per-course statistics, computed once per data generation.
@@ -28,6 +30,7 @@ impl Default for AdminState {
         AdminState {
             by_account: Limiter::new(auth::ACCOUNT_MAX_FAILURES, auth::LOCK_SECS, auth::LOCK_SECS),
             by_address: Limiter::new(auth::ADDRESS_MAX_FAILURES, auth::LOCK_SECS, auth::LOCK_SECS),
+            name_pace: crate::service::pacing::Pacer::new(auth::LOCK_SECS),
             stats: stats::StatsCache::default(),
         }
     }
