@@ -1,5 +1,8 @@
 //! The configuration: one TOML file plus `WXGRADES_<SECTION>_<KEY>` environment overrides,
 //! validated once into a [`Config`] that is passed down (never a global).
+//!
+//! Over 600 lines because every setting's default, override and check (with its error text)
+//! lives here, one place to read what a setting accepts.
 
 use serde::Deserialize;
 use std::collections::BTreeMap;

@@ -15,13 +15,20 @@ use crate::service::{notices, session};
 /// How often the supervisor looks at its threads.
 const TICK: Duration = Duration::from_millis(100);
 
-/// Which background threads are dead now (names), for `/healthz`.
+/// Which background threads are dead now (names), for `/healthz`, and how often the import
+/// thread was restarted.
 #[derive(Default)]
 pub struct Health {
     dead: Mutex<Vec<&'static str>>,
+    restarts: std::sync::atomic::AtomicU64,
 }
 
 impl Health {
+    /// How many times the import thread was restarted after it died.
+    pub fn import_restarts(&self) -> u64 {
+        self.restarts.load(Ordering::SeqCst)
+    }
+
     /// The names of the dead threads; empty when all is well.
     pub fn dead(&self) -> Vec<&'static str> {
         self.dead.lock().map(|d| d.clone()).unwrap_or_default()
@@ -137,6 +144,9 @@ fn supervise(app: &Arc<App>, stop: &Arc<AtomicBool>, mut threads: Vec<Thread>) {
             if t.name == "import" && !stop.load(Ordering::SeqCst) {
                 log::warn!("restarting the import thread");
                 t.handle = spawn_import(app, stop);
+                app.background_health
+                    .restarts
+                    .fetch_add(1, Ordering::SeqCst);
             }
             if t.handle.is_none() {
                 dead.push(t.name);
@@ -150,5 +160,58 @@ fn supervise(app: &Arc<App>, stop: &Arc<AtomicBool>, mut threads: Vec<Thread>) {
         if let Some(h) = t.handle {
             let _ = h.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    fn app() -> (Arc<App>, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "wxg-bg-{}-{}",
+            std::process::id(),
+            crate::secret::random_hex::<4>()
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let toml = format!(
+            "listen = \"127.0.0.1:0\"\npublic_url = \"http://bg.test\"\ndata = \"{}\"\n[wechat]\napp_id = \"wx0000000000000001\"\napp_secret = \"s\"\ntoken = \"bgtoken\"\n[backup]\ndir = \"{}\"\n",
+            dir.join("data.redb").display(),
+            dir.join("backups").display()
+        );
+        let path = dir.join("wxgrades.toml");
+        std::fs::write(&path, toml).expect("config");
+        let cfg = crate::config::load(crate::config::Source::File(&path), &[]).expect("load");
+        (Arc::new(App::new(cfg).expect("app")), dir)
+    }
+
+    /// Wait for `cond` for at most five seconds.
+    fn wait_for(what: &str, cond: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn a_dead_import_thread_is_restarted_and_all_stop_together() {
+        let (app, dir) = app();
+        let bg = App::start_background(&app, false);
+        assert!(app.background_health.dead().is_empty());
+        app.jobs.panic_worker().expect("queue open");
+        wait_for("a restart", || app.background_health.import_restarts() >= 1);
+        // The new thread takes the queue over.
+        app.jobs.panic_worker().expect("queue open");
+        wait_for("a second restart", || {
+            app.background_health.import_restarts() >= 2
+        });
+        wait_for("all alive", || app.background_health.dead().is_empty());
+        bg.stop_and_join();
+        // Every thread let go of the app.
+        assert_eq!(Arc::strong_count(&app), 1);
+        drop(app);
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -17,6 +17,9 @@
 //! window that matters is seconds, a durable write per incoming message would cost a disk sync
 //! on the hot path, and the only effect a message has (recording a TEMPLATESENDJOBFINISH
 //! status) is idempotent in the store, so a restart inside the window loses nothing.
+//!
+//! Somewhat over 600 lines: verification, decryption, de-duplication and the reply texts of one
+//! endpoint, kept together so one message can be followed top to bottom.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;

@@ -76,6 +76,9 @@ enum Task {
         job: Arc<Job>,
         notify: bool,
     },
+    /// A task that panics, so tests can see the import thread restarted.
+    #[cfg(test)]
+    Panic,
 }
 
 /// Jobs kept in memory; at most this many, oldest dropped first (a big plan is large).
@@ -108,6 +111,12 @@ impl ImportJobs {
         }
     }
 
+    /// Make the import thread panic (tests of its supervision).
+    #[cfg(test)]
+    pub(crate) fn panic_worker(&self) -> Result<(), AppError> {
+        self.send(Task::Panic)
+    }
+
     /// Take uploads from now on: an import thread is about to run [`Self::run_worker`].
     pub fn open_queue(&self) {
         self.accepting.store(true, Ordering::SeqCst);
@@ -134,6 +143,8 @@ impl ImportJobs {
                         self.wake.notify();
                     }
                 }
+                #[cfg(test)]
+                Ok(Task::Panic) => panic!("a test asked the import thread to panic"),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
             }
