@@ -398,7 +398,7 @@ fn serve(cfg: Config) -> Outcome {
     } else {
         None
     };
-    let running = crate::server::start(app.clone()).map_err(Failure::Failed)?;
+    let running = crate::site::start(app.clone()).map_err(Failure::Failed)?;
     let url = app.config.public_url.clone();
     if let Some(pw) = &demo_password {
         let bar = "=".repeat(72);

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod secret;
 pub mod server;
 pub mod service;
+pub mod site;
 pub mod store;
 pub mod views;
 pub mod wechat;

@@ -90,7 +90,7 @@ impl TestServer {
         dir: PathBuf,
     ) -> TestServer {
         let app = Arc::new(App::new(cfg).expect("app"));
-        let running = wxgrades::server::start_on(app.clone(), listener).expect("server");
+        let running = wxgrades::site::serve(app.clone(), listener).expect("server");
         // The address the server really listens on (public_url may name a proxy in front).
         let url = format!("http://{}", running.addr);
         TestServer {
