@@ -335,11 +335,15 @@ fn hand_over(
     let mut backend = match UnixStream::connect(&shared.backend) {
         Ok(s) => s,
         Err(e) => {
-            // tiny_http's accept loop has ended: nothing answers any more.
-            shared.listener_died(&format!(
-                "the worker pool's socket refuses connections: {e}"
-            ));
-            let resp = Response::text(503, "the server is restarting");
+            // Refused or gone: tiny_http's accept loop has ended and nothing answers any more.
+            // Anything else (out of descriptors for our end) is this request's bad luck.
+            if matches!(e.kind(), ErrorKind::ConnectionRefused | ErrorKind::NotFound) {
+                shared.listener_died(&format!(
+                    "the worker pool's socket refuses connections: {e}"
+                ));
+            }
+            let resp =
+                Response::text(503, "busy: try again in a moment").with_header("Retry-After", "5");
             let _ = reply::write(&mut c.stream, resp, true, false);
             return false;
         }
