@@ -27,7 +27,7 @@
 //! itself, `pool.rs` reads bodies with `take(limit + 1)` as before, and only the connection cap
 //! (which needs an accept hook) would remain to ask of it.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::Ordering;
@@ -116,6 +116,7 @@ enum Waited {
 pub fn serve(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>, route: Route) {
     let idle = shared.options.idle_timeout;
     let mut client = Client::new(stream, idle);
+    let mut backend: Backend = None;
     let mut served = 0usize;
     loop {
         let started = Instant::now();
@@ -226,7 +227,9 @@ pub fn serve(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>, route: R
             }
         };
         let ok = match route {
-            Route::Workers => hand_over(&mut client, shared, &head, peer, &body, close),
+            Route::Workers => {
+                hand_over(&mut client, shared, &head, peer, &body, close, &mut backend)
+            }
             Route::Metrics => {
                 req.body = body;
                 let resp = shared.site.metrics(&req);
@@ -322,18 +325,18 @@ fn refuse(c: &mut Client, shared: &Shared, resp: Response, unread: u64, head: Op
     }
 }
 
-/// Hand a checked request to tiny_http on a fresh private connection and copy its answer back
-/// to the client. Returns whether the client connection can carry on.
-fn hand_over(
-    c: &mut Client,
-    shared: &Shared,
-    head: &Head,
-    peer: SocketAddr,
-    body: &[u8],
-    close: bool,
-) -> bool {
-    let mut backend = match UnixStream::connect(&shared.backend) {
-        Ok(s) => s,
+/// The private connection to the worker pool that one client connection keeps between its
+/// HTTP/1.1 requests.
+pub type Backend = Option<BufReader<UnixStream>>;
+
+/// A new private connection to the worker pool, or `None` after telling the client (503).
+fn connect(c: &mut Client, shared: &Shared) -> Option<UnixStream> {
+    match UnixStream::connect(&shared.backend) {
+        Ok(s) => {
+            let _ = s.set_read_timeout(Some(BACKEND_TIMEOUT));
+            let _ = s.set_write_timeout(Some(BACKEND_TIMEOUT));
+            Some(s)
+        }
         Err(e) => {
             // Refused or gone: tiny_http's accept loop has ended and nothing answers any more.
             // Anything else (out of descriptors for our end) is this request's bad luck.
@@ -345,11 +348,14 @@ fn hand_over(
             let resp =
                 Response::text(503, "busy: try again in a moment").with_header("Retry-After", "5");
             let _ = reply::write(&mut c.stream, resp, true, false);
-            return false;
+            None
         }
-    };
-    let _ = backend.set_read_timeout(Some(BACKEND_TIMEOUT));
-    let _ = backend.set_write_timeout(Some(BACKEND_TIMEOUT));
+    }
+}
+
+/// The request as tiny_http gets it: hop-by-hop headers dropped, the peer added, the body
+/// whole with its length. `keep_alive: false` asks tiny_http to close after answering.
+fn forwarded(head: &Head, peer: SocketAddr, body: &[u8], keep_alive: bool) -> Vec<u8> {
     let version = if head.http11 { "HTTP/1.1" } else { "HTTP/1.0" };
     let mut out = format!("{} {} {version}\r\n", head.method, head.target);
     for (k, v) in &head.headers {
@@ -374,16 +380,159 @@ fn hand_over(
     if !body.is_empty() || head.framing != Framing::None {
         out.push_str(&format!("Content-Length: {}\r\n", body.len()));
     }
-    // One request per private connection: tiny_http closes it after the answer, and the end
-    // of the stream tells us the answer is complete, whatever its framing.
-    out.push_str("Connection: close\r\n\r\n");
+    if !keep_alive {
+        out.push_str("Connection: close\r\n");
+    }
+    out.push_str("\r\n");
     let mut out = out.into_bytes();
     out.extend_from_slice(body);
-    if backend.write_all(&out).is_err() {
+    out
+}
+
+/// Hand a checked request to tiny_http and copy its answer back to the client. HTTP/1.1
+/// requests go over the connection's kept private connection (the answer's framing tells where
+/// it ends); HTTP/1.0 ones over a fresh one that tiny_http closes after answering. Returns
+/// whether the client connection can carry on.
+fn hand_over(
+    c: &mut Client,
+    shared: &Shared,
+    head: &Head,
+    peer: SocketAddr,
+    body: &[u8],
+    close: bool,
+    backend: &mut Backend,
+) -> bool {
+    if !head.http11 {
+        let Some(mut b) = connect(c, shared) else {
+            return false;
+        };
+        if b.write_all(&forwarded(head, peer, body, false)).is_err() {
+            let _ = reply::write(&mut c.stream, Response::text(502, "no answer"), true, false);
+            return false;
+        }
+        return relay(&mut b, &mut c.stream, close);
+    }
+    let out = forwarded(head, peer, body, true);
+    // A kept connection that turns out closed is replaced once.
+    let mut sent = false;
+    for _ in 0..2 {
+        if backend.is_none() {
+            let Some(b) = connect(c, shared) else {
+                return false;
+            };
+            *backend = Some(BufReader::new(b));
+        }
+        if let Some(b) = backend.as_mut() {
+            if b.get_mut().write_all(&out).is_ok() {
+                sent = true;
+                break;
+            }
+        }
+        *backend = None;
+    }
+    let Some(b) = backend.as_mut().filter(|_| sent) else {
         let _ = reply::write(&mut c.stream, Response::text(502, "no answer"), true, false);
         return false;
+    };
+    match relay_framed(b, &mut c.stream, head.method == "HEAD", close) {
+        Ok(true) => true,
+        // Delimited by the end of the stream, or broken: neither side can go on.
+        Ok(false) | Err(_) => {
+            *backend = None;
+            false
+        }
     }
-    relay(&mut backend, &mut c.stream, close)
+}
+
+/// Copy one answer from a kept private connection to the client, as tiny_http frames it
+/// (Content-Length, or chunked; none for HEAD, 1xx, 204, 304). Returns whether the private
+/// connection can carry another request.
+fn relay_framed(
+    backend: &mut BufReader<UnixStream>,
+    client: &mut TcpStream,
+    head_only: bool,
+    close: bool,
+) -> std::io::Result<bool> {
+    let broken = |what: &str| std::io::Error::new(ErrorKind::InvalidData, what.to_string());
+    let mut head = Vec::new();
+    let mut status_end = 0;
+    let mut length: Option<u64> = None;
+    let mut chunked = false;
+    loop {
+        let mut line = Vec::new();
+        (&mut *backend).take(8192).read_until(b'\n', &mut line)?;
+        if !line.ends_with(b"\r\n") {
+            return Err(broken("an answer's head ended early"));
+        }
+        if head.is_empty() {
+            status_end = line.len();
+        } else if line == b"\r\n" {
+            head.extend_from_slice(&line);
+            break;
+        } else if let Some((k, v)) = std::str::from_utf8(&line)
+            .ok()
+            .and_then(|l| l.split_once(':'))
+        {
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse().ok();
+            } else if k.eq_ignore_ascii_case("transfer-encoding") {
+                chunked = v.trim().eq_ignore_ascii_case("chunked");
+            }
+        }
+        head.extend_from_slice(&line);
+        if head.len() > 64 * 1024 {
+            return Err(broken("an answer's head is too long"));
+        }
+    }
+    let status: u16 = std::str::from_utf8(&head[..status_end])
+        .ok()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| broken("an answer without a status"))?;
+    if close {
+        let mut with = head[..status_end].to_vec();
+        with.extend_from_slice(b"Connection: close\r\n");
+        with.extend_from_slice(&head[status_end..]);
+        head = with;
+    }
+    client.write_all(&head)?;
+    if head_only || matches!(status, 100..=199 | 204 | 304) {
+        return Ok(true);
+    }
+    if chunked {
+        loop {
+            let mut line = Vec::new();
+            (&mut *backend).take(1024).read_until(b'\n', &mut line)?;
+            client.write_all(&line)?;
+            let size = std::str::from_utf8(&line)
+                .ok()
+                .map(|l| l.trim().split(';').next().unwrap_or("").to_string())
+                .and_then(|s| u64::from_str_radix(&s, 16).ok())
+                .ok_or_else(|| broken("a bad chunk size from the worker pool"))?;
+            // The chunk and its CRLF; after the last (empty) chunk, the final CRLF.
+            let n = std::io::copy(&mut (&mut *backend).take(size + 2), client)?;
+            if n != size + 2 {
+                return Err(broken("an answer ended early"));
+            }
+            if size == 0 {
+                return Ok(true);
+            }
+        }
+    }
+    match length {
+        Some(n) => {
+            let copied = std::io::copy(&mut (&mut *backend).take(n), client)?;
+            if copied != n {
+                return Err(broken("an answer ended early"));
+            }
+            client.flush()?;
+            Ok(true)
+        }
+        None => {
+            std::io::copy(backend, client)?;
+            Ok(false)
+        }
+    }
 }
 
 /// Copy the answer from `backend` to the client until the backend closes; with `close`, add

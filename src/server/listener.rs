@@ -8,7 +8,8 @@
 //! no way to hand it a connection we accepted. So the public socket is ours: this loop accepts,
 //! counts, refuses beyond `max_connections` at once (a short 503, before any thread starts),
 //! and gives each connection to a guard thread (`guard.rs`). tiny_http listens on a Unix socket
-//! in a private directory (mode 0700), which the guards connect to, one connection per request.
+//! in a private directory (mode 0700); each guard keeps one connection to it for its client
+//! connection's HTTP/1.1 requests (a fresh one for each HTTP/1.0 request).
 //!
 //! Accept errors that mean "not now" (out of descriptors or memory, an aborted handshake) are
 //! waited out; any other error, or a panic of this loop, marks the listener dead and stops the
