@@ -398,7 +398,10 @@ fn serve(cfg: Config) -> Outcome {
     } else {
         None
     };
-    let running = crate::server::start(app.clone()).map_err(Failure::Failed)?;
+    let running = crate::app::site::start(app.clone()).map_err(Failure::Failed)?;
+    // The background threads (import, notices, housekeeping; timed snapshots into backup.dir
+    // except in demo mode, whose data is sample data), stopped after the server.
+    let background = App::start_background(&app, !demo);
     let url = app.config.public_url.clone();
     if let Some(pw) = &demo_password {
         let bar = "=".repeat(72);
@@ -423,6 +426,7 @@ fn serve(cfg: Config) -> Outcome {
         watch.stop();
     });
     running.wait();
+    background.stop_and_join();
     drop(app);
     if failed_flag.load(std::sync::atomic::Ordering::SeqCst) {
         return failed("the listener failed; see the log");
