@@ -22,6 +22,7 @@ use crate::wechat::sim::Simulator;
 pub use crate::clock::Clock;
 
 mod background;
+pub mod site;
 pub use background::{Background, Health};
 
 pub struct App {

@@ -80,6 +80,8 @@ struct RawConfig {
     verify_dir: Option<String>,
     max_upload_mb: Option<i64>,
     metrics_public: Option<bool>,
+    max_connections: Option<i64>,
+    metrics_listen: Option<String>,
     #[serde(default)]
     wechat: RawWechat,
     #[serde(default)]
@@ -193,6 +195,10 @@ pub struct Config {
     pub verify_dir: PathBuf,
     pub max_upload_bytes: u64,
     pub metrics_public: bool,
+    /// Open connections beyond this are refused at accept; 0: derived from the open-file limit.
+    pub max_connections: usize,
+    /// Where `/metrics` is served (then not on `listen`).
+    pub metrics_listen: Option<std::net::SocketAddr>,
     pub wechat: WechatConfig,
     pub scale: Scale,
     pub backup: BackupConfig,
@@ -221,6 +227,8 @@ const ENV_KEYS: &[(&str, &str, &str, Kind)] = &[
     ("WXGRADES_VERIFY_DIR", "", "verify_dir", Kind::Str),
     ("WXGRADES_MAX_UPLOAD_MB", "", "max_upload_mb", Kind::Int),
     ("WXGRADES_METRICS_PUBLIC", "", "metrics_public", Kind::Bool),
+    ("WXGRADES_MAX_CONNECTIONS", "", "max_connections", Kind::Int),
+    ("WXGRADES_METRICS_LISTEN", "", "metrics_listen", Kind::Str),
     ("WXGRADES_WECHAT_APP_ID", "wechat", "app_id", Kind::Str),
     (
         "WXGRADES_WECHAT_APP_SECRET",
@@ -430,6 +438,28 @@ fn validate(raw: RawConfig, demo: bool) -> Result<Config, ConfigError> {
     };
     let workers = positive("workers", raw.workers, 64, 4096)? as usize;
     let max_upload_mb = positive("max_upload_mb", raw.max_upload_mb, 20, 1024)? as u64;
+    let max_connections = match raw.max_connections.unwrap_or(0) {
+        n @ 0..=1_000_000 => n as usize,
+        n => {
+            return err(format!(
+                "max_connections: expected 0 (derived from the open-file limit) or a whole number up to 1000000, got {n}"
+            ))
+        }
+    };
+    let metrics_listen = match raw.metrics_listen.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(a) => match a.parse::<std::net::SocketAddr>() {
+            Ok(addr) if Some(addr) == listen.parse().ok() => {
+                return err("metrics_listen: must differ from listen")
+            }
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                return err(format!(
+                    "metrics_listen: expected an address such as \"127.0.0.1:9100\", got {a:?}"
+                ))
+            }
+        },
+    };
     let w = raw.wechat;
     let scope = match w.scope.as_deref() {
         None => {
@@ -611,6 +641,8 @@ fn validate(raw: RawConfig, demo: bool) -> Result<Config, ConfigError> {
         verify_dir,
         max_upload_bytes: max_upload_mb * 1024 * 1024,
         metrics_public: raw.metrics_public.unwrap_or(false),
+        max_connections,
+        metrics_listen,
         wechat: WechatConfig {
             app_id,
             app_secret,
@@ -917,5 +949,32 @@ mod tests {
         let c = load(Source::Demo, &[]).unwrap();
         assert!(c.demo);
         assert_eq!(c.wechat.api_base, "http://127.0.0.1:8080/_sim");
+    }
+
+    #[test]
+    fn max_connections_and_metrics_listen() {
+        let c = load_str(OK, &[]).unwrap();
+        assert_eq!((c.max_connections, c.metrics_listen), (0, None));
+        let c = load_str(
+            &format!("max_connections = 500\nmetrics_listen = \"127.0.0.1:9100\"\n{OK}"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.max_connections, 500);
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9100".parse().unwrap()));
+        let e = load_str(&format!("metrics_listen = \"nowhere\"\n{OK}"), &[])
+            .unwrap_err()
+            .0;
+        assert!(e.starts_with("metrics_listen:"), "{e}");
+        let e = load_str(&format!("metrics_listen = \"127.0.0.1:8080\"\n{OK}"), &[])
+            .unwrap_err()
+            .0;
+        assert!(e.contains("differ"), "{e}");
+        let e = load_str(&format!("max_connections = -1\n{OK}"), &[])
+            .unwrap_err()
+            .0;
+        assert!(e.starts_with("max_connections:"), "{e}");
+        let c = load_str(OK, &[("WXGRADES_MAX_CONNECTIONS", "64")]).unwrap();
+        assert_eq!(c.max_connections, 64);
     }
 }

@@ -1,5 +1,7 @@
 //! wxgrades: a university's grades served through its WeChat official account.
-//! The modules, leaves first: `store`, `wechat`, `service`, then `http`, `handlers`, `server`.
+//! The modules, leaves first: `grades`, `store`, `wechat`, `http`, `service`, then `handlers`
+//! and `app` (wiring, background threads, the `Site` that `server` serves; `server` itself knows
+//! only `http`). See ARCHITECTURE.md.
 
 pub mod admin_cli;
 pub mod app;

@@ -171,7 +171,10 @@ fn serve(cfg: Config) -> Outcome {
     } else {
         None
     };
-    let running = crate::server::start(app.clone())?;
+    let running = crate::app::site::start(app.clone())?;
+    // The background threads (import, notices, housekeeping; timed snapshots into backup.dir
+    // except in demo mode, whose data is sample data), stopped after the server.
+    let background = App::start_background(&app, !demo);
     let url = app.config.public_url.clone();
     if let Some(pw) = &demo_password {
         let bar = "=".repeat(72);
@@ -196,6 +199,7 @@ fn serve(cfg: Config) -> Outcome {
         watch.stop();
     });
     running.wait();
+    background.stop_and_join();
     drop(app);
     if failed_flag.load(std::sync::atomic::Ordering::SeqCst) {
         return failed("the listener failed; see the log");

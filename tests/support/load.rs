@@ -26,7 +26,9 @@ impl LoadResult {
 }
 
 /// Send one request on `stream` and read the whole answer; returns the status.
-pub fn exchange(stream: &mut BufReader<TcpStream>, request: &[u8]) -> std::io::Result<u16> {
+/// One request and its answer: the status, and whether the server closes the connection after it
+/// (`Connection: close`).
+pub fn exchange(stream: &mut BufReader<TcpStream>, request: &[u8]) -> std::io::Result<(u16, bool)> {
     stream.get_mut().write_all(request)?;
     let mut line = String::new();
     stream.read_line(&mut line)?;
@@ -36,6 +38,7 @@ pub fn exchange(stream: &mut BufReader<TcpStream>, request: &[u8]) -> std::io::R
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     let mut length = 0usize;
+    let mut close = false;
     loop {
         line.clear();
         if stream.read_line(&mut line)? == 0 {
@@ -49,11 +52,14 @@ pub fn exchange(stream: &mut BufReader<TcpStream>, request: &[u8]) -> std::io::R
             if k.eq_ignore_ascii_case("content-length") {
                 length = v.trim().parse().unwrap_or(0);
             }
+            if k.eq_ignore_ascii_case("connection") && v.trim().eq_ignore_ascii_case("close") {
+                close = true;
+            }
         }
     }
     let mut body = vec![0u8; length];
     stream.read_exact(&mut body)?;
-    Ok(status)
+    Ok((status, close))
 }
 
 /// Run `connections` connections for `duration`; `request(conn, n)` gives the bytes of the
@@ -96,10 +102,13 @@ pub fn run(
                         n += 1;
                         let t = Instant::now();
                         match exchange(s, &req) {
-                            Ok(status) if status == expect => {
-                                lat.push(t.elapsed().as_micros() as u32)
+                            Ok((status, close)) if status == expect => {
+                                lat.push(t.elapsed().as_micros() as u32);
+                                if close {
+                                    conn = None;
+                                }
                             }
-                            Ok(status) => {
+                            Ok((status, _)) => {
                                 errors += 1;
                                 first.get_or_insert_with(|| format!("status {status}"));
                             }

@@ -12,7 +12,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use wxgrades::app::App;
+use wxgrades::app::{App, Background};
 use wxgrades::config::{self, Source};
 use wxgrades::server::Running;
 
@@ -35,6 +35,8 @@ pub fn temp_dir(name: &str) -> PathBuf {
 
 pub struct TestServer {
     pub running: Option<Running>,
+    /// The background threads (no timed backups), stopped after the server.
+    pub background: Option<Background>,
     pub app: Arc<App>,
     pub url: String,
     pub fake: FakeWeChat,
@@ -45,6 +47,9 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(r) = self.running.take() {
             r.shutdown();
+        }
+        if let Some(b) = self.background.take() {
+            b.stop_and_join();
         }
     }
 }
@@ -90,11 +95,13 @@ impl TestServer {
         dir: PathBuf,
     ) -> TestServer {
         let app = Arc::new(App::new(cfg).expect("app"));
-        let running = wxgrades::server::start_on(app.clone(), listener).expect("server");
+        let running = wxgrades::app::site::serve(app.clone(), listener).expect("server");
+        let background = App::start_background(&app, false);
         // The address the server really listens on (public_url may name a proxy in front).
         let url = format!("http://{}", running.addr);
         TestServer {
             running: Some(running),
+            background: Some(background),
             app,
             url,
             fake,
