@@ -76,12 +76,13 @@ impl App {
         } else {
             None
         };
+        let pages = PageCache::new(config.cache_mb.saturating_mul(1024 * 1024));
         let ctx = Arc::new(Ctx::new(config)?);
         let notice_wake = Arc::new(Wake::default());
         Ok(App {
             ctx,
             views,
-            pages: PageCache::default(),
+            pages,
             sim,
             students: Students::new(verify_key.clone()),
             oauth: OAuth::default(),

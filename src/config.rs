@@ -74,6 +74,7 @@ struct RawConfig {
     public_url: Option<String>,
     data: Option<String>,
     workers: Option<i64>,
+    cache_mb: Option<i64>,
     trust_proxy: Option<bool>,
     templates_dir: Option<String>,
     log_file: Option<String>,
@@ -187,6 +188,8 @@ pub struct Config {
     pub public_url: String,
     pub data: PathBuf,
     pub workers: usize,
+    /// Bound on the rendered-page cache, in MiB (0: no cache).
+    pub cache_mb: usize,
     pub trust_proxy: bool,
     pub templates_dir: Option<PathBuf>,
     pub log_file: Option<PathBuf>,
@@ -221,6 +224,7 @@ const ENV_KEYS: &[(&str, &str, &str, Kind)] = &[
     ("WXGRADES_PUBLIC_URL", "", "public_url", Kind::Str),
     ("WXGRADES_DATA", "", "data", Kind::Str),
     ("WXGRADES_WORKERS", "", "workers", Kind::Int),
+    ("WXGRADES_CACHE_MB", "", "cache_mb", Kind::Int),
     ("WXGRADES_TRUST_PROXY", "", "trust_proxy", Kind::Bool),
     ("WXGRADES_TEMPLATES_DIR", "", "templates_dir", Kind::Str),
     ("WXGRADES_LOG_FILE", "", "log_file", Kind::Str),
@@ -437,6 +441,14 @@ fn validate(raw: RawConfig, demo: bool) -> Result<Config, ConfigError> {
         }
     };
     let workers = positive("workers", raw.workers, 64, 4096)? as usize;
+    let cache_mb = match raw.cache_mb.unwrap_or(32) {
+        n @ 0..=65_536 => n as usize,
+        n => {
+            return err(format!(
+                "cache_mb: expected a whole number from 0 to 65536, got {n}"
+            ))
+        }
+    };
     let max_upload_mb = positive("max_upload_mb", raw.max_upload_mb, 20, 1024)? as u64;
     let max_connections = match raw.max_connections.unwrap_or(0) {
         n @ 0..=1_000_000 => n as usize,
@@ -635,6 +647,7 @@ fn validate(raw: RawConfig, demo: bool) -> Result<Config, ConfigError> {
         public_url,
         data,
         workers,
+        cache_mb,
         trust_proxy: raw.trust_proxy.unwrap_or(false),
         templates_dir: empty_none(raw.templates_dir),
         log_file: empty_none(raw.log_file),
@@ -833,6 +846,19 @@ mod tests {
         assert_eq!(c.wechat.api_base, "https://api.weixin.qq.com");
         assert_eq!(c.workers, 64);
         assert!(c.https());
+    }
+
+    #[test]
+    fn cache_mb_defaults_to_32_and_may_be_0() {
+        assert_eq!(load_str(OK, &[]).unwrap().cache_mb, 32);
+        let c = load_str(&format!("cache_mb = 0\n{OK}"), &[]).unwrap();
+        assert_eq!(c.cache_mb, 0);
+        let e = load_str(&format!("cache_mb = -1\n{OK}"), &[])
+            .unwrap_err()
+            .0;
+        assert!(e.starts_with("cache_mb:"), "{e}");
+        let c = load_str(OK, &[("WXGRADES_CACHE_MB", "8")]).unwrap();
+        assert_eq!(c.cache_mb, 8);
     }
 
     #[test]

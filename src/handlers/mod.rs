@@ -75,20 +75,28 @@ fn dispatch(app: &App, req: &Request) -> (&'static str, Handled) {
     }
 }
 
-/// A cached page for a client: gzip as is when it takes gzip, else inflated.
-pub fn page_response(req: &Request, gz: std::sync::Arc<[u8]>) -> Response {
-    use crate::http::Body;
+/// Which encoding of a cached page `req` takes.
+pub fn page_encoding(req: &Request) -> crate::page_cache::Encoding {
     if req.accepts_gzip() {
-        return Response::new(200, "text/html; charset=utf-8", Body::Shared(gz))
-            .with_header("Content-Encoding", "gzip")
-            .with_header("Vary", "Accept-Encoding")
-            .with_header("Cache-Control", "no-store");
+        crate::page_cache::Encoding::Gzip
+    } else {
+        crate::page_cache::Encoding::Identity
     }
-    let mut html = Vec::new();
-    let _ = std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut html);
-    Response::new(200, "text/html; charset=utf-8", Body::Bytes(html))
+}
+
+/// A page from the cache, in the encoding it was asked for (see [`page_encoding`]).
+pub fn page_response(
+    encoding: crate::page_cache::Encoding,
+    body: std::sync::Arc<[u8]>,
+) -> Response {
+    use crate::http::Body;
+    let r = Response::new(200, "text/html; charset=utf-8", Body::Shared(body))
         .with_header("Vary", "Accept-Encoding")
-        .with_header("Cache-Control", "no-store")
+        .with_header("Cache-Control", "no-store");
+    match encoding {
+        crate::page_cache::Encoding::Gzip => r.with_header("Content-Encoding", "gzip"),
+        crate::page_cache::Encoding::Identity => r,
+    }
 }
 
 /// The error page for `e` on `path`, with the right status: the admin layout under `/admin`,

@@ -202,8 +202,12 @@ pub fn grades(app: &App, req: &Request) -> Handled {
         v.since
     );
     let generation = app.generation();
-    if let Some(gz) = app.pages.get(generation, &binding.student_id, &key) {
-        return Ok(super::page_response(req, gz));
+    let encoding = super::page_encoding(req);
+    if let Some(page) = app
+        .pages
+        .get(generation, &binding.student_id, &key, encoding)
+    {
+        return Ok(super::page_response(encoding, page));
     }
     let (student, t) = students::summary(app, &binding.student_id)?;
     if let Some(term) = &term {
@@ -220,11 +224,10 @@ pub fn grades(app: &App, req: &Request) -> Handled {
             ..ctx
         },
     )?;
-    let gz = app.pages.put(generation, &binding.student_id, key, &html);
-    if req.accepts_gzip() {
-        return Ok(super::page_response(req, gz));
-    }
-    Ok(Response::html(200, html).with_header("Vary", "Accept-Encoding"))
+    let page = app
+        .pages
+        .put(generation, &binding.student_id, key, html, encoding);
+    Ok(super::page_response(encoding, page))
 }
 
 fn no_such_term() -> AppError {
