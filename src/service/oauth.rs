@@ -105,6 +105,12 @@ pub fn callback(
         Some(c) if c.len() <= 512 => c,
         Some(_) => return Err(AppError::OAuth(OAuthFailure::BadCode)),
         None => {
+            // "You refused" only to the browser that asked, while its state is alive; a refusal
+            // opened later or elsewhere is a sign-in that has expired.
+            if live_state(ctx, state, browser_cookie)?.is_none() {
+                ctx.metrics.event("oauth", "bad_state");
+                return Err(AppError::OAuth(OAuthFailure::BadState));
+            }
             ctx.metrics.event("oauth", "refused");
             return Err(AppError::OAuth(OAuthFailure::Refused));
         }
@@ -121,20 +127,10 @@ fn callback_locked(
     browser_cookie: Option<&str>,
 ) -> Result<SignedIn, AppError> {
     let now = ctx.clock.now();
-    let bad_state = || {
+    let Some(st) = live_state(ctx, state, browser_cookie)? else {
         ctx.metrics.event("oauth", "bad_state");
-        Err(AppError::OAuth(OAuthFailure::BadState))
+        return Err(AppError::OAuth(OAuthFailure::BadState));
     };
-    let Some(st) = ctx.store.oauth_state(state)? else {
-        return bad_state();
-    };
-    let same_browser = browser_cookie
-        .filter(|c| is_token(c))
-        .map(|c| secret::constant_time_eq(browser_hash(c).as_bytes(), st.browser.as_bytes()))
-        .unwrap_or(false);
-    if !same_browser || now - st.created >= STATE_TTL || now < st.created - 60 {
-        return bad_state();
-    }
     if let Some(openid) = &st.completed_openid {
         // WeChat, a proxy or the back button called again: no second exchange.
         ctx.metrics.event("oauth", "repeat");
@@ -223,6 +219,26 @@ fn callback_locked(
         next: st.next,
         session_id,
     })
+}
+
+/// The state, when it exists, was started by this browser (its cookie) and has not expired.
+fn live_state(
+    ctx: &Ctx,
+    state: &str,
+    browser_cookie: Option<&str>,
+) -> Result<Option<OAuthState>, AppError> {
+    let now = ctx.clock.now();
+    let Some(st) = ctx.store.oauth_state(state)? else {
+        return Ok(None);
+    };
+    let same_browser = browser_cookie
+        .filter(|c| is_token(c))
+        .map(|c| secret::constant_time_eq(browser_hash(c).as_bytes(), st.browser.as_bytes()))
+        .unwrap_or(false);
+    if !same_browser || now - st.created >= STATE_TTL || now < st.created - 60 {
+        return Ok(None);
+    }
+    Ok(Some(st))
 }
 
 fn browser_hash(cookie: &str) -> String {
