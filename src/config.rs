@@ -852,7 +852,7 @@ mod tests {
             .0;
         assert!(e.starts_with("grades.average_attempt"), "{e}");
         let e = load_str(
-            &format!("{OK}[grades]\nlevel_scores = {{ 优秀 = 120 }}\n"),
+            &format!("{OK}[grades]\nlevel_scores = {{ excellent = 120 }}\n"),
             &[],
         )
         .unwrap_err()

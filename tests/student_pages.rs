@@ -150,14 +150,22 @@ fn unbinding_lands_on_the_bind_form_with_a_notice() {
     let token = Client::hidden(&page.body, "csrf_token");
     let r = c.post_form("/unbind", &[("csrf_token", &token)]);
     assert_eq!(r.status, 303, "{}", r.body);
-    assert_eq!(r.location(), "/bind?done=unbound");
+    assert_eq!(r.location(), "/bind");
+    assert!(
+        r.set_cookies()
+            .iter()
+            .any(|v| v.starts_with("wxg_flash=unbound")),
+        "{:?}",
+        r.headers
+    );
     let form = c.follow(&r);
     assert_eq!(form.status, 200, "{}", form.body);
     assert!(form.body.contains("已解除绑定"), "{}", form.body);
     assert!(form.body.contains("name=\"student_id\""), "the bind form");
     informal(&form);
     assert!(s.app.store.binding("oUnbind").unwrap().is_none());
-    // The plain form has no notice.
+    // Said once: the form opened again has no notice.
+    assert!(!c.cookies.contains_key("wxg_flash"));
     let plain = c.get("/bind");
     assert!(!plain.body.contains("已解除绑定"), "{}", plain.body);
 }

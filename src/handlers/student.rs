@@ -7,6 +7,7 @@ use super::Handled;
 use crate::app::App;
 use crate::error::AppError;
 use crate::grades::{AverageAttempt, AverageRules, CourseLine, FiveLevel, Term, Transcript};
+use crate::http::cookie::{SameSite, SetCookie};
 use crate::http::form::Form;
 use crate::http::{csrf, Request, Response};
 use crate::service::students::{self, BindOutcome, BindRefusal};
@@ -77,8 +78,28 @@ pub fn bind_form(app: &App, req: &Request) -> Handled {
     if students::binding(app, &v.openid)?.is_some() {
         return Ok(Response::redirect(303, "/grades"));
     }
-    let unbound = req.query_param("done").as_deref() == Some("unbound");
-    bind_page(app, &v, 200, None, None, ("", ""), unbound)
+    // Just unbound: say so once, then forget it.
+    if req.cookie(FLASH_COOKIE) == Some(UNBOUND) {
+        return bind_page(app, &v, 200, None, None, ("", ""), true)
+            .map(|r| r.with_cookie(&flash_cookie(app, "", 0)));
+    }
+    bind_page(app, &v, 200, None, None, ("", ""), false)
+}
+
+/// A one-time notice for the bind form, carried across the redirect after unbinding.
+const FLASH_COOKIE: &str = "wxg_flash";
+const UNBOUND: &str = "unbound";
+
+fn flash_cookie(app: &App, value: &str, max_age: i64) -> SetCookie {
+    SetCookie {
+        name: FLASH_COOKIE.into(),
+        value: value.into(),
+        path: "/bind".into(),
+        max_age: Some(max_age),
+        http_only: true,
+        secure: app.config.https(),
+        same_site: SameSite::Lax,
+    }
 }
 
 /// The bind form, parsed in one step: values trimmed and cut to 64 characters.
@@ -180,7 +201,7 @@ pub fn unbind_submit(app: &App, req: &Request) -> Handled {
     };
     check_form(app, req, &v)?;
     app.changed(students::unbind(app, &v.openid)?);
-    Ok(Response::redirect(303, "/bind?done=unbound"))
+    Ok(Response::redirect(303, "/bind").with_cookie(&flash_cookie(app, UNBOUND, 60)))
 }
 
 /// Which terms the grades page shows, from `?term=`.
