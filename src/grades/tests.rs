@@ -1,4 +1,5 @@
-//! Tests of the grades domain.
+//! Tests of the grades domain: values, scales, transcript and 加权平均分 rules in one file (over
+//! 600 lines) so that the hand computations of every rule sit side by side.
 
 use serde::{Deserialize, Serialize};
 
