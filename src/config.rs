@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::grades::{Scale, ScaleConfig};
+use crate::grades::{AverageAttempt, AverageRules, LevelScores, Scale, ScaleConfig};
 
 /// A configuration problem, always naming the key (or file) at fault.
 #[derive(Debug)]
@@ -115,6 +115,8 @@ struct RawWechat {
 #[serde(deny_unknown_fields)]
 struct RawGrades {
     scale: Option<ScaleConfig>,
+    average_attempt: Option<String>,
+    level_scores: Option<BTreeMap<String, f64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -204,6 +206,8 @@ pub struct Config {
     pub metrics_listen: Option<std::net::SocketAddr>,
     pub wechat: WechatConfig,
     pub scale: Scale,
+    /// `[grades] average_attempt` and `level_scores`: the rules of the 加权平均分.
+    pub average: AverageRules,
     pub backup: BackupConfig,
     pub menu: Vec<MenuButton>,
     /// Demo mode: WeChat is the built-in simulator under `/_sim/`.
@@ -608,6 +612,25 @@ fn validate(raw: RawConfig, demo: bool) -> Result<Config, ConfigError> {
             Err(e) => return err(format!("grades.scale: {e}")),
         },
     };
+    let average = AverageRules {
+        attempt: match raw
+            .grades
+            .average_attempt
+            .as_deref()
+            .map(AverageAttempt::parse)
+        {
+            None => AverageAttempt::default(),
+            Some(Ok(a)) => a,
+            Some(Err(e)) => return err(format!("grades.average_attempt: {e}")),
+        },
+        levels: match &raw.grades.level_scores {
+            None => LevelScores::default(),
+            Some(t) => match LevelScores::from_config(t) {
+                Ok(l) => l,
+                Err(e) => return err(format!("grades.level_scores: {e}")),
+            },
+        },
+    };
     let b = raw.backup;
     let every_hours = match b.every_hours {
         Some(n) if !(0..=24 * 365).contains(&n) => {
@@ -678,6 +701,7 @@ fn validate(raw: RawConfig, demo: bool) -> Result<Config, ConfigError> {
             notice_rate_per_sec: notice_rate,
         },
         scale,
+        average,
         backup: BackupConfig {
             dir: backup_dir,
             every_hours,
@@ -962,6 +986,34 @@ mod tests {
             .unwrap_err()
             .0;
         assert!(e.contains("standard5"), "{e}");
+    }
+
+    #[test]
+    fn average_rules_from_the_config() {
+        use crate::grades::{AverageAttempt, FiveLevel};
+        let c = load_str(OK, &[]).unwrap();
+        assert_eq!(c.average.attempt, AverageAttempt::Best);
+        assert_eq!(c.average.levels.of(FiveLevel::Medium), 7500);
+        let c = load_str(
+            &format!("{OK}[grades]\naverage_attempt = \"first\"\nlevel_scores = {{ \"优秀\" = 90, good = 80.5 }}\n"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.average.attempt, AverageAttempt::First);
+        assert_eq!(c.average.levels.of(FiveLevel::Excellent), 9000);
+        assert_eq!(c.average.levels.of(FiveLevel::Good), 8050);
+        assert_eq!(c.average.levels.of(FiveLevel::Pass), 6500);
+        let e = load_str(&format!("{OK}[grades]\naverage_attempt = \"last\"\n"), &[])
+            .unwrap_err()
+            .0;
+        assert!(e.starts_with("grades.average_attempt"), "{e}");
+        let e = load_str(
+            &format!("{OK}[grades]\nlevel_scores = {{ excellent = 120 }}\n"),
+            &[],
+        )
+        .unwrap_err()
+        .0;
+        assert!(e.starts_with("grades.level_scores"), "{e}");
     }
 
     #[test]

@@ -106,7 +106,7 @@ impl AppError {
             link: if retry { RETRY } else { None },
         };
         match self {
-            AppError::NotFound => p(404, "页面不存在", "您访问的页面不存在或已被移除。", false),
+            AppError::NotFound => p(404, "页面不存在", "你访问的页面不存在或已被移除。", false),
             AppError::NotFoundWith { heading, message, link } => ErrorPage {
                 status: 404,
                 heading,
@@ -132,7 +132,7 @@ impl AppError {
             AppError::OAuth(OAuthFailure::Refused) => p(
                 403,
                 "未授权",
-                "您拒绝了微信授权，我们无法确认您的身份。如需查询成绩，请重新进入并点击“允许”。",
+                "你拒绝了微信授权，我们无法确认你的身份。如需查询成绩，请重新进入并点击“允许”。",
                 true,
             ),
             AppError::OAuth(OAuthFailure::BadState) => p(
@@ -150,7 +150,7 @@ impl AppError {
             AppError::OAuth(OAuthFailure::Snapshot) => p(
                 403,
                 "请在微信中打开",
-                "您正在浏览页面快照，无法确认身份。请点击页面下方“使用完整服务”，或从公众号菜单重新进入。",
+                "你正在浏览页面快照，无法确认身份。请点击页面下方“使用完整服务”，或从公众号菜单重新进入。",
                 false,
             ),
             AppError::WeChat(e) if e.is_timeout() => p(

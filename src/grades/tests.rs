@@ -1,4 +1,5 @@
-//! Tests of the grades domain.
+//! Tests of the grades domain: values, scales, transcript and 加权平均分 rules in one file (over
+//! 600 lines) so that the hand computations of every rule sit side by side.
 
 use serde::{Deserialize, Serialize};
 
@@ -443,4 +444,161 @@ fn roster_debug_hides_verify() {
     };
     let dbg = format!("{r:?}");
     assert!(!dbg.contains("12345X") && dbg.contains("redacted"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 加权平均分
+// ---------------------------------------------------------------------------------------------
+
+fn avg(rows: &[GradeRecord], attempt: AverageAttempt) -> Option<String> {
+    let rules = AverageRules {
+        attempt,
+        levels: LevelScores::default(),
+    };
+    weighted_average(rows, &rules).map(|a| a.to_string())
+}
+
+#[test]
+fn average_takes_each_courses_best_attempt_by_default() {
+    // 高数 4cr 95; 英语 3cr 58 then 补考 65 then 重修 82 (best 82): (380 + 246) / 7 = 89.428… → 89.43
+    let rows = [
+        rec("2024-2025-1", "MA1", "高数", "4", "95", ExamKind::Normal),
+        rec("2024-2025-1", "EN1", "英语", "3", "58", ExamKind::Normal),
+        rec("2024-2025-1", "EN1", "英语", "3", "65", ExamKind::Makeup),
+        rec("2024-2025-2", "EN1", "英语", "3", "82", ExamKind::Retake),
+    ];
+    assert_eq!(avg(&rows, AverageAttempt::Best).as_deref(), Some("89.43"));
+    // Row order does not matter.
+    let mut reversed = rows.clone();
+    reversed.reverse();
+    assert_eq!(
+        avg(&reversed, AverageAttempt::Best).as_deref(),
+        Some("89.43")
+    );
+}
+
+#[test]
+fn average_can_take_the_first_attempt() {
+    // First: 英语 58 (oldest term, 正常考试 before 补考): (380 + 174) / 7 = 79.142… → 79.14
+    let rows = [
+        rec("2024-2025-2", "EN1", "英语", "3", "82", ExamKind::Retake),
+        rec("2024-2025-1", "EN1", "英语", "3", "65", ExamKind::Makeup),
+        rec("2024-2025-1", "MA1", "高数", "4", "95", ExamKind::Normal),
+        rec("2024-2025-1", "EN1", "英语", "3", "58", ExamKind::Normal),
+    ];
+    assert_eq!(avg(&rows, AverageAttempt::First).as_deref(), Some("79.14"));
+    // A first sitting with no score (缓考) does not count; the next attempt with one does.
+    let deferred = [
+        rec("2024-2025-1", "PH1", "物理", "2", "缓考", ExamKind::Normal),
+        rec("2024-2025-1", "PH1", "物理", "2", "70", ExamKind::Makeup),
+        rec("2024-2025-2", "PH1", "物理", "2", "90", ExamKind::Retake),
+    ];
+    assert_eq!(
+        avg(&deferred, AverageAttempt::First).as_deref(),
+        Some("70.00")
+    );
+    assert_eq!(
+        avg(&deferred, AverageAttempt::Best).as_deref(),
+        Some("90.00")
+    );
+    assert_eq!(AverageAttempt::parse("First"), Ok(AverageAttempt::First));
+    assert_eq!(AverageAttempt::parse("best"), Ok(AverageAttempt::Best));
+    assert!(AverageAttempt::parse("last")
+        .unwrap_err()
+        .contains("\"first\""));
+}
+
+#[test]
+fn five_level_grades_enter_through_the_level_table() {
+    // 体育 1cr 优秀 → 95, 美术 1cr 及格 → 65, 书法 2cr 不及格 → 0: (95 + 65 + 0) / 4 = 40.00
+    let rows = [
+        rec("2024-2025-1", "PE1", "体育", "1", "优秀", ExamKind::Normal),
+        rec("2024-2025-1", "AR1", "美术", "1", "及格", ExamKind::Normal),
+        rec(
+            "2024-2025-1",
+            "CA1",
+            "书法",
+            "2",
+            "不及格",
+            ExamKind::Normal,
+        ),
+    ];
+    assert_eq!(avg(&rows, AverageAttempt::Best).as_deref(), Some("40.00"));
+    // A school's own table: 优秀 90, pass 60.5 (English key); others keep their defaults.
+    let table: std::collections::BTreeMap<String, f64> =
+        [("优秀".to_string(), 90.0), ("pass".to_string(), 60.5)].into();
+    let levels = LevelScores::from_config(&table).unwrap();
+    assert_eq!(levels.of(FiveLevel::Excellent), 9000);
+    assert_eq!(levels.of(FiveLevel::Pass), 6050);
+    assert_eq!(levels.of(FiveLevel::Good), 8500);
+    let rules = AverageRules {
+        attempt: AverageAttempt::Best,
+        levels,
+    };
+    // (90 + 60.5 + 0) / 4 = 37.625 → 37.63
+    assert_eq!(
+        weighted_average(&rows, &rules)
+            .map(|a| a.to_string())
+            .as_deref(),
+        Some("37.63")
+    );
+    for (k, v) in [
+        ("卓越", 90.0),
+        ("优秀", 100.5),
+        ("良好", -1.0),
+        ("中等", 75.125),
+    ] {
+        let table: std::collections::BTreeMap<String, f64> = [(k.to_string(), v)].into();
+        let e = LevelScores::from_config(&table).unwrap_err();
+        assert!(e.contains(k), "{k}: {e}");
+    }
+}
+
+#[test]
+fn pass_fail_grades_and_statuses_do_not_enter_the_average() {
+    let rows = [
+        rec("2024-2025-1", "MA1", "高数", "4", "80", ExamKind::Normal),
+        rec("2024-2025-1", "LB1", "劳动", "1", "合格", ExamKind::Normal),
+        rec(
+            "2024-2025-1",
+            "SF1",
+            "安全",
+            "1",
+            "不合格",
+            ExamKind::Normal,
+        ),
+        rec("2024-2025-1", "PH1", "物理", "2", "缺考", ExamKind::Normal),
+        rec("2024-2025-1", "CH1", "化学", "2", "取消", ExamKind::Normal),
+    ];
+    assert_eq!(avg(&rows, AverageAttempt::Best).as_deref(), Some("80.00"));
+    assert_eq!(
+        avg(&rows[1..], AverageAttempt::Best),
+        None,
+        "nothing scored"
+    );
+    assert_eq!(avg(&[], AverageAttempt::First), None);
+}
+
+#[test]
+fn average_rounds_half_away_from_zero_to_two_decimals() {
+    // (3 × 88.33 + 1 × 88.34) / 4 = 88.3325 → 88.33; (1 × 70.01 + 1 × 70.00) / 2 = 70.005 → 70.01
+    let a = [
+        rec("2024-2025-1", "A", "甲", "3", "88.33", ExamKind::Normal),
+        rec("2024-2025-1", "B", "乙", "1", "88.34", ExamKind::Normal),
+    ];
+    assert_eq!(avg(&a, AverageAttempt::Best).as_deref(), Some("88.33"));
+    let b = [
+        rec("2024-2025-1", "A", "甲", "1", "70.01", ExamKind::Normal),
+        rec("2024-2025-1", "B", "乙", "1", "70", ExamKind::Normal),
+    ];
+    assert_eq!(avg(&b, AverageAttempt::Best).as_deref(), Some("70.01"));
+    // (2 × 70.01 + 1 × 70) / 3 = 70.00666… → 70.01; 0.5 credits weigh as such.
+    let c = [
+        rec("2024-2025-1", "A", "甲", "2", "70.01", ExamKind::Normal),
+        rec("2024-2025-1", "B", "乙", "1", "70", ExamKind::Normal),
+        rec("2024-2025-1", "C", "丙", "0.5", "100", ExamKind::Normal),
+    ];
+    // (140.02 + 70 + 50) / 3.5 = 74.291… → 74.29
+    assert_eq!(avg(&c, AverageAttempt::Best).as_deref(), Some("74.29"));
+    assert_eq!(avg(&c[..2], AverageAttempt::Best).as_deref(), Some("70.01"));
 }

@@ -18,9 +18,17 @@ pub fn whoami(app: &App, req: &Request) -> Handled {
     };
     let user = students::wx_user(app, &student.openid)?.unwrap_or_default();
     let short: String = student.openid.chars().take(8).collect();
+    let bound = match students::binding(app, &student.openid)? {
+        Some(b) => {
+            let s = students::student_or_placeholder(app, &b.student_id)?;
+            context! { student_id => s.student_id, name => s.name }
+        }
+        None => minijinja::Value::from(()),
+    };
     let html = app.views.render(
         "whoami.html",
         context! {
+            bound => bound,
             user => context! {
                 openid_short => format!("{short}…"),
                 nickname => user.nickname,
@@ -34,16 +42,7 @@ pub fn whoami(app: &App, req: &Request) -> Handled {
 
 pub fn logout(app: &App, req: &Request) -> Handled {
     let removal = session::end_student(app, req)?;
-    let html = app.views.render(
-        "error.html",
-        context! {
-            status => 200,
-            heading => "已退出",
-            message => "您已安全退出。再次从公众号菜单进入即可重新登录。",
-            retry_url => "/",
-            retry_label => "重新进入",
-        },
-    )?;
+    let html = app.views.render("signed_out.html", context! {})?;
     Ok(Response::html(200, html).with_cookie(&removal))
 }
 

@@ -6,7 +6,8 @@ use super::session::{self, Visitor};
 use super::Handled;
 use crate::app::App;
 use crate::error::AppError;
-use crate::grades::{CourseLine, Term, Transcript};
+use crate::grades::{AverageAttempt, AverageRules, CourseLine, FiveLevel, Term, Transcript};
+use crate::http::cookie::{SameSite, SetCookie};
 use crate::http::form::Form;
 use crate::http::{csrf, Request, Response};
 use crate::service::students::{self, BindOutcome, BindRefusal};
@@ -54,8 +55,8 @@ fn bind_page(
     status: u16,
     error: Option<&str>,
     locked_until: Option<&str>,
-    sid: &str,
-    name: &str,
+    (sid, name): (&str, &str),
+    unbound: bool,
 ) -> Handled {
     let html = app.views.render(
         "bind.html",
@@ -65,6 +66,7 @@ fn bind_page(
             locked_until => locked_until,
             values => context! { student_id => sid, name => name },
             demo_hint => demo_hint(app),
+            unbound => unbound,
             user => user_ctx(app, &v.openid)?,
         },
     )?;
@@ -76,7 +78,28 @@ pub fn bind_form(app: &App, req: &Request) -> Handled {
     if students::binding(app, &v.openid)?.is_some() {
         return Ok(Response::redirect(303, "/grades"));
     }
-    bind_page(app, &v, 200, None, None, "", "")
+    // Just unbound: say so once, then forget it.
+    if req.cookie(FLASH_COOKIE) == Some(UNBOUND) {
+        return bind_page(app, &v, 200, None, None, ("", ""), true)
+            .map(|r| r.with_cookie(&flash_cookie(app, "", 0)));
+    }
+    bind_page(app, &v, 200, None, None, ("", ""), false)
+}
+
+/// A one-time notice for the bind form, carried across the redirect after unbinding.
+const FLASH_COOKIE: &str = "wxg_flash";
+const UNBOUND: &str = "unbound";
+
+fn flash_cookie(app: &App, value: &str, max_age: i64) -> SetCookie {
+    SetCookie {
+        name: FLASH_COOKIE.into(),
+        value: value.into(),
+        path: "/bind".into(),
+        max_age: Some(max_age),
+        http_only: true,
+        secure: app.config.https(),
+        same_site: SameSite::Lax,
+    }
 }
 
 /// The bind form, parsed in one step: values trimmed and cut to 64 characters.
@@ -123,7 +146,7 @@ pub fn bind_submit(app: &App, req: &Request) -> Handled {
         return Ok(session::sign_in_redirect("/bind"));
     };
     let form = BindForm::parse(&check_form(app, req, &v)?);
-    let (sid, name) = (&form.student_id, &form.name);
+    let (sid, name) = (form.student_id.as_str(), form.name.as_str());
     if !form.complete() {
         return bind_page(
             app,
@@ -131,8 +154,8 @@ pub fn bind_submit(app: &App, req: &Request) -> Handled {
             400,
             Some("请填写学号、姓名和验证码。"),
             None,
-            sid,
-            name,
+            (sid, name),
+            false,
         );
     }
     let (outcome, changed) = app.students.bind(app, &v.openid, sid, name, &form.verify)?;
@@ -145,12 +168,12 @@ pub fn bind_submit(app: &App, req: &Request) -> Handled {
             400,
             Some("信息不匹配，请核对学号、姓名和验证码后重试。"),
             None,
-            sid,
-            name,
+            (sid, name),
+            false,
         ),
         BindOutcome::Refused(BindRefusal::Locked(until)) => {
             let msg = format!("尝试次数过多，请于 {until} 后再试。");
-            bind_page(app, &v, 429, Some(&msg), Some(&until), sid, name)
+            bind_page(app, &v, 429, Some(&msg), Some(&until), (sid, name), false)
                 .map(|r| r.with_header("Retry-After", "900"))
         }
         BindOutcome::Refused(BindRefusal::TakenByOther) => Err(AppError::Conflict(
@@ -178,7 +201,41 @@ pub fn unbind_submit(app: &App, req: &Request) -> Handled {
     };
     check_form(app, req, &v)?;
     app.changed(students::unbind(app, &v.openid)?);
-    Ok(Response::redirect(303, "/bind"))
+    Ok(Response::redirect(303, "/bind").with_cookie(&flash_cookie(app, UNBOUND, 60)))
+}
+
+/// Which terms the grades page shows, from `?term=`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Shown {
+    /// No `term`: the newest term the student has grades in, alone.
+    Newest,
+    /// `term=all`: every term, newest first.
+    All,
+    /// One term the student has grades in.
+    Term(Term),
+    /// A term the student has no grades in, or not a term at all: an empty state (404).
+    Missing,
+}
+
+impl Shown {
+    /// From the raw `term` parameter; a well-formed term is checked against the transcript later.
+    fn parse(raw: Option<&str>) -> Shown {
+        match raw.map(str::trim).filter(|t| !t.is_empty()) {
+            None => Shown::Newest,
+            Some("all") => Shown::All,
+            Some(t) => Term::parse(t).map_or(Shown::Missing, Shown::Term),
+        }
+    }
+
+    /// The cache key part; `None` for pages not cached (the empty state).
+    fn key(&self) -> Option<String> {
+        match self {
+            Shown::Newest => Some("newest".into()),
+            Shown::All => Some("all".into()),
+            Shown::Term(t) => Some(t.as_str().to_string()),
+            Shown::Missing => None,
+        }
+    }
 }
 
 pub fn grades(app: &App, req: &Request) -> Handled {
@@ -186,69 +243,71 @@ pub fn grades(app: &App, req: &Request) -> Handled {
     let Some(binding) = students::binding(app, &v.openid)? else {
         return Ok(Response::redirect(302, "/bind"));
     };
-    let term = match req.query_param("term").filter(|t| !t.is_empty()) {
-        None => None,
-        Some(t) => match Term::parse(&t) {
-            Ok(t) => Some(t),
-            Err(_) => return Err(no_such_term()),
-        },
-    };
-    // Everything the page shows: the student's data (generation), the term, and who is looking
+    let mut shown = Shown::parse(req.query_param("term").as_deref());
+    // Everything the page shows: the student's data (generation), the terms, and who is looking
     // (their nickname and avatar as of this session's sign-in).
-    let key = format!(
-        "grades|{}|{}|{}",
-        term.as_ref().map(|t| t.as_str()).unwrap_or(""),
-        v.openid,
-        v.since
-    );
+    let key = shown
+        .key()
+        .map(|k| format!("grades|{k}|{}|{}", v.openid, v.since));
     let generation = app.generation();
     let encoding = super::page_encoding(req);
-    if let Some(page) = app
-        .pages
-        .get(generation, &binding.student_id, &key, encoding)
-    {
-        return Ok(super::page_response(encoding, page));
-    }
-    let (student, t) = students::summary(app, &binding.student_id)?;
-    if let Some(term) = &term {
-        if t.term(term).is_none() {
-            return Err(no_such_term());
+    if let Some(key) = &key {
+        if let Some(page) = app
+            .pages
+            .get(generation, &binding.student_id, key, encoding)
+        {
+            return Ok(super::page_response(encoding, page));
         }
     }
-    let ctx = grades_context(&t, term.as_ref());
+    let view = students::grades_view(app, &binding.student_id)?;
+    if let Shown::Term(term) = &shown {
+        if view.transcript.term(term).is_none() {
+            shown = Shown::Missing;
+        }
+    }
+    let student = &view.student;
+    let ctx = grades_context(&view.transcript, &shown);
     let html = app.views.render(
         "grades.html",
         context! {
             student => context! { student_id => student.student_id, name => student.name, class => student.class, major => student.major },
             user => user_ctx(app, &v.openid)?,
+            average => view.average.map(|a| a.to_string()).unwrap_or_else(|| "—".into()),
+            average_rule => average_rule(&app.config.average),
             ..ctx
         },
     )?;
+    if shown == Shown::Missing {
+        // The empty state, inside the grades page, with links to the terms there are.
+        return Ok(Response::html(404, html));
+    }
+    let Some(key) = key else {
+        return Ok(Response::html(200, html));
+    };
     let page = app
         .pages
         .put(generation, &binding.student_id, key, html, encoding);
     Ok(super::page_response(encoding, page))
 }
 
-fn no_such_term() -> AppError {
-    AppError::NotFoundWith {
-        heading: "该学期暂无成绩",
-        message: "所选学期没有您的成绩，可能尚未发布。".into(),
-        link: ("/grades", "查看全部学期"),
-    }
-}
-
 /// The grades page's data, in the shape `grades.html` expects.
-pub fn grades_context(t: &Transcript, selected: Option<&Term>) -> Value {
+pub fn grades_context(t: &Transcript, shown: &Shown) -> Value {
+    let newest = t.terms.first().map(|ts| &ts.term);
+    let is_selected = |term: &Term| match shown {
+        Shown::Newest => newest == Some(term),
+        Shown::Term(s) => s == term,
+        Shown::All | Shown::Missing => false,
+    };
     let mut term_links = vec![
-        context! { term => "", label => "全部", url => "/grades", selected => selected.is_none() },
+        context! { term => "all", label => "全部", url => "/grades?term=all", selected => *shown == Shown::All },
     ];
     for ts in &t.terms {
         term_links.push(context! {
             term => ts.term.as_str(),
             label => short_label(&ts.term),
+            full_label => ts.term.label(),
             url => format!("/grades?term={}", ts.term.as_str()),
-            selected => selected == Some(&ts.term),
+            selected => is_selected(&ts.term),
         });
     }
     // Courses failed and not (yet) passed by a later attempt: what the student still has to do.
@@ -265,7 +324,7 @@ pub fn grades_context(t: &Transcript, selected: Option<&Term>) -> Value {
     let terms: Vec<Value> = t
         .terms
         .iter()
-        .filter(|ts| selected.is_none_or(|s| *s == ts.term))
+        .filter(|ts| *shown == Shown::All || is_selected(&ts.term))
         .map(|ts| {
             let courses: Vec<Value> = ts.courses.iter().map(course_line).collect();
             context! {
@@ -284,10 +343,31 @@ pub fn grades_context(t: &Transcript, selected: Option<&Term>) -> Value {
             terms_count => t.terms.len(),
             failed_count => failed_count,
         },
+        has_grades => !t.terms.is_empty(),
+        missing => *shown == Shown::Missing,
         term_links => term_links,
         terms => terms,
         chart => chart(t),
     }
+}
+
+/// How the 加权平均分 is counted, in words for the page's help.
+fn average_rule(rules: &AverageRules) -> Value {
+    let attempt = match rules.attempt {
+        AverageAttempt::Best => "历次考试中成绩最好的一次",
+        AverageAttempt::First => "第一次有成绩的考试",
+    };
+    let levels: Vec<String> = FiveLevel::ALL
+        .iter()
+        .map(|l| {
+            let h = rules.levels.of(*l);
+            match h % 100 {
+                0 => format!("{} {}", l.label(), h / 100),
+                f => format!("{} {}.{:02}", l.label(), h / 100, f),
+            }
+        })
+        .collect();
+    context! { attempt => attempt, levels => levels.join("、") }
 }
 
 /// One course of a transcript, as the student and admin pages show it.

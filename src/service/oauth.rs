@@ -115,6 +115,12 @@ pub fn callback(
         Some(c) if c.len() <= 512 => c,
         Some(_) => return Err(AppError::OAuth(OAuthFailure::BadCode)),
         None => {
+            // "You refused" only to the browser that asked, while its state is alive; a refusal
+            // opened later or elsewhere is a sign-in that has expired.
+            if live_state(ctx, &oauth.states, state, browser_cookie).is_none() {
+                ctx.metrics.event("oauth", "bad_state");
+                return Err(AppError::OAuth(OAuthFailure::BadState));
+            }
             ctx.metrics.event("oauth", "refused");
             return Err(AppError::OAuth(OAuthFailure::Refused));
         }
@@ -134,20 +140,10 @@ fn callback_locked(
     browser_cookie: Option<&str>,
 ) -> Result<SignedIn, AppError> {
     let now = ctx.clock.now();
-    let bad_state = || {
+    let Some(st) = live_state(ctx, states, state, browser_cookie) else {
         ctx.metrics.event("oauth", "bad_state");
-        Err(AppError::OAuth(OAuthFailure::BadState))
+        return Err(AppError::OAuth(OAuthFailure::BadState));
     };
-    let Some(st) = states.get(state, now) else {
-        return bad_state();
-    };
-    let same_browser = browser_cookie
-        .filter(|c| is_token(c))
-        .map(|c| secret::constant_time_eq(&browser_hash(c), &st.browser))
-        .unwrap_or(false);
-    if !same_browser || now - st.created >= STATE_TTL || now < st.created - 60 {
-        return bad_state();
-    }
     if let Some(openid) = &st.completed_openid {
         // WeChat, a proxy or the back button called again: no second exchange.
         ctx.metrics.event("oauth", "repeat");
@@ -231,6 +227,25 @@ fn callback_locked(
         next: st.next,
         session_id,
     })
+}
+
+/// The state, when it exists, was started by this browser (its cookie) and has not expired.
+fn live_state(
+    ctx: &Ctx,
+    states: &OAuthStates,
+    state: &str,
+    browser_cookie: Option<&str>,
+) -> Option<PendingState> {
+    let now = ctx.clock.now();
+    let st = states.get(state, now)?;
+    let same_browser = browser_cookie
+        .filter(|c| is_token(c))
+        .map(|c| secret::constant_time_eq(&browser_hash(c), &st.browser))
+        .unwrap_or(false);
+    if !same_browser || now - st.created >= STATE_TTL || now < st.created - 60 {
+        return None;
+    }
+    Some(st)
 }
 
 fn browser_hash(cookie: &str) -> [u8; 32] {

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::error::AppError;
-use crate::grades::{transcript, Transcript};
+use crate::grades::{transcript, weighted_average, Average, Transcript};
 use crate::service::admin::audit::{self, Action};
 use crate::service::import::validate::check_student_id;
 use crate::service::pacing::Pacer;
@@ -186,6 +186,26 @@ pub fn summary(ctx: &Ctx, student_id: &str) -> Result<(Student, Transcript), App
     let student = student_or_placeholder(ctx, student_id)?;
     let rows = ctx.store.grades_of(student_id)?;
     Ok((student, transcript(&rows, &ctx.config.scale)))
+}
+
+/// What the grades page shows of a student: their roster entry, transcript and 加权平均分.
+/// (A 必修-only GPA needs the course nature, 课程性质, which the store does not hold yet.)
+pub struct GradesView {
+    pub student: Student,
+    pub transcript: Transcript,
+    /// By `[grades] average_attempt` and `level_scores`; `None` when no course has a score.
+    pub average: Option<Average>,
+}
+
+/// The grades page's figures for `student_id`, from one read of their grades.
+pub fn grades_view(ctx: &Ctx, student_id: &str) -> Result<GradesView, AppError> {
+    let student = student_or_placeholder(ctx, student_id)?;
+    let rows = ctx.store.grades_of(student_id)?;
+    Ok(GradesView {
+        student,
+        transcript: transcript(&rows, &ctx.config.scale),
+        average: weighted_average(&rows, &ctx.config.average),
+    })
 }
 
 /// The bound student of `openid` and their transcript, or None when not bound.
