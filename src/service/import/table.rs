@@ -15,6 +15,12 @@ use std::io::Cursor;
 
 use calamine::{Data, Range, Reader, SheetType, SheetVisible, StyleRange, Xlsx, XlsxError};
 
+mod xlsx_limits;
+pub use xlsx_limits::XlsxLimits;
+
+/// The upload cap [`TableReader::open`] assumes (the default `max_upload_mb`).
+const DEFAULT_UPLOAD_BYTES: u64 = 20 << 20;
+
 /// A whole file read into memory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Table {
@@ -262,11 +268,25 @@ impl<'r> Cells<'r> {
 }
 
 impl<'a> TableReader<'a> {
-    /// Detects the format, decodes the text and reads the header row (the first non-blank row).
+    /// [`open_limited`](TableReader::open_limited) with the XLSX limits of the default upload
+    /// cap (20 MB), or of the file's own size when it is larger (a CLI import).
     pub fn open(file_name: &str, bytes: &'a [u8]) -> Result<TableReader<'a>, TableError> {
+        let cap = (bytes.len() as u64).max(DEFAULT_UPLOAD_BYTES);
+        TableReader::open_limited(file_name, bytes, &XlsxLimits::for_upload(cap))
+    }
+
+    /// Detects the format, decodes the text and reads the header row (the first non-blank row).
+    /// An XLSX is first checked against `limits` (see [`XlsxLimits`]) and then read with any
+    /// panic in the XLSX reader turned into an error.
+    pub fn open_limited(
+        file_name: &str,
+        bytes: &'a [u8],
+        limits: &XlsxLimits,
+    ) -> Result<TableReader<'a>, TableError> {
         let lower = file_name.to_ascii_lowercase();
         let (format, mut source) = if bytes.starts_with(b"PK\x03\x04") {
-            let sheet = SheetSource::open(bytes)?;
+            xlsx_limits::check(bytes, limits)?;
+            let sheet = without_panic(|| SheetSource::open(bytes))?;
             (
                 SourceFormat::Xlsx {
                     sheet: sheet.name.clone(),
@@ -274,7 +294,7 @@ impl<'a> TableReader<'a> {
                 Source::Sheet(sheet),
             )
         } else if bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
-            return Err(ole_file_error(bytes));
+            return Err(without_panic(|| Ok(ole_file_error(bytes))).unwrap_or_else(|e| e));
         } else if lower.ends_with(".xlsx") || lower.ends_with(".xlsm") {
             return Err(TableError::new(
                 "文件扩展名是.xlsx，但内容不是XLSX（ZIP）格式，文件可能已损坏",
@@ -642,6 +662,22 @@ fn count_line_breaks(chunk: &[u8]) -> usize {
 // ---------------------------------------------------------------------------------------------
 // XLSX
 // ---------------------------------------------------------------------------------------------
+
+/// Runs a part of the XLSX reader, turning a panic in it into an import error (the import
+/// thread, and the uploads after it, go on).
+fn without_panic<T>(read: impl FnOnce() -> Result<T, TableError>) -> Result<T, TableError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        log::error!("the XLSX reader panicked: {what}");
+        Err(TableError::new(
+            "无法读取XLSX文件：文件内容异常，读取时出错（文件可能已损坏或被篡改）",
+        ))
+    })
+}
 
 /// An OLE compound file: a password-protected XLSX or an old binary .xls.
 fn ole_file_error(bytes: &[u8]) -> TableError {
