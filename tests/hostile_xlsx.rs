@@ -22,7 +22,7 @@ const ROSTER: &str = "学号,姓名,身份证后六位\n2024001,张三,12345X\n2
 // ---------------------------------------------------------------------------------------------
 
 struct Entry {
-    name: &'static str,
+    name: String,
     /// 0 = stored, 8 = deflated.
     method: u16,
     data: Vec<u8>,
@@ -30,9 +30,9 @@ struct Entry {
     crc: u32,
 }
 
-fn stored(name: &'static str, body: &str) -> Entry {
+fn stored(name: &str, body: &str) -> Entry {
     Entry {
-        name,
+        name: name.to_string(),
         method: 0,
         data: body.as_bytes().to_vec(),
         declared_size: body.len() as u32,
@@ -221,7 +221,7 @@ fn deflated_zeros(chunks: usize) -> Vec<u8> {
 fn bomb(chunks: usize, declared_size: u32) -> Vec<u8> {
     workbook(
         Entry {
-            name: "xl/worksheets/sheet1.xml",
+            name: "xl/worksheets/sheet1.xml".to_string(),
             method: 8,
             data: deflated_zeros(chunks),
             declared_size,
@@ -292,6 +292,18 @@ fn hostile_files() -> Vec<(&'static str, Vec<u8>, &'static [&'static str])> {
             &["超出Excel范围", "单元格位置"],
         ),
         ("an honest zip bomb", honest_bomb, &["解压后", "超出上限"]),
+        (
+            "a 50 MB entry declared from 1 KB",
+            bomb(1, 50 << 20),
+            &["压缩比", "超出上限"],
+        ),
+        (
+            "ten thousand and one entries",
+            zip(&(0..10_001)
+                .map(|i| stored(&format!("x{i}"), ""))
+                .collect::<Vec<_>>()),
+            &["10001 个压缩条目", "超出上限"],
+        ),
         (
             "a zip bomb declaring 4 KB",
             bomb(3_700, 4096),

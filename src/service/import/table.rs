@@ -1028,6 +1028,14 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_panic_in_the_xlsx_reader_is_an_error() {
+        let caught = without_panic::<()>(|| panic!("calamine broke"));
+        let err = caught.expect_err("the panic is an error");
+        assert!(err.message.contains("无法读取XLSX文件"), "{err}");
+        assert_eq!(without_panic(|| Ok(7)), Ok(7));
+    }
+
+    #[test]
     fn numbers_print_like_excel() {
         let show = |f: f64, pad: usize| {
             let mut s = String::new();
