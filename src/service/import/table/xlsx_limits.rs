@@ -7,7 +7,8 @@
 //! - the positions of the cells in `<sheetData>` (`<c r>`, or implied by `<row r>` and the cells
 //!   before it): the sheet becomes one dense grid spanning the first to the last cell, so `A1`
 //!   plus `XFD1048576` asks for 17 billion cells;
-//! - `<dimension ref>` (reserved from only when small, but parsed with unchecked arithmetic).
+//! - `<dimension ref>`: reserved from only below 100,000 cells, so a large range is let through,
+//!   but parsed with unchecked arithmetic, so a reversed range or one outside the grid is refused.
 //!
 //! It never reads `count` of `<sst>` or any other count. Cell references are parsed with `u32`
 //! arithmetic that overflows on long ones, so a reference outside Excel's grid (beyond column
@@ -326,18 +327,11 @@ impl<'l> PartScan<'l> {
             [start, end] => (start, end),
             _ => return Err(self.outside("工作表范围")),
         };
+        // A large but well-formed range is harmless: calamine reserves from it only below
+        // 100,000 cells, and the cells themselves are bounded above. A reversed one makes its
+        // unchecked subtraction wrap (or panic).
         if end.0 < start.0 || end.1 < start.1 {
             return Err(self.outside("工作表范围"));
-        }
-        let cells = (end.0 - start.0 + 1).saturating_mul(end.1 - start.1 + 1);
-        if cells > self.limits.max_cells {
-            return Err(refused(format!(
-                "XLSX文件声明了工作表范围 {}:{}（{}），共 {cells} 个单元格，超出上限 {} 个",
-                a1(start.0 - 1, start.1 - 1),
-                a1(end.0 - 1, end.1 - 1),
-                self.name,
-                self.limits.max_cells
-            )));
         }
         Ok(())
     }
