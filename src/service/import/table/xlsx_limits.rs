@@ -441,6 +441,32 @@ mod tests {
     }
 
     #[test]
+    fn attributes_split_like_calamine() {
+        let values = |tag: &'static str, name: &str| {
+            let e = BytesStart::from_content(tag, tag.find(' ').unwrap_or(tag.len()));
+            raw_attrs(&e, name)
+                .into_iter()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        // Duplicates are all seen (calamine keeps the first or the last, depending on the tag).
+        assert_eq!(values(r#"c r="A1" s="1" r='XFD1'"#, "r"), ["A1", "XFD1"]);
+        // Raw: no unescaping, as calamine reads counts and references.
+        assert_eq!(
+            values(r#"sst uniqueCount="&#49;2""#, "uniqueCount"),
+            ["&#49;2"]
+        );
+        // A key runs to the first `=`: "x r" is not "r".
+        assert_eq!(values(r#"c x r="A1""#, "r"), Vec::<String>::new());
+        assert_eq!(values(r#"c r = "B2""#, "r"), ["B2"]);
+        // Where calamine stops with an error, so do we (it then refuses the file itself).
+        assert_eq!(values(r#"c s=1 r="A1""#, "r"), Vec::<String>::new());
+        assert_eq!(values(r#"c r="A1" s"#, "r"), ["A1"]);
+        // An unterminated value runs to the end of the tag.
+        assert_eq!(values(r#"c r="A1"#, "r"), ["A1"]);
+    }
+
+    #[test]
     fn counts_parse_like_calamine() {
         assert_eq!(count_value("12"), Some(12));
         assert_eq!(count_value("+12"), Some(12));
