@@ -8,6 +8,7 @@ use crate::app::App;
 use crate::config::{self, Config, Source};
 use crate::grades::Term;
 use crate::service::import::plan::{self, ImportKind, Upload};
+use crate::service::import::table::XlsxLimits;
 use crate::store::Store;
 
 const USAGE: &str = "wxgrades — grades through a WeChat official account
@@ -461,9 +462,11 @@ fn import(
         bytes: &bytes,
         replace_term,
     };
+    // A file given on the command line may be larger than an upload; the XLSX limits scale with it.
+    let limits = XlsxLimits::for_upload(cfg.max_upload_bytes.max(bytes.len() as u64));
     let prog = plan::Progress::default();
     let planned = std::thread::scope(|scope| {
-        let worker = scope.spawn(|| plan::plan_with_progress(&store, &key, &up, &prog));
+        let worker = scope.spawn(|| plan::plan_with_progress(&store, &key, &up, &limits, &prog));
         watch_progress(&prog, || worker.is_finished());
         worker.join()
     });

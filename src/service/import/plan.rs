@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use redb::{ReadableTable, WriteTransaction};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::table::{TableError, TableReader};
+use super::table::{TableError, TableReader, XlsxLimits, DEFAULT_UPLOAD_BYTES};
 use super::validate::{stream, GradeSheet, RosterSheet, RowError, Validated};
 use crate::grades::{GradeRecord, Term};
 use crate::secret;
@@ -173,18 +173,21 @@ impl Progress {
 
 /// Read, validate and compare; nothing is written.
 pub fn plan(store: &Store, key: &VerifyKey, up: &Upload<'_>) -> Result<Plan, ImportError> {
-    plan_with_progress(store, key, up, &Progress::default())
+    let limits = XlsxLimits::for_upload(DEFAULT_UPLOAD_BYTES.max(up.bytes.len() as u64));
+    plan_with_progress(store, key, up, &limits, &Progress::default())
 }
 
-/// `plan`, reporting how far it has come.
+/// `plan`, reporting how far it has come; an XLSX is checked against `limits` before it is read.
 pub fn plan_with_progress(
     store: &Store,
     key: &VerifyKey,
     up: &Upload<'_>,
+    limits: &XlsxLimits,
     progress: &Progress,
 ) -> Result<Plan, ImportError> {
     progress.set(0, 0, 0);
-    let mut reader = TableReader::open(up.file_name, up.bytes).map_err(ImportError::File)?;
+    let mut reader =
+        TableReader::open_limited(up.file_name, up.bytes, limits).map_err(ImportError::File)?;
     let format = reader.format().to_string();
     // Rows are validated as they stream past: no table of strings is ever built.
     let tick = |n: usize| progress.tick(n);

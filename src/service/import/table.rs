@@ -1,5 +1,6 @@
 //! Uploaded file bytes → a table of trimmed text cells with the row numbers a user sees in
-//! Excel. XLSX is recognised by its ZIP signature (first worksheet read through calamine);
+//! Excel. XLSX is recognised by its ZIP signature, checked against [`XlsxLimits`]
+//! (`xlsx_limits`), then its first visible worksheet is read through calamine (`xlsx`);
 //! anything else is CSV whose text encoding is detected (UTF-8 with or without BOM, UTF-16 with
 //! BOM, else GB18030/GBK) and whose delimiter is sniffed (comma, tab or semicolon).
 //!
@@ -8,12 +9,20 @@
 //! rows the way Excel shows them, and hands out cells as slices of the decoded text, so a
 //! million-row file is read without an allocation per cell. [`TableReader`] streams rows;
 //! [`read_table`] collects them.
+//!
+//! Over 600 lines because of its tests (the last third): the CSV cases and the XLSX builder
+//! that the validator's and planner's tests reuse.
 
 use std::borrow::Cow;
 use std::fmt;
-use std::io::Cursor;
 
-use calamine::{Data, Range, Reader, SheetType, SheetVisible, StyleRange, Xlsx, XlsxError};
+mod xlsx;
+mod xlsx_limits;
+use xlsx::{ole_file_error, without_panic, SheetSource};
+pub use xlsx_limits::XlsxLimits;
+
+/// The upload cap [`TableReader::open`] assumes (the default `max_upload_mb`).
+pub const DEFAULT_UPLOAD_BYTES: u64 = 20 << 20;
 
 /// A whole file read into memory.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -262,11 +271,25 @@ impl<'r> Cells<'r> {
 }
 
 impl<'a> TableReader<'a> {
-    /// Detects the format, decodes the text and reads the header row (the first non-blank row).
+    /// [`open_limited`](TableReader::open_limited) with the XLSX limits of the default upload
+    /// cap (20 MB), or of the file's own size when it is larger (a CLI import).
     pub fn open(file_name: &str, bytes: &'a [u8]) -> Result<TableReader<'a>, TableError> {
+        let cap = (bytes.len() as u64).max(DEFAULT_UPLOAD_BYTES);
+        TableReader::open_limited(file_name, bytes, &XlsxLimits::for_upload(cap))
+    }
+
+    /// Detects the format, decodes the text and reads the header row (the first non-blank row).
+    /// An XLSX is first checked against `limits` (see [`XlsxLimits`]) and then read with any
+    /// panic in the XLSX reader turned into an error.
+    pub fn open_limited(
+        file_name: &str,
+        bytes: &'a [u8],
+        limits: &XlsxLimits,
+    ) -> Result<TableReader<'a>, TableError> {
         let lower = file_name.to_ascii_lowercase();
         let (format, mut source) = if bytes.starts_with(b"PK\x03\x04") {
-            let sheet = SheetSource::open(bytes)?;
+            xlsx_limits::check(bytes, limits)?;
+            let sheet = without_panic(|| SheetSource::open(bytes))?;
             (
                 SourceFormat::Xlsx {
                     sheet: sheet.name.clone(),
@@ -274,7 +297,7 @@ impl<'a> TableReader<'a> {
                 Source::Sheet(sheet),
             )
         } else if bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
-            return Err(ole_file_error(bytes));
+            return Err(without_panic(|| Ok(ole_file_error(bytes))).unwrap_or_else(|e| e));
         } else if lower.ends_with(".xlsx") || lower.ends_with(".xlsm") {
             return Err(TableError::new(
                 "文件扩展名是.xlsx，但内容不是XLSX（ZIP）格式，文件可能已损坏",
@@ -483,7 +506,8 @@ fn sniff_delimiter(text: &str) -> u8 {
 /// The text a spreadsheet shows for a cell written to keep it text: `="001234"` → `001234`
 /// (registrar systems write IDs this way so that Excel keeps the leading zeros), and `'=…`,
 /// `'+…`, `'-…`, `'@…` → the text after the quote (how our export, and other careful exports,
-/// keep Excel from running a cell as a formula).
+/// keep Excel from running a cell as a formula); one quote also comes off `''=…` (our export's
+/// way of writing a value that itself began `'=`).
 fn unwrap_spreadsheet_text(cell: &str) -> &str {
     if let Some(inner) = cell.strip_prefix("=\"").and_then(|r| r.strip_suffix('"')) {
         if !inner.contains('"') {
@@ -491,7 +515,13 @@ fn unwrap_spreadsheet_text(cell: &str) -> &str {
         }
     }
     match cell.strip_prefix('\'') {
-        Some(rest) if rest.starts_with(['=', '+', '-', '@']) => rest,
+        Some(rest)
+            if rest
+                .trim_start_matches('\'')
+                .starts_with(['=', '+', '-', '@']) =>
+        {
+            rest
+        }
         _ => cell,
     }
 }
@@ -637,179 +667,6 @@ fn count_line_breaks(chunk: &[u8]) -> usize {
         prev_cr = b == b'\r';
     }
     n
-}
-
-// ---------------------------------------------------------------------------------------------
-// XLSX
-// ---------------------------------------------------------------------------------------------
-
-/// An OLE compound file: a password-protected XLSX or an old binary .xls.
-fn ole_file_error(bytes: &[u8]) -> TableError {
-    match Xlsx::new(Cursor::new(bytes)) {
-        Err(XlsxError::Password) => {
-            TableError::new("XLSX文件设置了打开密码，请在Excel中取消密码后再上传")
-        }
-        _ => TableError::new("不支持旧版Excel（.xls）文件，请在Excel中另存为.xlsx或CSV后再上传"),
-    }
-}
-
-fn xlsx_error(e: XlsxError) -> TableError {
-    TableError::new(format!(
-        "无法读取XLSX文件（文件可能已损坏，或不是Excel工作簿）：{e}"
-    ))
-}
-
-struct SheetSource {
-    name: String,
-    range: Range<Data>,
-    styles: Option<StyleRange>,
-    /// Absolute (row, column) of the range's first cell.
-    origin: (u32, u32),
-    /// Index (relative to the range) of the next row to read.
-    next: usize,
-    cells: Vec<String>,
-}
-
-impl SheetSource {
-    fn open(bytes: &[u8]) -> Result<SheetSource, TableError> {
-        let mut book = Xlsx::new(Cursor::new(bytes)).map_err(xlsx_error)?;
-        let sheets = book.sheets_metadata();
-        let worksheets = || sheets.iter().filter(|s| s.typ == SheetType::WorkSheet);
-        let name = worksheets()
-            .find(|s| s.visible == SheetVisible::Visible)
-            .or_else(|| worksheets().next())
-            .map(|s| s.name.clone())
-            .ok_or_else(|| TableError::new("XLSX文件中没有工作表"))?;
-        let range = book.worksheet_range(&name).map_err(xlsx_error)?;
-        // Number formats only matter for zero-padded numbers; a workbook whose styles cannot be
-        // read is still read, just without that.
-        let styles = book.worksheet_style(&name).ok();
-        let origin = range.start().unwrap_or((0, 0));
-        Ok(SheetSource {
-            name,
-            range,
-            styles,
-            origin,
-            next: 0,
-            cells: Vec::new(),
-        })
-    }
-
-    fn advance(&mut self) -> Option<usize> {
-        let (height, width) = self.range.get_size();
-        if self.next >= height {
-            return None;
-        }
-        let r = self.next;
-        self.next += 1;
-        self.cells.resize_with(width, String::new);
-        let abs_row = self.origin.0.saturating_add(r as u32);
-        for (c, out) in self.cells.iter_mut().enumerate() {
-            out.clear();
-            let Some(data) = self.range.get((r, c)) else {
-                continue;
-            };
-            let pad = match (data, &self.styles) {
-                (Data::Int(_) | Data::Float(_), Some(styles)) => styles
-                    .get((abs_row, self.origin.1.saturating_add(c as u32)))
-                    .and_then(|s| s.number_format.as_ref())
-                    .map_or(0, |nf| zero_pad_width(&nf.format_code)),
-                _ => 0,
-            };
-            write_cell(out, data, pad);
-        }
-        Some(abs_row as usize + 1)
-    }
-}
-
-/// Width of an all-zeros number format such as `000000` (used for zero-padded IDs), else 0.
-fn zero_pad_width(format_code: &str) -> usize {
-    let code = format_code.trim_matches('"');
-    if code.len() > 1 && code.bytes().all(|b| b == b'0') {
-        code.len()
-    } else {
-        0
-    }
-}
-
-/// Writes one cell as the text a user sees: integers without ".0", other numbers to Excel's 15
-/// significant digits (so 0.1+0.2 shows as 0.3), dates as `YYYY-MM-DD[ HH:MM:SS]`.
-fn write_cell(out: &mut String, data: &Data, pad: usize) {
-    use std::fmt::Write as _;
-    match data {
-        Data::Empty => {}
-        Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => out.push_str(s),
-        Data::Int(i) => {
-            let _ = write!(out, "{i:0pad$}");
-        }
-        Data::Float(f) => write_number(out, *f, pad),
-        Data::Bool(b) => out.push_str(if *b { "TRUE" } else { "FALSE" }),
-        Data::DateTime(dt) => {
-            if dt.is_duration() {
-                write_number(out, dt.as_f64(), 0);
-            } else {
-                let (y, mo, d, h, mi, s, _) = dt.to_ymd_hms_milli();
-                if dt.as_f64() < 1.0 {
-                    let _ = write!(out, "{h:02}:{mi:02}:{s:02}");
-                } else if (h, mi, s) == (0, 0, 0) {
-                    let _ = write!(out, "{y:04}-{mo:02}-{d:02}");
-                } else {
-                    let _ = write!(out, "{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}");
-                }
-            }
-        }
-        Data::Error(e) => {
-            let _ = write!(out, "{e}");
-        }
-    }
-}
-
-fn write_number(out: &mut String, f: f64, pad: usize) {
-    use std::fmt::Write as _;
-    if !f.is_finite() {
-        let _ = write!(out, "{f}");
-        return;
-    }
-    // Excel keeps 15 significant digits: integers below 10^15 are exact and print as such;
-    // larger numbers (an 18-digit ID typed as a number) already lost digits in Excel, so they
-    // print in Excel's scientific form and fail validation visibly instead of silently.
-    if f.abs() >= 1e15 {
-        let start = out.len();
-        let _ = write!(out, "{f:.14E}");
-        if let Some(e) = out[start..].find('E').map(|e| start + e) {
-            let exponent = out.split_off(e);
-            while out.ends_with('0') {
-                out.pop();
-            }
-            if out.ends_with('.') {
-                out.pop();
-            }
-            out.push_str("E+");
-            out.push_str(exponent.trim_start_matches('E'));
-        }
-        return;
-    }
-    if f.fract() == 0.0 {
-        let _ = write!(out, "{:0pad$}", f as i64);
-        return;
-    }
-    // 15 significant digits, like Excel's display, then trailing zeros trimmed.
-    let magnitude = f.abs().log10().floor() as i32;
-    let decimals = (14 - magnitude).clamp(0, 30) as usize;
-    let start = out.len();
-    let _ = write!(out, "{f:.decimals$}");
-    if out[start..].contains('.') {
-        while out.ends_with('0') {
-            out.pop();
-        }
-        if out.ends_with('.') {
-            out.pop();
-        }
-    }
-    if &out[start..] == "-0" {
-        out.truncate(start);
-        out.push('0');
-    }
 }
 
 #[cfg(test)]
@@ -991,30 +848,6 @@ pub(crate) mod tests {
         assert_eq!(seen[0].1, ["1", "x\"y"]);
     }
 
-    #[test]
-    fn numbers_print_like_excel() {
-        let show = |f: f64, pad: usize| {
-            let mut s = String::new();
-            write_number(&mut s, f, pad);
-            s
-        };
-        assert_eq!(show(2021001.0, 0), "2021001");
-        assert_eq!(show(3.0, 0), "3");
-        assert_eq!(show(89.5, 0), "89.5");
-        assert_eq!(show(0.1 + 0.2, 0), "0.3");
-        assert_eq!(show(89.49999999999999, 0), "89.5");
-        assert_eq!(show(2.25, 0), "2.25");
-        assert_eq!(show(-0.0, 0), "0");
-        assert_eq!(show(123.0, 6), "000123");
-        assert_eq!(show(202_100_100_012_345.0, 0), "202100100012345");
-        assert_eq!(show(202_112_345_678_901_234.0, 0), "2.02112345678901E+17");
-        assert_eq!(show(1e15, 0), "1E+15");
-        assert_eq!(zero_pad_width("000000"), 6);
-        assert_eq!(zero_pad_width("General"), 0);
-        assert_eq!(zero_pad_width("0"), 0);
-        assert_eq!(zero_pad_width("0.00"), 0);
-    }
-
     /// Builds a minimal XLSX in memory: shared strings, an inline string, integers, a decimal,
     /// a text cell with leading zeros, a zero-padded number format, a date, blank rows.
     pub(crate) fn xlsx_bytes(rows: &[(u32, Vec<XCell>)]) -> Vec<u8> {
@@ -1072,7 +905,7 @@ pub(crate) mod tests {
             ("xl/worksheets/sheet1.xml", sheet),
             ("xl/worksheets/sheet2.xml", r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>hidden notes</t></is></c></row></sheetData></worksheet>"#.to_string()),
         ];
-        let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         for (name, body) in parts
             .iter()
             .chain(std::iter::once(&("xl/sharedStrings.xml", sst)))
