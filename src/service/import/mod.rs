@@ -1,5 +1,6 @@
 //! Import engine: file bytes → table (`table`) → validated records (`validate`).
 pub mod jobs;
+pub mod layout;
 pub mod notation;
 pub mod plan;
 pub mod table;
