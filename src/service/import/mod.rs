@@ -3,5 +3,6 @@ pub mod jobs;
 pub mod layout;
 pub mod notation;
 pub mod plan;
+pub mod sniff;
 pub mod table;
 pub mod validate;
