@@ -484,6 +484,13 @@ fn import(
         p.rows_read,
         started.elapsed().as_secs_f64()
     );
+    println!("  识别为：{}", p.layout);
+    if p.skipped > 0 {
+        println!(
+            "  skipped {} rows marked void (是否成绩作废 = 是)",
+            p.skipped
+        );
+    }
     println!(
         "  add {}, change {}, unchanged {}{}",
         p.added,

@@ -211,6 +211,8 @@ fn preview(p: &Plan) -> Value {
     context! {
         sha256 => p.sha256.clone(),
         format => p.format.clone(),
+        layout => p.layout,
+        skipped => p.skipped,
         rows_read => p.rows_read,
         added => p.added,
         changed => p.changed,

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use redb::{ReadableTable, WriteTransaction};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use super::layout;
 use super::table::{TableError, TableReader};
 use super::validate::{stream, GradeSheet, RosterSheet, RowError, Validated};
 use crate::secret;
@@ -83,7 +84,11 @@ pub struct Plan {
     pub file_name: String,
     pub sha256: String,
     pub format: String,
+    /// The layout recognised from the header row ("新正方 成绩导出", …), shown as "识别为：…".
+    pub layout: &'static str,
     pub rows_read: usize,
+    /// Rows the file marks void (是否成绩作废 = 是): counted, never imported.
+    pub skipped: usize,
     pub errors: Vec<RowError>,
     pub added: usize,
     pub changed: usize,
@@ -186,6 +191,10 @@ pub fn plan_with_progress(
     progress.set(0, 0, 0);
     let mut reader = TableReader::open(up.file_name, up.bytes).map_err(ImportError::File)?;
     let format = reader.format().to_string();
+    let layout = match up.kind {
+        ImportKind::Roster => layout::recognise_roster(reader.headers()),
+        ImportKind::Grades => layout::recognise_grades(reader.headers()),
+    };
     // Rows are validated as they stream past: no table of strings is ever built.
     let tick = |n: usize| progress.tick(n);
     let (roster, grades) = match up.kind {
@@ -211,7 +220,9 @@ pub fn plan_with_progress(
         file_name: up.file_name.to_string(),
         sha256: secret::hex(&secret::sha256(&[up.bytes])),
         format,
+        layout,
         rows_read: 0,
+        skipped: 0,
         errors: Vec::new(),
         added: 0,
         changed: 0,
@@ -295,6 +306,7 @@ fn plan_grades(
     progress: &Progress,
 ) -> Result<(), ImportError> {
     plan.rows_read = v.rows_read;
+    plan.skipped = v.skipped;
     plan.errors = v.errors;
     let students = snap.students()?;
     let grades = snap.grades()?;
