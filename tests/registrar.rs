@@ -187,6 +187,10 @@ fn roster_with_id_numbers_stores_only_a_hash_of_the_last_six() {
         (s.name.as_str(), s.class.as_deref(), s.major.as_deref()),
         ("林晓", Some("软件2501"), Some("软件工程"))
     );
+    assert_eq!(
+        (s.college.as_deref(), s.cohort.as_deref()),
+        (Some("计算机学院"), Some("2025"))
+    );
     assert!(key.matches("2025010101", "12002X", &s.verify));
     assert!(!key.matches("2025010101", "002X", &s.verify));
     assert!(!key.matches("2025010101", "070312", &s.verify));

@@ -621,6 +621,12 @@ pub struct RosterRecord {
     pub verify: String,
     pub class: Option<String>,
     pub major: Option<String>,
+    /// 学院, when the roster has it.
+    #[serde(default)]
+    pub college: Option<String>,
+    /// 年级 (e.g. `2025`), when the roster has it.
+    #[serde(default)]
+    pub cohort: Option<String>,
 }
 
 impl fmt::Debug for RosterRecord {
@@ -632,6 +638,8 @@ impl fmt::Debug for RosterRecord {
             .field("verify", &"<redacted>")
             .field("class", &self.class)
             .field("major", &self.major)
+            .field("college", &self.college)
+            .field("cohort", &self.cohort)
             .finish()
     }
 }
@@ -1592,6 +1600,8 @@ mod tests {
             verify: "12345X".into(),
             class: None,
             major: None,
+            college: None,
+            cohort: None,
         };
         let dbg = format!("{r:?}");
         assert!(!dbg.contains("12345X") && dbg.contains("redacted"));

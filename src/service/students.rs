@@ -124,5 +124,7 @@ pub fn student_or_placeholder(app: &App, student_id: &str) -> Result<Student, Ap
         verify: String::new(),
         class: None,
         major: None,
+        college: None,
+        cohort: None,
     }))
 }

@@ -249,6 +249,8 @@ pub fn plan_with_progress(
                     verify: key.hash(&r.student_id, &r.verify),
                     class: r.class.clone(),
                     major: r.major.clone(),
+                    college: r.college.clone(),
+                    cohort: r.cohort.clone(),
                 };
                 let old: Option<Student> = match students.get(r.student_id.as_str())? {
                     Some(v) => serde_json::from_slice(v.value()).ok(),
@@ -291,7 +293,10 @@ pub fn plan_with_progress(
 
 fn describe_student(s: &Student) -> String {
     let mut out = s.name.clone();
-    for part in [&s.class, &s.major].into_iter().flatten() {
+    for part in [&s.college, &s.cohort, &s.class, &s.major]
+        .into_iter()
+        .flatten()
+    {
         out.push_str(" · ");
         out.push_str(part);
     }

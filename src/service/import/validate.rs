@@ -9,7 +9,7 @@ use std::hash::{Hash, Hasher};
 use super::layout::{
     normalise_header, Field, Required, GRADE_FIELDS, G_CODE, G_COURSE, G_CREDIT, G_FLAG, G_ID,
     G_KIND, G_MAKEUP, G_NAME, G_RETAKE, G_SCORE, G_TERM, G_VOID, G_YEAR, ROSTER_FIELDS, R_CLASS,
-    R_ID, R_ID_NUMBER, R_MAJOR, R_NAME, R_VERIFY,
+    R_COLLEGE, R_GRADE, R_ID, R_ID_NUMBER, R_MAJOR, R_NAME, R_VERIFY,
 };
 use super::notation;
 use super::table::{CellRow, Table, TableError, TableReader};
@@ -585,12 +585,16 @@ impl Sheet for RosterSheet {
         };
         let class = c.optional_text(col(R_CLASS), "班级", 100);
         let major = c.optional_text(col(R_MAJOR), "专业", 100);
+        let college = c.optional_text(col(R_COLLEGE), "学院", 100);
+        let cohort = c.optional_text(col(R_GRADE), "年级", 20);
         Some(RosterRecord {
             student_id: student_id?,
             name: name?,
             verify: verify?,
             class,
             major,
+            college,
+            cohort,
         })
     }
 
@@ -1296,6 +1300,10 @@ abc$,2025-2026-1,C5,课程,1,60,,
         let r = &v.records[0].1;
         assert_eq!(r.verify, "01123X");
         assert_eq!(r.class.as_deref(), Some("计科2101"));
+        assert_eq!(
+            (r.college.as_deref(), r.cohort.as_deref()),
+            (Some("计算机学院"), Some("2021"))
+        );
         assert_eq!(
             errs(&v),
             vec![(
