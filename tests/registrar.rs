@@ -202,3 +202,58 @@ fn roster_with_id_numbers_stores_only_a_hash_of_the_last_six() {
     let text = String::from_utf8_lossy(&bytes);
     assert!(!text.contains("11010520070312002") && !text.contains("3201022006112304"));
 }
+
+/// Import speed of the 新正方 layout against our own, the same 1.2 M grade rows as CSV:
+/// `cargo test --release --test registrar -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn bench_new_zhengfang_csv_against_own_layout() {
+    use std::fmt::Write as _;
+    use std::time::Instant;
+    const ROWS: u32 = 1_200_000;
+    let cli = Cli::new("bench");
+    let dir = cli.data.parent().expect("dir").to_path_buf();
+    let mut own = String::from("学号,姓名,学期,课程代码,课程名称,学分,成绩,考试性质\n");
+    let mut xzf = String::from("学年,学期,课程代码,课程名称,课程性质,学分,成绩备注,绩点,成绩性质,是否学位课程,开课学院,课程标记,课程类别,课程归属,教学班,任课教师,考核方式,学号,姓名,学生标记,成绩,是否成绩作废,学分绩点\n");
+    for i in 0..ROWS {
+        let (sid, course, term) = (2_021_000_000 + i / 60, i % 60, 1 + i % 2);
+        let (credit, score) = (1 + i % 4, 50 + i % 50);
+        let kind = if i % 7 == 0 { "补考" } else { "" };
+        let _ = writeln!(
+            own,
+            "{sid},学生,2024-2025-{term},C{course:04},课程{course},{credit}.5,{score}.5,{kind}"
+        );
+        let kind = if i % 7 == 0 {
+            "补考一"
+        } else {
+            "正常考试"
+        };
+        let _ = writeln!(
+            xzf,
+            "2024-2025,{term},C{course:04},课程{course},必修课,{credit}.5,,,{kind},否,某学院,,,,,,考试,{sid},学生,,{score}.5,否,"
+        );
+    }
+    let mut figures = Vec::new();
+    for (name, text) in [("own.csv", own), ("xinzhengfang.csv", xzf)] {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("write");
+        let _ = std::fs::remove_file(&cli.data);
+        let started = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_wxgrades"))
+            .args(["import", "grades"])
+            .arg(&path)
+            .arg("--config")
+            .arg(&cli.config)
+            .output()
+            .expect("run");
+        let secs = started.elapsed().as_secs_f64();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        println!("BENCH import {name} {ROWS} rows: {secs:.2} s");
+        figures.push(secs);
+    }
+    assert_eq!(figures.len(), 2);
+}
