@@ -485,6 +485,14 @@ fn import(
         started.elapsed().as_secs_f64()
     );
     println!("  识别为：{}", p.layout);
+    if !p.mapping.is_empty() {
+        let cols: Vec<String> = p
+            .mapping
+            .iter()
+            .map(|(field, header)| format!("{field}={header}"))
+            .collect();
+        println!("  columns: {}", cols.join(", "));
+    }
     if p.skipped > 0 {
         println!(
             "  skipped {} rows marked void (是否成绩作废 = 是)",

@@ -128,6 +128,10 @@ fn qiangzhi_binary_xls_title_row_and_score_flag() {
     let cli = Cli::new("qz");
     let out = import_ok(&cli, "grades", "qiangzhi.xls", "强智 成绩导出");
     assert!(out.contains("旧版Excel .xls（工作表“学生成绩”）"), "{out}");
+    assert!(
+        out.contains("columns: 学号=学号, 学期=开课学期, 课程代码=课程编号, 课程名称=课程名称, 学分=学分, 成绩=成绩, 考试性质=考试性质, 姓名=姓名, 成绩标识=成绩标识"),
+        "{out}"
+    );
     assert_eq!(
         cli.rows(&["2023030301", "2023030302"]),
         sorted(&[

@@ -212,6 +212,7 @@ fn preview(p: &Plan) -> Value {
         sha256 => p.sha256.clone(),
         format => p.format.clone(),
         layout => p.layout,
+        mapping => p.mapping.iter().map(|(field, header)| format!("{field} ← {header}")).collect::<Vec<_>>(),
         skipped => p.skipped,
         rows_read => p.rows_read,
         added => p.added,

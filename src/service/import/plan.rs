@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::layout;
 use super::table::{TableError, TableReader};
-use super::validate::{stream, GradeSheet, RosterSheet, RowError, Validated};
+use super::validate::{column_mapping, stream, GradeSheet, RosterSheet, RowError, Validated};
 use crate::secret;
 use crate::service::grades::{GradeRecord, Term};
 use crate::service::verify::VerifyKey;
@@ -86,6 +86,8 @@ pub struct Plan {
     pub format: String,
     /// The layout recognised from the header row ("新正方 成绩导出", …), shown as "识别为：…".
     pub layout: &'static str,
+    /// (our field, the file's header) for every column read, for the preview.
+    pub mapping: Vec<(&'static str, String)>,
     pub rows_read: usize,
     /// Rows the file marks void (是否成绩作废 = 是): counted, never imported.
     pub skipped: usize,
@@ -195,6 +197,7 @@ pub fn plan_with_progress(
         ImportKind::Roster => layout::recognise_roster(reader.headers()),
         ImportKind::Grades => layout::recognise_grades(reader.headers()),
     };
+    let mapping = column_mapping(up.kind == ImportKind::Roster, reader.headers());
     // Rows are validated as they stream past: no table of strings is ever built.
     let tick = |n: usize| progress.tick(n);
     let (roster, grades) = match up.kind {
@@ -221,6 +224,7 @@ pub fn plan_with_progress(
         sha256: secret::hex(&secret::sha256(&[up.bytes])),
         format,
         layout,
+        mapping,
         rows_read: 0,
         skipped: 0,
         errors: Vec::new(),

@@ -739,6 +739,29 @@ fn finish_common<T>(mut out: Validated<T>, mapped: bool, header_line: usize) -> 
     out
 }
 
+/// Which column of the file each field was read from, as (our field's label, the file's
+/// header), in field order; empty when the header row does not map. For the preview.
+pub fn column_mapping(roster: bool, headers: &[String]) -> Vec<(&'static str, String)> {
+    fn list<const N: usize>(
+        fields: &[Field; N],
+        headers: &[String],
+    ) -> Vec<(&'static str, String)> {
+        match map_columns(fields, headers, 0) {
+            Ok(map) => fields
+                .iter()
+                .zip(map)
+                .filter_map(|(f, at)| Some((f.label, headers.get(at?)?.clone())))
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+    if roster {
+        list(&ROSTER_FIELDS, headers)
+    } else {
+        list(&GRADE_FIELDS, headers)
+    }
+}
+
 /// Validates a roster table.
 pub fn validate_roster(table: &Table) -> Validated<RosterRecord> {
     let mut v = RosterValidator::new(&table.headers, table.header_line);
@@ -1318,6 +1341,35 @@ abc$,2025-2026-1,C5,课程,1,60,,
         // Neither: the 验证码 is what is missing.
         let v = roster("学号,姓名\n1,甲\n");
         assert!(v.errors[0].message.contains("验证码（verify）"));
+    }
+
+    #[test]
+    fn column_mapping_for_the_preview() {
+        let h = |s: &str| s.split(',').map(str::to_string).collect::<Vec<_>>();
+        assert_eq!(
+            column_mapping(
+                false,
+                &h("序号,学号,开课学期,课程编号,课程名称,总成绩,成绩标志,学分")
+            ),
+            [
+                ("学号", "学号".to_string()),
+                ("学期", "开课学期".to_string()),
+                ("课程代码", "课程编号".to_string()),
+                ("课程名称", "课程名称".to_string()),
+                ("学分", "学分".to_string()),
+                ("成绩", "总成绩".to_string()),
+                ("成绩标识", "成绩标志".to_string()),
+            ]
+        );
+        assert_eq!(
+            column_mapping(true, &h("学号,姓名,证件号码")),
+            [
+                ("学号", "学号".to_string()),
+                ("姓名", "姓名".to_string()),
+                ("证件号码", "证件号码".to_string()),
+            ]
+        );
+        assert!(column_mapping(false, &h("学号,成绩")).is_empty());
     }
 
     #[test]
