@@ -493,6 +493,12 @@ fn import(
             .collect();
         println!("  columns: {}", cols.join(", "));
     }
+    for t in &p.translated {
+        println!(
+            "  read {}「{}」as「{}」: {} rows",
+            t.field, t.from, t.to, t.rows
+        );
+    }
     if p.skipped > 0 {
         println!(
             "  skipped {} rows marked void (是否成绩作废 = 是)",

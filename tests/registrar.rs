@@ -92,6 +92,10 @@ fn new_zhengfang_xlsx_void_rows_skipped_and_counted() {
     let out = import_ok(&cli, "grades", "xinzhengfang.xlsx", "新正方 成绩导出");
     assert!(out.contains("XLSX"), "{out}");
     assert!(out.contains("skipped 1 rows marked void"), "{out}");
+    assert!(
+        out.contains("read 考试性质「补考一」as「补考」: 1 rows"),
+        "{out}"
+    );
     assert!(out.contains("add 5,"), "{out}");
     assert_eq!(
         cli.rows(&["2025010101", "2025010102"]),

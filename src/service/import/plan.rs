@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::layout;
 use super::table::{TableError, TableReader};
-use super::validate::{column_mapping, stream, GradeSheet, RosterSheet, RowError, Validated};
+use super::validate::{
+    column_mapping, stream, GradeSheet, RosterSheet, RowError, Translation, Validated,
+};
 use crate::secret;
 use crate::service::grades::{GradeRecord, Term};
 use crate::service::verify::VerifyKey;
@@ -91,6 +93,8 @@ pub struct Plan {
     pub rows_read: usize,
     /// Rows the file marks void (是否成绩作废 = 是): counted, never imported.
     pub skipped: usize,
+    /// Values read in a registrar's notation, in the order first seen.
+    pub translated: Vec<Translation>,
     pub errors: Vec<RowError>,
     pub added: usize,
     pub changed: usize,
@@ -227,6 +231,7 @@ pub fn plan_with_progress(
         mapping,
         rows_read: 0,
         skipped: 0,
+        translated: Vec::new(),
         errors: Vec::new(),
         added: 0,
         changed: 0,
@@ -316,6 +321,7 @@ fn plan_grades(
 ) -> Result<(), ImportError> {
     plan.rows_read = v.rows_read;
     plan.skipped = v.skipped;
+    plan.translated = v.translated;
     plan.errors = v.errors;
     let students = snap.students()?;
     let grades = snap.grades()?;

@@ -13,7 +13,7 @@ use super::layout::{
 };
 use super::notation;
 use super::table::{CellRow, Table, TableError, TableReader};
-use crate::service::grades::{shown, Credit, ExamKind, GradeRecord, RosterRecord, Term};
+use crate::service::grades::{shown, Credit, ExamKind, GradeRecord, RosterRecord, Score, Term};
 
 /// The outcome of validating a file: the good records with their row numbers, and every error.
 /// An import may be committed only when `errors` is empty.
@@ -27,6 +27,50 @@ pub struct Validated<T> {
     pub rows_read: usize,
     /// Rows skipped because the file marks them void (是否成绩作废 = 是); never imported.
     pub skipped: usize,
+    /// Values read in a registrar's notation, for the preview ("补考一 → 补考：132 行").
+    pub translated: Vec<Translation>,
+}
+
+/// Cells written one way and read as another, counted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Translation {
+    /// Our field's label (学期, 成绩, 考试性质).
+    pub field: &'static str,
+    /// As the file writes it.
+    pub from: String,
+    /// As we store it.
+    pub to: String,
+    pub rows: usize,
+}
+
+/// At most this many distinct translations are listed (the rest are still read, just not
+/// listed), so a file cannot grow the preview without bound.
+const MAX_TRANSLATIONS: usize = 64;
+
+/// Tally of translations while the rows stream past (a short list: a file has few notations).
+#[derive(Default)]
+struct Translations(Vec<Translation>);
+
+impl Translations {
+    fn note(&mut self, field: &'static str, from: &str, to: &str) {
+        if from == to {
+            return;
+        }
+        if let Some(t) = self
+            .0
+            .iter_mut()
+            .find(|t| t.field == field && t.from == from)
+        {
+            t.rows += 1;
+        } else if self.0.len() < MAX_TRANSLATIONS {
+            self.0.push(Translation {
+                field,
+                from: from.to_string(),
+                to: to.to_string(),
+                rows: 1,
+            });
+        }
+    }
 }
 
 impl<T> Validated<T> {
@@ -208,6 +252,7 @@ pub struct RowCheck<'r, 'h, R: ?Sized> {
     row: &'r R,
     headers: &'h [String],
     errors: &'r mut Vec<RowError>,
+    translations: &'r mut Translations,
     ok: bool,
 }
 
@@ -331,6 +376,7 @@ pub struct Validator<S: Sheet> {
     header_line: usize,
     columns: Option<S::Columns>,
     out: Validated<S::Record>,
+    translations: Translations,
 }
 
 pub type GradesValidator = Validator<GradeSheet>;
@@ -352,7 +398,9 @@ impl<S: Sheet> Validator<S> {
                 errors,
                 rows_read: 0,
                 skipped: 0,
+                translated: Vec::new(),
             },
+            translations: Translations::default(),
         }
     }
 
@@ -366,6 +414,7 @@ impl<S: Sheet> Validator<S> {
             row,
             headers: &self.headers,
             errors: &mut self.out.errors,
+            translations: &mut self.translations,
             ok: true,
         };
         if S::skip(&mut c, cols) {
@@ -404,6 +453,7 @@ impl<S: Sheet> Validator<S> {
             }
             remove_indices(&mut self.out.records, &pairs);
         }
+        self.out.translated = self.translations.0;
         finish_common(self.out, self.columns.is_some(), self.header_line)
     }
 }
@@ -426,14 +476,30 @@ impl Sheet for GradeSheet {
         let col = |i: usize| cols.get(i).copied().flatten();
         let student_id = c.text(col(G_ID), "学号", check_student_id);
         let term = match col(G_YEAR) {
-            None => c.parsed(col(G_TERM), "学期", notation::parse_term),
+            None => {
+                let term = c.parsed(col(G_TERM), "学期", notation::parse_term);
+                if let (Some(t), Some(tc)) = (&term, col(G_TERM)) {
+                    let raw = c.row.cell(tc);
+                    c.translations.note("学期", raw, t.as_str());
+                }
+                term
+            }
             Some(year_col) => {
                 let year = c.required(Some(year_col), "学年");
                 let term = c.required(col(G_TERM), "学期");
                 match (year, term, col(G_TERM)) {
                     (Some(y), Some(t), Some(term_col)) => {
                         match notation::parse_year_and_term(y, t) {
-                            Ok(term) => Some(term),
+                            Ok(term) => {
+                                if !t.bytes().all(|b| b.is_ascii_digit()) {
+                                    let to = ["第1学期", "第2学期", "第3学期"]
+                                        .get(usize::from(term.number().saturating_sub(1)))
+                                        .copied()
+                                        .unwrap_or("");
+                                    c.translations.note("学期", t, to);
+                                }
+                                Some(term)
+                            }
                             Err((in_year, message)) => {
                                 c.error(if in_year { year_col } else { term_col }, message);
                                 None
@@ -456,13 +522,25 @@ impl Sheet for GradeSheet {
         };
         let score = match flag {
             Ok(Some(flagged)) => Some(flagged),
-            Ok(None) => c.parsed(col(G_SCORE), "成绩", notation::parse_score),
+            Ok(None) => {
+                let score = c.parsed(col(G_SCORE), "成绩", notation::parse_score);
+                if let (Some(label), Some(sc)) =
+                    (score.as_ref().and_then(score_label), col(G_SCORE))
+                {
+                    let raw = c.row.cell(sc);
+                    c.translations.note("成绩", raw, label);
+                }
+                score
+            }
             Err(()) => None,
         };
         let kind = match c.optional(col(G_KIND)) {
             None => Some(ExamKind::Normal),
             Some((k, v)) => match notation::parse_exam_kind(v) {
-                Ok(kind) => Some(kind),
+                Ok(kind) => {
+                    c.translations.note("考试性质", v, kind.label());
+                    Some(kind)
+                }
                 Err(message) => {
                     c.error(k, message);
                     None
@@ -544,6 +622,17 @@ impl Sheet for GradeSheet {
                 r.kind.label()
             ),
         )
+    }
+}
+
+/// The label of a non-numeric score (numbers are not translations).
+fn score_label(s: &Score) -> Option<&'static str> {
+    match *s {
+        Score::Numeric(_) => None,
+        Score::Level(l) => Some(l.label()),
+        Score::PassFail(true) => Some("合格"),
+        Score::PassFail(false) => Some("不合格"),
+        Score::Status(st) => Some(st.label()),
     }
 }
 
@@ -810,7 +899,7 @@ pub fn read_grades(file_name: &str, bytes: &[u8]) -> Result<Validated<GradeRecor
 mod tests {
     use super::super::table::read_table;
     use super::*;
-    use crate::service::grades::{FiveLevel, Score, Status};
+    use crate::service::grades::{FiveLevel, Status};
 
     fn grades(text: &str) -> Validated<GradeRecord> {
         validate_grades(&read_table("g.csv", text.as_bytes()).unwrap())
@@ -1168,6 +1257,21 @@ abc$,2025-2026-1,C5,课程,1,60,,
         assert!(v.is_ok(), "{:?}", v.errors);
         assert_eq!(v.rows_read, 5);
         assert_eq!(v.skipped, 1);
+        let translated: Vec<String> = v
+            .translated
+            .iter()
+            .map(|t| format!("{}：{} → {}：{} 行", t.field, t.from, t.to, t.rows))
+            .collect();
+        assert_eq!(
+            translated,
+            [
+                "成绩：良 → 良好：1 行",
+                "考试性质：补考一 → 补考：1 行",
+                "成绩：通过 → 合格：1 行",
+                "考试性质：正常考考试 → 正常考试：1 行",
+                "考试性质：重修一 → 重修：1 行",
+            ]
+        );
         assert_eq!(
             rows(&v),
             [
