@@ -483,6 +483,27 @@ fn import(
         p.rows_read,
         started.elapsed().as_secs_f64()
     );
+    println!("  识别为：{}", p.layout);
+    if !p.mapping.is_empty() {
+        let cols: Vec<String> = p
+            .mapping
+            .iter()
+            .map(|(field, header)| format!("{field}={header}"))
+            .collect();
+        println!("  columns: {}", cols.join(", "));
+    }
+    for t in &p.translated {
+        println!(
+            "  read {}「{}」as「{}」: {} rows",
+            t.field, t.from, t.to, t.rows
+        );
+    }
+    if p.skipped > 0 {
+        println!(
+            "  skipped {} rows marked void (是否成绩作废 = 是)",
+            p.skipped
+        );
+    }
     println!(
         "  add {}, change {}, unchanged {}{}",
         p.added,

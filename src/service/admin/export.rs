@@ -203,6 +203,8 @@ mod tests {
             verify: "h".into(),
             class: None,
             major: None,
+            college: None,
+            cohort: None,
         };
         let batch = ImportBatch {
             students: vec![("2021001".into(), serde_json::to_vec(&student).unwrap())],

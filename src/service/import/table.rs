@@ -1,8 +1,11 @@
 //! Uploaded file bytes → a table of trimmed text cells with the row numbers a user sees in
-//! Excel. XLSX is recognised by its ZIP signature, checked against [`XlsxLimits`]
-//! (`xlsx_limits`), then its first visible worksheet is read through calamine (`xlsx`);
-//! anything else is CSV whose text encoding is detected (UTF-8 with or without BOM, UTF-16 with
-//! BOM, else GB18030/GBK) and whose delimiter is sniffed (comma, tab or semicolon).
+//! Excel. The container comes from the content (`sniff`): XLSX is checked against
+//! [`XlsxLimits`] (`xlsx_limits`) and old binary .xls is read too, both through calamine (first
+//! visible worksheet, `xlsx`); an HTML table (a registrar's ".xls") is read by `sniff`; anything
+//! else is CSV whose text encoding is detected (UTF-8 with or without BOM, UTF-16 with BOM, else
+//! GB18030/GBK) and whose delimiter is sniffed (comma, tab or semicolon). The header row is the
+//! first of the first rows that names the student ID (`layout`), so title rows above it are
+//! skipped.
 //!
 //! The CSV reader is our own small RFC 4180 parser: it reports an unterminated quote with the
 //! line it opened on (the `csv` crate silently reads such a field to the end of the file), counts
@@ -18,8 +21,11 @@ use std::fmt;
 
 mod xlsx;
 mod xlsx_limits;
-use xlsx::{ole_file_error, without_panic, SheetSource};
+use xlsx::{without_panic, SheetSource};
 pub use xlsx_limits::XlsxLimits;
+
+use super::layout::{looks_like_header, HEADER_SEARCH_ROWS};
+use super::sniff::{self, Container};
 
 /// The upload cap [`TableReader::open`] assumes (the default `max_upload_mb`).
 pub const DEFAULT_UPLOAD_BYTES: u64 = 20 << 20;
@@ -75,6 +81,10 @@ pub enum SourceFormat {
     },
     /// An Excel workbook; `sheet` is the worksheet that was read.
     Xlsx { sheet: String },
+    /// An old binary Excel workbook (.xls); `sheet` is the worksheet that was read.
+    Xls { sheet: String },
+    /// An HTML page with a table (saved as .xls by older registrar systems).
+    Html { encoding: &'static str },
 }
 
 impl fmt::Display for SourceFormat {
@@ -92,6 +102,8 @@ impl fmt::Display for SourceFormat {
                 write!(f, "CSV（{}，{}分隔）", encoding.label(), d)
             }
             SourceFormat::Xlsx { sheet } => write!(f, "XLSX（工作表“{sheet}”）"),
+            SourceFormat::Xls { sheet } => write!(f, "旧版Excel .xls（工作表“{sheet}”）"),
+            SourceFormat::Html { encoding } => write!(f, "网页表格（HTML，{encoding}）"),
         }
     }
 }
@@ -183,6 +195,14 @@ pub struct TableReader<'a> {
 enum Source<'a> {
     Csv(CsvSource<'a>),
     Sheet(SheetSource),
+    Rows(RowsSource),
+}
+
+/// Rows already read into memory (an HTML table).
+struct RowsSource {
+    rows: Vec<Vec<String>>,
+    /// Index of the next row to read.
+    next: usize,
 }
 
 /// A borrowed data row from a [`TableReader`].
@@ -287,48 +307,87 @@ impl<'a> TableReader<'a> {
         limits: &XlsxLimits,
     ) -> Result<TableReader<'a>, TableError> {
         let lower = file_name.to_ascii_lowercase();
-        let (format, mut source) = if bytes.starts_with(b"PK\x03\x04") {
-            xlsx_limits::check(bytes, limits)?;
-            let sheet = without_panic(|| SheetSource::open(bytes))?;
-            (
-                SourceFormat::Xlsx {
-                    sheet: sheet.name.clone(),
-                },
-                Source::Sheet(sheet),
-            )
-        } else if bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
-            return Err(without_panic(|| Ok(ole_file_error(bytes))).unwrap_or_else(|e| e));
-        } else if lower.ends_with(".xlsx") || lower.ends_with(".xlsm") {
-            return Err(TableError::new(
-                "文件扩展名是.xlsx，但内容不是XLSX（ZIP）格式，文件可能已损坏",
-            ));
-        } else if lower.ends_with(".xls") {
-            return Err(TableError::new(
-                "不支持旧版Excel（.xls）文件，请在Excel中另存为.xlsx或CSV后再上传",
-            ));
-        } else {
-            let (text, encoding) = decode_text(bytes)?;
-            if text.contains('\0') {
-                return Err(TableError::new("不是CSV或XLSX文件（内容含有二进制数据）"));
+        // Content decides; the name only sharpens an error message or picks tabs for .tsv.
+        let (format, mut source) = match sniff::container(bytes) {
+            Container::Ooxml => {
+                // Every XLSX is checked before calamine sees it.
+                xlsx_limits::check(bytes, limits)?;
+                let sheet = without_panic(|| SheetSource::open(bytes))?;
+                (
+                    SourceFormat::Xlsx {
+                        sheet: sheet.name.clone(),
+                    },
+                    Source::Sheet(sheet),
+                )
             }
-            let delimiter = if lower.ends_with(".tsv") {
-                b'\t'
-            } else {
-                sniff_delimiter(&text)
-            };
-            (
-                SourceFormat::Csv {
-                    encoding,
-                    delimiter: char::from(delimiter),
-                },
-                Source::Csv(CsvSource::new(text, delimiter)),
-            )
+            Container::Ole2 => {
+                let sheet = without_panic(|| SheetSource::open_xls(bytes))?;
+                (
+                    SourceFormat::Xls {
+                        sheet: sheet.name.clone(),
+                    },
+                    Source::Sheet(sheet),
+                )
+            }
+            Container::Html => {
+                let table = sniff::html_table(bytes).map_err(TableError::new)?;
+                (
+                    SourceFormat::Html {
+                        encoding: table.encoding,
+                    },
+                    Source::Rows(RowsSource {
+                        rows: table.rows,
+                        next: 0,
+                    }),
+                )
+            }
+            Container::Text if lower.ends_with(".xlsx") || lower.ends_with(".xlsm") => {
+                return Err(TableError::new(
+                    "文件扩展名是.xlsx，但内容不是XLSX（ZIP）格式，文件可能已损坏",
+                ));
+            }
+            Container::Text => {
+                let (text, encoding) = decode_text(bytes)?;
+                if text.contains('\0') {
+                    return Err(TableError::new("不是CSV或XLSX文件（内容含有二进制数据）"));
+                }
+                let delimiter = if lower.ends_with(".tsv") {
+                    b'\t'
+                } else {
+                    sniff_delimiter(&text)
+                };
+                (
+                    SourceFormat::Csv {
+                        encoding,
+                        delimiter: char::from(delimiter),
+                    },
+                    Source::Csv(CsvSource::new(text, delimiter)),
+                )
+            }
         };
+        // The header row: the first of the first rows that names the student ID (title rows
+        // above it are skipped); failing that, the first non-blank row, whose columns the
+        // validator then reports as missing.
+        let mut first = None;
+        let mut seen = 0usize;
         let header_line = loop {
             match source.advance()? {
-                None => return Err(TableError::new("文件是空的：没有找到表头行")),
-                Some(line) if !source.is_blank() => break line,
-                Some(_) => continue,
+                None => match first {
+                    None => return Err(TableError::new("文件是空的：没有找到表头行")),
+                    Some(line) => break source.rewind_to(line)?,
+                },
+                Some(_) if source.is_blank() => continue,
+                Some(line) => {
+                    let cells = source.cells();
+                    if looks_like_header((0..source.len()).map(|i| cells.get(i))) {
+                        break line;
+                    }
+                    first.get_or_insert(line);
+                    seen += 1;
+                    if seen >= HEADER_SEARCH_ROWS {
+                        break source.rewind_to(first.unwrap_or(line))?;
+                    }
+                }
             }
         };
         let cells = source.cells();
@@ -397,7 +456,34 @@ impl Source<'_> {
         match self {
             Source::Csv(c) => c.advance(),
             Source::Sheet(s) => Ok(s.advance()),
+            Source::Rows(r) => {
+                if r.next >= r.rows.len() {
+                    return Ok(None);
+                }
+                r.next += 1;
+                Ok(Some(r.next))
+            }
         }
+    }
+
+    /// Goes back to the start and reads up to row `line` again (it was read before, so it is
+    /// there); returns `line`.
+    fn rewind_to(&mut self, line: usize) -> Result<usize, TableError> {
+        match self {
+            Source::Csv(c) => {
+                c.pos = 0;
+                c.line = 1;
+                c.row = 0;
+            }
+            Source::Sheet(s) => s.rewind(),
+            Source::Rows(r) => r.next = 0,
+        }
+        while let Some(at) = self.advance()? {
+            if at >= line {
+                return Ok(at);
+            }
+        }
+        Err(TableError::new("文件是空的：没有找到表头行"))
     }
 
     fn cells(&self) -> Cells<'_> {
@@ -408,6 +494,12 @@ impl Source<'_> {
                 spans: &c.spans,
             },
             Source::Sheet(s) => Cells::Owned(&s.cells),
+            Source::Rows(r) => Cells::Owned(
+                r.next
+                    .checked_sub(1)
+                    .and_then(|i| r.rows.get(i))
+                    .map_or(&[], Vec::as_slice),
+            ),
         }
     }
 
@@ -415,6 +507,10 @@ impl Source<'_> {
         match self {
             Source::Csv(c) => c.spans.len(),
             Source::Sheet(s) => s.cells.len(),
+            Source::Rows(_) => match self.cells() {
+                Cells::Owned(cells) => cells.len(),
+                Cells::Csv { spans, .. } => spans.len(),
+            },
         }
     }
 
@@ -796,13 +892,53 @@ pub(crate) mod tests {
         assert_eq!(utf8.headers, ["学号", "姓名", "课程名称", "成绩"]);
         let enc = |t: &Table| match &t.format {
             SourceFormat::Csv { encoding, .. } => *encoding,
-            SourceFormat::Xlsx { .. } => panic!("not csv"),
+            _ => panic!("not csv"),
         };
         assert_eq!(enc(&utf8), TextEncoding::Utf8);
         assert_eq!(enc(&bom), TextEncoding::Utf8Bom);
         assert_eq!(enc(&gbk), TextEncoding::Gb18030);
         assert_eq!(enc(&utf16), TextEncoding::Utf16Le);
         assert_eq!(gbk.format.to_string(), "CSV（GBK/GB18030，逗号分隔）");
+    }
+
+    #[test]
+    fn header_row_found_below_title_rows_within_twenty_rows() {
+        let t = csv("2025-2026学年第一学期 成绩单,,\n学院：数学学院,,打印时间：2026-01-20\n\n序号,学号,成绩\n1,2021001,90\n");
+        assert_eq!(t.header_line, 4);
+        assert_eq!(t.headers, ["序号", "学号", "成绩"]);
+        assert_eq!(cells(&t), vec![(5, vec!["1", "2021001", "90"])]);
+        // No header row among the first 20: the first non-blank row is the header, as before.
+        let mut text = String::from("\n标题\n");
+        for i in 0..25 {
+            text.push_str(&format!("行{i}\n"));
+        }
+        text.push_str("学号\n1\n");
+        let t = csv(&text);
+        assert_eq!(
+            (t.header_line, t.headers.clone()),
+            (2, vec!["标题".to_string()])
+        );
+        assert_eq!(t.rows.len(), 27);
+        assert_eq!(t.rows[0].line, 3);
+        // A short file without one: the same, from the first row.
+        let t = csv("课程,成绩\n高数,90\n");
+        assert_eq!((t.header_line, t.rows.len()), (1, 1));
+    }
+
+    #[test]
+    fn html_table_named_xls_is_read_by_content() {
+        let page = "<html><meta charset=gbk><table><tr><td colspan=2>成绩单</td></tr><tr><th>学号</th><th>成绩</th></tr><tr><td>007</td><td>90</td></tr></table></html>";
+        let (gbk, _, _) = encoding_rs::GBK.encode(page);
+        let t = read_table("grades.xls", &gbk).unwrap();
+        assert_eq!(t.format.to_string(), "网页表格（HTML，GBK/GB18030）");
+        assert_eq!(
+            (t.header_line, t.headers.clone()),
+            (2, vec!["学号".to_string(), "成绩".to_string()])
+        );
+        assert_eq!(cells(&t), vec![(3, vec!["007", "90"])]);
+        // Tab-separated text saved as .xls is read as text.
+        let t = read_table("grades.xls", "学号\t成绩\n1\t2\n".as_bytes()).unwrap();
+        assert_eq!(cells(&t), vec![(2, vec!["1", "2"])]);
     }
 
     #[test]

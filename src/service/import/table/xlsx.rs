@@ -1,11 +1,14 @@
-//! The XLSX side of the table reader: the first visible worksheet read through calamine (after
-//! `xlsx_limits` has checked the package), each cell printed as Excel shows it (numbers without
-//! float noise, dates as dates, zero-padded number formats kept), and any panic inside calamine
-//! turned into an import error.
+//! The spreadsheet side of the table reader: the first visible worksheet of an XLSX (after
+//! `xlsx_limits` has checked the package) or of an old binary .xls, read through calamine; each
+//! cell printed as Excel shows it (numbers without float noise, dates as dates, zero-padded
+//! number formats kept), and any panic inside calamine turned into an import error.
 
 use std::io::Cursor;
 
-use calamine::{Data, Range, Reader, SheetType, SheetVisible, StyleRange, Xlsx, XlsxError};
+use calamine::{
+    Data, Range, Reader, SheetType, SheetVisible, StyleRange, Xls, XlsError, XlsOptions, Xlsx,
+    XlsxError,
+};
 
 use super::TableError;
 
@@ -27,13 +30,16 @@ pub(super) fn without_panic<T>(
     })
 }
 
-/// An OLE compound file: a password-protected XLSX or an old binary .xls.
-pub(super) fn ole_file_error(bytes: &[u8]) -> TableError {
+/// An OLE compound file that calamine could not read as an old binary .xls: a
+/// password-protected XLSX, or a damaged or encrypted .xls.
+fn ole_file_error(bytes: &[u8], xls: &XlsError) -> TableError {
     match Xlsx::new(Cursor::new(bytes)) {
         Err(XlsxError::Password) => {
             TableError::new("XLSX文件设置了打开密码，请在Excel中取消密码后再上传")
         }
-        _ => TableError::new("不支持旧版Excel（.xls）文件，请在Excel中另存为.xlsx或CSV后再上传"),
+        _ => TableError::new(format!(
+            "无法读取旧版Excel（.xls）文件（文件可能已损坏或设置了密码）：{xls}。可在Excel中另存为.xlsx或CSV后再上传"
+        )),
     }
 }
 
@@ -68,15 +74,41 @@ impl SheetSource {
         // Number formats only matter for zero-padded numbers; a workbook whose styles cannot be
         // read is still read, just without that.
         let styles = book.worksheet_style(&name).ok();
+        Ok(SheetSource::new(name, range, styles))
+    }
+
+    /// An old binary .xls workbook (BIFF8, as 强智 and URP export), first visible worksheet.
+    pub(super) fn open_xls(bytes: &[u8]) -> Result<SheetSource, TableError> {
+        let mut book = Xls::new_with_options(Cursor::new(bytes), XlsOptions::default())
+            .map_err(|e| ole_file_error(bytes, &e))?;
+        let sheets = book.sheets_metadata();
+        let worksheets = || sheets.iter().filter(|s| s.typ == SheetType::WorkSheet);
+        let name = worksheets()
+            .find(|s| s.visible == SheetVisible::Visible)
+            .or_else(|| worksheets().next())
+            .map(|s| s.name.clone())
+            .ok_or_else(|| TableError::new("旧版Excel（.xls）文件中没有工作表"))?;
+        let range = book
+            .worksheet_range(&name)
+            .map_err(|e| TableError::new(format!("无法读取旧版Excel（.xls）文件：{e}")))?;
+        Ok(SheetSource::new(name, range, None))
+    }
+
+    fn new(name: String, range: Range<Data>, styles: Option<StyleRange>) -> SheetSource {
         let origin = range.start().unwrap_or((0, 0));
-        Ok(SheetSource {
+        SheetSource {
             name,
             range,
             styles,
             origin,
             next: 0,
             cells: Vec::new(),
-        })
+        }
+    }
+
+    /// Back to the first row (the header search read past the header row).
+    pub(super) fn rewind(&mut self) {
+        self.next = 0;
     }
 
     pub(super) fn advance(&mut self) -> Option<usize> {
