@@ -483,27 +483,7 @@ fn import(
         p.rows_read,
         started.elapsed().as_secs_f64()
     );
-    println!("  识别为：{}", p.layout);
-    if !p.mapping.is_empty() {
-        let cols: Vec<String> = p
-            .mapping
-            .iter()
-            .map(|(field, header)| format!("{field}={header}"))
-            .collect();
-        println!("  columns: {}", cols.join(", "));
-    }
-    for t in &p.translated {
-        println!(
-            "  read {}「{}」as「{}」: {} rows",
-            t.field, t.from, t.to, t.rows
-        );
-    }
-    if p.skipped > 0 {
-        println!(
-            "  skipped {} rows marked void (是否成绩作废 = 是)",
-            p.skipped
-        );
-    }
+    print_recognition(&p);
     println!(
         "  add {}, change {}, unchanged {}{}",
         p.added,
@@ -566,6 +546,31 @@ fn import(
 
 /// Show how far a plan has come until `done()`: a bar redrawn in place on a terminal, one
 /// plain line per stage otherwise (logs and pipes).
+/// What the import recognised: the layout, the column mapping, translated values, void rows.
+fn print_recognition(p: &plan::Plan) {
+    println!("  识别为：{}", p.layout);
+    if !p.mapping.is_empty() {
+        let cols: Vec<String> = p
+            .mapping
+            .iter()
+            .map(|(field, header)| format!("{field}={header}"))
+            .collect();
+        println!("  columns: {}", cols.join(", "));
+    }
+    for t in &p.translated {
+        println!(
+            "  read {}「{}」as「{}」: {} rows",
+            t.field, t.from, t.to, t.rows
+        );
+    }
+    if p.skipped > 0 {
+        println!(
+            "  skipped {} rows marked void (是否成绩作废 = 是)",
+            p.skipped
+        );
+    }
+}
+
 fn watch_progress(p: &plan::Progress, done: impl Fn() -> bool) {
     use std::io::IsTerminal;
     use std::sync::atomic::Ordering::Relaxed;
