@@ -1,5 +1,7 @@
 //! Validated value types of the grades domain (term, exam kind, credit, five-level grade,
 //! status, score) and the grade and roster records built from them.
+//!
+//! A little over 600 lines: each value type with its parser and display, kept together.
 
 use std::fmt;
 

@@ -2,6 +2,8 @@
 //! in one read snapshot (add / change / unchanged, unknown students, `--replace-term`
 //! removals, the bound students to notify), then write it all in one transaction — only if the
 //! data is still what the plan was computed on. Used by the CLI and the admin page alike.
+//!
+//! Over 600 lines because of its tests (the last ~200 lines).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
