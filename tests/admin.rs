@@ -51,6 +51,8 @@ fn student(sid: &str, name: &str) -> (String, Vec<u8>) {
         verify: "hashed".into(),
         class: Some("计科1班".into()),
         major: None,
+        college: None,
+        cohort: None,
     };
     (sid.into(), serde_json::to_vec(&s).expect("json"))
 }

@@ -239,3 +239,70 @@ fn unreadable_file_and_missing_column_get_clear_messages() {
     assert_eq!(r.status, 400);
     assert!(r.body.contains("替换学期"));
 }
+
+/// Registrar exports uploaded unedited through the page: the preview names the layout, the
+/// container and the skipped void rows; the commit stores exactly the rows the CLI test expects.
+#[test]
+fn registrar_exports_upload_unedited_with_layout_named_in_the_preview() {
+    let (s, mut c) = server();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/registrar");
+    for (file, layout, container, sid, rows) in [
+        (
+            "xinzhengfang.xlsx",
+            "新正方 成绩导出",
+            "XLSX",
+            "2025010102",
+            vec![
+                "2025-2026-1 B1100012 52 正常考试",
+                "2025-2026-1 B1100012 61 补考",
+                "2025-2026-2 B1100021 缓考 正常考试",
+            ],
+        ),
+        (
+            "jiuzhengfang.xls",
+            "旧正方 成绩导出",
+            "网页表格（HTML，GBK",
+            "2024020202",
+            vec![
+                "2024-2025-1 0210032 62 补考",
+                "2024-2025-1 0210032 缺考 正常考试",
+            ],
+        ),
+        (
+            "qiangzhi.xls",
+            "强智 成绩导出",
+            "旧版Excel .xls",
+            "2023030302",
+            vec!["2025-2026-1 08010025 免修 正常考试"],
+        ),
+    ] {
+        let bytes = std::fs::read(dir.join(file)).expect("fixture");
+        let (job, r) = upload(&mut c, "grades", file, &bytes, "");
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(
+            r.body.contains("识别为") && r.body.contains(layout) && r.body.contains(container),
+            "{file}: {}",
+            r.body
+        );
+        assert!(r.body.contains("/commit"), "{file}: {}", r.body);
+        if file == "xinzhengfang.xlsx" {
+            assert!(r.body.contains("跳过的行"), "{}", r.body);
+        }
+        let t = token(&mut c);
+        let r = c.post_form(&format!("{job}/commit"), &[("csrf_token", &t)]);
+        assert_eq!(r.status, 303, "{file}");
+        wait_while_busy(&mut c, "/admin/imports");
+        let mut stored: Vec<String> = s
+            .app
+            .store
+            .grades_of(sid)
+            .unwrap()
+            .into_iter()
+            .map(|g| format!("{} {} {} {}", g.term, g.course_code, g.score, g.kind))
+            .collect();
+        stored.sort();
+        let mut rows = rows;
+        rows.sort();
+        assert_eq!(stored, rows, "{file}");
+    }
+}

@@ -6,6 +6,7 @@ use std::path::Path;
 use super::ImportCommand;
 use crate::config::Config;
 use crate::service::import::plan::{self, Upload};
+use crate::service::import::table::XlsxLimits;
 use crate::store::Store;
 
 type Outcome = Result<(), String>;
@@ -56,9 +57,11 @@ fn import(
         bytes: &bytes,
         replace_term,
     };
+    // A file given on the command line may be larger than an upload; the XLSX limits scale with it.
+    let limits = XlsxLimits::for_upload(cfg.max_upload_bytes.max(bytes.len() as u64));
     let prog = plan::Progress::default();
     let planned = std::thread::scope(|scope| {
-        let worker = scope.spawn(|| plan::plan_with_progress(&store, &key, &up, &prog));
+        let worker = scope.spawn(|| plan::plan_with_progress(&store, &key, &up, &limits, &prog));
         watch_progress(&prog, || worker.is_finished());
         worker.join()
     });
@@ -75,6 +78,7 @@ fn import(
         p.rows_read,
         started.elapsed().as_secs_f64()
     );
+    print_recognition(&p);
     println!(
         "  add {}, change {}, unchanged {}{}",
         p.added,
@@ -133,6 +137,31 @@ fn import(
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// What the import recognised: the layout, the column mapping, translated values, void rows.
+fn print_recognition(p: &plan::Plan) {
+    println!("  识别为：{}", p.layout);
+    if !p.mapping.is_empty() {
+        let cols: Vec<String> = p
+            .mapping
+            .iter()
+            .map(|(field, header)| format!("{field}={header}"))
+            .collect();
+        println!("  columns: {}", cols.join(", "));
+    }
+    for t in &p.translated {
+        println!(
+            "  read {}「{}」as「{}」: {} rows",
+            t.field, t.from, t.to, t.rows
+        );
+    }
+    if p.skipped > 0 {
+        println!(
+            "  skipped {} rows marked void (是否成绩作废 = 是)",
+            p.skipped
+        );
+    }
 }
 
 /// Show how far a plan has come until `done()`: a bar redrawn in place on a terminal, one

@@ -106,6 +106,28 @@ fn credit_parse_and_display() {
 }
 
 #[test]
+fn registrar_statuses_round_trip_and_count_as_documented() {
+    for st in Status::ALL {
+        let s = Score::Status(st);
+        assert_eq!(Score::parse(&s.to_string()), Ok(s), "{st:?}");
+        assert_eq!(Scale::standard4().grade_point(&s), None);
+        assert!(!(s.passed() && s.failed()), "{st:?}");
+    }
+    let passed: Vec<&str> = Status::ALL
+        .into_iter()
+        .filter(|st| Score::Status(*st).passed())
+        .map(Status::label)
+        .collect();
+    assert_eq!(passed, ["免修", "免考"]);
+    let failed: Vec<&str> = Status::ALL
+        .into_iter()
+        .filter(|st| Score::Status(*st).failed())
+        .map(Status::label)
+        .collect();
+    assert_eq!(failed, ["缺考", "作弊", "旷考", "取消资格"]);
+}
+
+#[test]
 fn score_parse_and_display() {
     assert_eq!(Score::parse("89.5"), Ok(Score::Numeric(8950)));
     assert_eq!(Score::parse("89.50").unwrap().to_string(), "89.5");
@@ -441,6 +463,8 @@ fn roster_debug_hides_verify() {
         verify: "12345X".into(),
         class: None,
         major: None,
+        college: None,
+        cohort: None,
     };
     let dbg = format!("{r:?}");
     assert!(!dbg.contains("12345X") && dbg.contains("redacted"));

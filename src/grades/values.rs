@@ -1,5 +1,7 @@
 //! Validated value types of the grades domain (term, exam kind, credit, five-level grade,
 //! status, score) and the grade and roster records built from them.
+//!
+//! A little over 600 lines: each value type with its parser and display, kept together.
 
 use std::fmt;
 
@@ -424,6 +426,10 @@ impl FiveLevel {
 }
 
 /// A score status that is not a result.
+///
+/// What the student sees is the label. Failed: 缺考, 旷考, 作弊, 取消资格. Passed (the credits are
+/// earned, no grade point): 免修, 免考. Neither: 缓考, 取消, 弃修, and 待录入 — "no grade yet"
+/// (registrars write 待录, 未录入 or 成绩尚未录入), shown as 待录入 until a later import replaces it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Status {
     /// 缺考 (counts as failed)
@@ -434,15 +440,33 @@ pub enum Status {
     Cheating,
     /// 取消 (neither passed nor failed)
     Cancelled,
+    /// 旷考 (counts as failed)
+    Truant,
+    /// 免修 (passed: credits earned, no grade point)
+    Exempt,
+    /// 免考 (passed: credits earned, no grade point)
+    ExamExempt,
+    /// 弃修 (neither passed nor failed)
+    Dropped,
+    /// 取消资格, i.e. 取消考试资格 (counts as failed)
+    Disqualified,
+    /// 待录入: no grade yet (neither passed nor failed)
+    Pending,
 }
 
 impl Status {
     /// All statuses.
-    pub const ALL: [Status; 4] = [
+    pub const ALL: [Status; 10] = [
         Status::Absent,
         Status::Deferred,
         Status::Cheating,
         Status::Cancelled,
+        Status::Truant,
+        Status::Exempt,
+        Status::ExamExempt,
+        Status::Dropped,
+        Status::Disqualified,
+        Status::Pending,
     ];
 
     /// Chinese label.
@@ -452,6 +476,12 @@ impl Status {
             Status::Deferred => "缓考",
             Status::Cheating => "作弊",
             Status::Cancelled => "取消",
+            Status::Truant => "旷考",
+            Status::Exempt => "免修",
+            Status::ExamExempt => "免考",
+            Status::Dropped => "弃修",
+            Status::Disqualified => "取消资格",
+            Status::Pending => "待录入",
         }
     }
 
@@ -502,23 +532,27 @@ impl Score {
         }
     }
 
-    /// Passed: a numeric score ≥ 60, 及格 or better, 合格.
+    /// Passed: a numeric score ≥ 60, 及格 or better, 合格, 免修, 免考.
     pub fn passed(&self) -> bool {
         match *self {
             Score::Numeric(h) => h >= 6000,
             Score::Level(l) => l != FiveLevel::Fail,
             Score::PassFail(ok) => ok,
-            Score::Status(_) => false,
+            Score::Status(st) => matches!(st, Status::Exempt | Status::ExamExempt),
         }
     }
 
-    /// Failed: a numeric score below 60, 不及格, 不合格, 缺考, 作弊 (缓考 and 取消 are neither).
+    /// Failed: a numeric score below 60, 不及格, 不合格, 缺考, 旷考, 作弊, 取消资格 (see
+    /// [`Status`] for the rest).
     pub fn failed(&self) -> bool {
         match *self {
             Score::Numeric(h) => h < 6000,
             Score::Level(l) => l == FiveLevel::Fail,
             Score::PassFail(ok) => !ok,
-            Score::Status(st) => matches!(st, Status::Absent | Status::Cheating),
+            Score::Status(st) => matches!(
+                st,
+                Status::Absent | Status::Truant | Status::Cheating | Status::Disqualified
+            ),
         }
     }
 }
@@ -547,12 +581,12 @@ impl<'de> Deserialize<'de> for Score {
     }
 }
 
-/// Passed: a numeric score ≥ 60, 及格 or better, 合格.
+/// Passed: see [`Score::passed`].
 pub fn passed(score: &Score) -> bool {
     score.passed()
 }
 
-/// Failed: a numeric score below 60, 不及格, 不合格, 缺考, 作弊 (缓考 and 取消 are neither).
+/// Failed: see [`Score::failed`].
 pub fn failed(score: &Score) -> bool {
     score.failed()
 }
@@ -584,6 +618,12 @@ pub struct RosterRecord {
     pub verify: String,
     pub class: Option<String>,
     pub major: Option<String>,
+    /// 学院, when the roster has it.
+    #[serde(default)]
+    pub college: Option<String>,
+    /// 年级 (e.g. `2025`), when the roster has it.
+    #[serde(default)]
+    pub cohort: Option<String>,
 }
 
 impl fmt::Debug for RosterRecord {
@@ -595,6 +635,8 @@ impl fmt::Debug for RosterRecord {
             .field("verify", &"<redacted>")
             .field("class", &self.class)
             .field("major", &self.major)
+            .field("college", &self.college)
+            .field("cohort", &self.cohort)
             .finish()
     }
 }

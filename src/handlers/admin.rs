@@ -473,7 +473,7 @@ fn student(app: &App, admin: &Admin, id: &str) -> Handled {
         context! {
             student_id => id,
             unbind_action => format!("/admin/students/{}/unbind", percent_encode(id)),
-            student => info.map(|s| context! { name => s.name, class => s.class, major => s.major }),
+            student => info.map(|s| context! { name => s.name, class => s.class, major => s.major, college => s.college, cohort => s.cohort }),
             openid => openid,
             bound_at => bound_at,
             events => events,

@@ -227,5 +227,7 @@ pub fn student_or_placeholder(ctx: &Ctx, student_id: &str) -> Result<Student, Ap
         verify: String::new(),
         class: None,
         major: None,
+        college: None,
+        cohort: None,
     }))
 }

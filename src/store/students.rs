@@ -15,6 +15,11 @@ pub struct Student {
     pub verify: String,
     pub class: Option<String>,
     pub major: Option<String>,
+    /// 学院 and 年级, when the roster had them (absent in records written before they existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub college: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cohort: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -22,9 +22,14 @@ pub const HEADER: [&str; 8] = [
 
 const BOM: &str = "\u{feff}";
 
-/// One CSV cell: neutralised for spreadsheets, then quoted when it must be.
+/// One CSV cell: neutralised for spreadsheets, then quoted when it must be. A value that would
+/// read back changed — one starting `=`, `+`, `-`, `@` (a formula to Excel), or such a value behind
+/// leading `'`s (which the importer would take for our own quote) — gets one `'` in front.
 pub fn cell(value: &str) -> Cow<'_, str> {
-    let risky = value.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    let risky = value.starts_with(['\t', '\r'])
+        || value
+            .trim_start_matches('\'')
+            .starts_with(['=', '+', '-', '@']);
     let needs_quotes = value.contains([',', '"', '\n', '\r']);
     if !risky && !needs_quotes {
         return Cow::Borrowed(value);
@@ -127,6 +132,9 @@ mod tests {
         assert_eq!(cell("=a,\"b\""), "\"'=a,\"\"b\"\"\"");
         assert_eq!(cell("two\nlines"), "\"two\nlines\"");
         assert_eq!(cell(""), "");
+        assert_eq!(cell("'=x"), "''=x");
+        assert_eq!(cell("''@x"), "'''@x");
+        assert_eq!(cell("'x"), "'x");
     }
 
     #[test]
@@ -195,6 +203,8 @@ mod tests {
             verify: "h".into(),
             class: None,
             major: None,
+            college: None,
+            cohort: None,
         };
         let batch = ImportBatch {
             students: vec![("2021001".into(), serde_json::to_vec(&student).unwrap())],

@@ -12,6 +12,7 @@ use std::time::Duration;
 use super::plan::{
     commit, plan_with_progress, refused_record, ImportError, ImportKind, Plan, Progress, Upload,
 };
+use super::table::XlsxLimits;
 use crate::error::AppError;
 use crate::grades::Term;
 use crate::service::notices::Wake;
@@ -281,7 +282,8 @@ fn run_plan(
         bytes,
         replace_term,
     };
-    match plan_with_progress(&ctx.store, verify_key, &up, &job.progress) {
+    let limits = XlsxLimits::for_upload(ctx.config.max_upload_bytes);
+    match plan_with_progress(&ctx.store, verify_key, &up, &limits, &job.progress) {
         Ok(p) => {
             if p.has_errors() {
                 let why = format!("有 {} 处错误，未写入", p.errors.len());

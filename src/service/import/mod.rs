@@ -1,5 +1,9 @@
-//! Import engine: file bytes → table (`table`) → validated records (`validate`).
+//! Import engine: file bytes → table (`sniff`, `table`) → columns (`layout`) → validated records
+//! (`validate`, with registrar notations from `notation`) → plan and commit (`plan`, `jobs`).
 pub mod jobs;
+pub mod layout;
+pub mod notation;
 pub mod plan;
+pub mod sniff;
 pub mod table;
 pub mod validate;

@@ -2,14 +2,19 @@
 //! in one read snapshot (add / change / unchanged, unknown students, `--replace-term`
 //! removals, the bound students to notify), then write it all in one transaction — only if the
 //! data is still what the plan was computed on. Used by the CLI and the admin page alike.
+//!
+//! Over 600 lines because of its tests (the last ~200 lines).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use redb::{ReadableTable, WriteTransaction};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::table::{TableError, TableReader};
-use super::validate::{stream, GradeSheet, RosterSheet, RowError, Validated};
+use super::layout;
+use super::table::{TableError, TableReader, XlsxLimits, DEFAULT_UPLOAD_BYTES};
+use super::validate::{
+    column_mapping, stream, GradeSheet, RosterSheet, RowError, Translation, Validated,
+};
 use crate::grades::{GradeRecord, Term};
 use crate::secret;
 use crate::service::verify::VerifyKey;
@@ -83,7 +88,15 @@ pub struct Plan {
     pub file_name: String,
     pub sha256: String,
     pub format: String,
+    /// The layout recognised from the header row ("新正方 成绩导出", …), shown as "识别为：…".
+    pub layout: &'static str,
+    /// (our field, the file's header) for every column read, for the preview.
+    pub mapping: Vec<(&'static str, String)>,
     pub rows_read: usize,
+    /// Rows the file marks void (是否成绩作废 = 是): counted, never imported.
+    pub skipped: usize,
+    /// Values read in a registrar's notation, in the order first seen.
+    pub translated: Vec<Translation>,
     pub errors: Vec<RowError>,
     pub added: usize,
     pub changed: usize,
@@ -173,19 +186,27 @@ impl Progress {
 
 /// Read, validate and compare; nothing is written.
 pub fn plan(store: &Store, key: &VerifyKey, up: &Upload<'_>) -> Result<Plan, ImportError> {
-    plan_with_progress(store, key, up, &Progress::default())
+    let limits = XlsxLimits::for_upload(DEFAULT_UPLOAD_BYTES.max(up.bytes.len() as u64));
+    plan_with_progress(store, key, up, &limits, &Progress::default())
 }
 
-/// `plan`, reporting how far it has come.
+/// `plan`, reporting how far it has come; an XLSX is checked against `limits` before it is read.
 pub fn plan_with_progress(
     store: &Store,
     key: &VerifyKey,
     up: &Upload<'_>,
+    limits: &XlsxLimits,
     progress: &Progress,
 ) -> Result<Plan, ImportError> {
     progress.set(0, 0, 0);
-    let mut reader = TableReader::open(up.file_name, up.bytes).map_err(ImportError::File)?;
+    let mut reader =
+        TableReader::open_limited(up.file_name, up.bytes, limits).map_err(ImportError::File)?;
     let format = reader.format().to_string();
+    let layout = match up.kind {
+        ImportKind::Roster => layout::recognise_roster(reader.headers()),
+        ImportKind::Grades => layout::recognise_grades(reader.headers()),
+    };
+    let mapping = column_mapping(up.kind == ImportKind::Roster, reader.headers());
     // Rows are validated as they stream past: no table of strings is ever built.
     let tick = |n: usize| progress.tick(n);
     let (roster, grades) = match up.kind {
@@ -211,7 +232,11 @@ pub fn plan_with_progress(
         file_name: up.file_name.to_string(),
         sha256: secret::hex(&secret::sha256(&[up.bytes])),
         format,
+        layout,
+        mapping,
         rows_read: 0,
+        skipped: 0,
+        translated: Vec::new(),
         errors: Vec::new(),
         added: 0,
         changed: 0,
@@ -238,6 +263,8 @@ pub fn plan_with_progress(
                     verify: key.hash(&r.student_id, &r.verify),
                     class: r.class.clone(),
                     major: r.major.clone(),
+                    college: r.college.clone(),
+                    cohort: r.cohort.clone(),
                 };
                 let old: Option<Student> = match students.get(r.student_id.as_str())? {
                     Some(v) => serde_json::from_slice(v.value()).ok(),
@@ -280,7 +307,10 @@ pub fn plan_with_progress(
 
 fn describe_student(s: &Student) -> String {
     let mut out = s.name.clone();
-    for part in [&s.class, &s.major].into_iter().flatten() {
+    for part in [&s.college, &s.cohort, &s.class, &s.major]
+        .into_iter()
+        .flatten()
+    {
         out.push_str(" · ");
         out.push_str(part);
     }
@@ -295,6 +325,8 @@ fn plan_grades(
     progress: &Progress,
 ) -> Result<(), ImportError> {
     plan.rows_read = v.rows_read;
+    plan.skipped = v.skipped;
+    plan.translated = v.translated;
     plan.errors = v.errors;
     let students = snap.students()?;
     let grades = snap.grades()?;

@@ -1,19 +1,34 @@
 //! Uploaded file bytes → a table of trimmed text cells with the row numbers a user sees in
-//! Excel. XLSX is recognised by its ZIP signature (first worksheet read through calamine);
-//! anything else is CSV whose text encoding is detected (UTF-8 with or without BOM, UTF-16 with
-//! BOM, else GB18030/GBK) and whose delimiter is sniffed (comma, tab or semicolon).
+//! Excel. The container comes from the content (`sniff`): XLSX is checked against
+//! [`XlsxLimits`] (`xlsx_limits`) and old binary .xls is read too, both through calamine (first
+//! visible worksheet, `xlsx`); an HTML table (a registrar's ".xls") is read by `sniff`; anything
+//! else is CSV whose text encoding is detected (UTF-8 with or without BOM, UTF-16 with BOM, else
+//! GB18030/GBK) and whose delimiter is sniffed (comma, tab or semicolon). The header row is the
+//! first of the first rows that names the student ID (`layout`), so title rows above it are
+//! skipped.
 //!
 //! The CSV reader is our own small RFC 4180 parser: it reports an unterminated quote with the
 //! line it opened on (the `csv` crate silently reads such a field to the end of the file), counts
 //! rows the way Excel shows them, and hands out cells as slices of the decoded text, so a
 //! million-row file is read without an allocation per cell. [`TableReader`] streams rows;
 //! [`read_table`] collects them.
+//!
+//! Over 600 lines because of its tests (the last third): the CSV cases and the XLSX builder
+//! that the validator's and planner's tests reuse.
 
 use std::borrow::Cow;
 use std::fmt;
-use std::io::Cursor;
 
-use calamine::{Data, Range, Reader, SheetType, SheetVisible, StyleRange, Xlsx, XlsxError};
+mod xlsx;
+mod xlsx_limits;
+use xlsx::{without_panic, SheetSource};
+pub use xlsx_limits::XlsxLimits;
+
+use super::layout::{looks_like_header, HEADER_SEARCH_ROWS};
+use super::sniff::{self, Container};
+
+/// The upload cap [`TableReader::open`] assumes (the default `max_upload_mb`).
+pub const DEFAULT_UPLOAD_BYTES: u64 = 20 << 20;
 
 /// A whole file read into memory.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,6 +81,10 @@ pub enum SourceFormat {
     },
     /// An Excel workbook; `sheet` is the worksheet that was read.
     Xlsx { sheet: String },
+    /// An old binary Excel workbook (.xls); `sheet` is the worksheet that was read.
+    Xls { sheet: String },
+    /// An HTML page with a table (saved as .xls by older registrar systems).
+    Html { encoding: &'static str },
 }
 
 impl fmt::Display for SourceFormat {
@@ -83,6 +102,8 @@ impl fmt::Display for SourceFormat {
                 write!(f, "CSV（{}，{}分隔）", encoding.label(), d)
             }
             SourceFormat::Xlsx { sheet } => write!(f, "XLSX（工作表“{sheet}”）"),
+            SourceFormat::Xls { sheet } => write!(f, "旧版Excel .xls（工作表“{sheet}”）"),
+            SourceFormat::Html { encoding } => write!(f, "网页表格（HTML，{encoding}）"),
         }
     }
 }
@@ -174,6 +195,14 @@ pub struct TableReader<'a> {
 enum Source<'a> {
     Csv(CsvSource<'a>),
     Sheet(SheetSource),
+    Rows(RowsSource),
+}
+
+/// Rows already read into memory (an HTML table).
+struct RowsSource {
+    rows: Vec<Vec<String>>,
+    /// Index of the next row to read.
+    next: usize,
 }
 
 /// A borrowed data row from a [`TableReader`].
@@ -262,50 +291,103 @@ impl<'r> Cells<'r> {
 }
 
 impl<'a> TableReader<'a> {
-    /// Detects the format, decodes the text and reads the header row (the first non-blank row).
+    /// [`open_limited`](TableReader::open_limited) with the XLSX limits of the default upload
+    /// cap (20 MB), or of the file's own size when it is larger (a CLI import).
     pub fn open(file_name: &str, bytes: &'a [u8]) -> Result<TableReader<'a>, TableError> {
+        let cap = (bytes.len() as u64).max(DEFAULT_UPLOAD_BYTES);
+        TableReader::open_limited(file_name, bytes, &XlsxLimits::for_upload(cap))
+    }
+
+    /// Detects the format, decodes the text and reads the header row (the first non-blank row).
+    /// An XLSX is first checked against `limits` (see [`XlsxLimits`]) and then read with any
+    /// panic in the XLSX reader turned into an error.
+    pub fn open_limited(
+        file_name: &str,
+        bytes: &'a [u8],
+        limits: &XlsxLimits,
+    ) -> Result<TableReader<'a>, TableError> {
         let lower = file_name.to_ascii_lowercase();
-        let (format, mut source) = if bytes.starts_with(b"PK\x03\x04") {
-            let sheet = SheetSource::open(bytes)?;
-            (
-                SourceFormat::Xlsx {
-                    sheet: sheet.name.clone(),
-                },
-                Source::Sheet(sheet),
-            )
-        } else if bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
-            return Err(ole_file_error(bytes));
-        } else if lower.ends_with(".xlsx") || lower.ends_with(".xlsm") {
-            return Err(TableError::new(
-                "文件扩展名是.xlsx，但内容不是XLSX（ZIP）格式，文件可能已损坏",
-            ));
-        } else if lower.ends_with(".xls") {
-            return Err(TableError::new(
-                "不支持旧版Excel（.xls）文件，请在Excel中另存为.xlsx或CSV后再上传",
-            ));
-        } else {
-            let (text, encoding) = decode_text(bytes)?;
-            if text.contains('\0') {
-                return Err(TableError::new("不是CSV或XLSX文件（内容含有二进制数据）"));
+        // Content decides; the name only sharpens an error message or picks tabs for .tsv.
+        let (format, mut source) = match sniff::container(bytes) {
+            Container::Ooxml => {
+                // Every XLSX is checked before calamine sees it.
+                xlsx_limits::check(bytes, limits)?;
+                let sheet = without_panic(|| SheetSource::open(bytes))?;
+                (
+                    SourceFormat::Xlsx {
+                        sheet: sheet.name.clone(),
+                    },
+                    Source::Sheet(sheet),
+                )
             }
-            let delimiter = if lower.ends_with(".tsv") {
-                b'\t'
-            } else {
-                sniff_delimiter(&text)
-            };
-            (
-                SourceFormat::Csv {
-                    encoding,
-                    delimiter: char::from(delimiter),
-                },
-                Source::Csv(CsvSource::new(text, delimiter)),
-            )
+            Container::Ole2 => {
+                let sheet = without_panic(|| SheetSource::open_xls(bytes))?;
+                (
+                    SourceFormat::Xls {
+                        sheet: sheet.name.clone(),
+                    },
+                    Source::Sheet(sheet),
+                )
+            }
+            Container::Html => {
+                let table = sniff::html_table(bytes).map_err(TableError::new)?;
+                (
+                    SourceFormat::Html {
+                        encoding: table.encoding,
+                    },
+                    Source::Rows(RowsSource {
+                        rows: table.rows,
+                        next: 0,
+                    }),
+                )
+            }
+            Container::Text if lower.ends_with(".xlsx") || lower.ends_with(".xlsm") => {
+                return Err(TableError::new(
+                    "文件扩展名是.xlsx，但内容不是XLSX（ZIP）格式，文件可能已损坏",
+                ));
+            }
+            Container::Text => {
+                let (text, encoding) = decode_text(bytes)?;
+                if text.contains('\0') {
+                    return Err(TableError::new("不是CSV或XLSX文件（内容含有二进制数据）"));
+                }
+                let delimiter = if lower.ends_with(".tsv") {
+                    b'\t'
+                } else {
+                    sniff_delimiter(&text)
+                };
+                (
+                    SourceFormat::Csv {
+                        encoding,
+                        delimiter: char::from(delimiter),
+                    },
+                    Source::Csv(CsvSource::new(text, delimiter)),
+                )
+            }
         };
+        // The header row: the first of the first rows that names the student ID (title rows
+        // above it are skipped); failing that, the first non-blank row, whose columns the
+        // validator then reports as missing.
+        let mut first = None;
+        let mut seen = 0usize;
         let header_line = loop {
             match source.advance()? {
-                None => return Err(TableError::new("文件是空的：没有找到表头行")),
-                Some(line) if !source.is_blank() => break line,
-                Some(_) => continue,
+                None => match first {
+                    None => return Err(TableError::new("文件是空的：没有找到表头行")),
+                    Some(line) => break source.rewind_to(line)?,
+                },
+                Some(_) if source.is_blank() => continue,
+                Some(line) => {
+                    let cells = source.cells();
+                    if looks_like_header((0..source.len()).map(|i| cells.get(i))) {
+                        break line;
+                    }
+                    first.get_or_insert(line);
+                    seen += 1;
+                    if seen >= HEADER_SEARCH_ROWS {
+                        break source.rewind_to(first.unwrap_or(line))?;
+                    }
+                }
             }
         };
         let cells = source.cells();
@@ -374,7 +456,34 @@ impl Source<'_> {
         match self {
             Source::Csv(c) => c.advance(),
             Source::Sheet(s) => Ok(s.advance()),
+            Source::Rows(r) => {
+                if r.next >= r.rows.len() {
+                    return Ok(None);
+                }
+                r.next += 1;
+                Ok(Some(r.next))
+            }
         }
+    }
+
+    /// Goes back to the start and reads up to row `line` again (it was read before, so it is
+    /// there); returns `line`.
+    fn rewind_to(&mut self, line: usize) -> Result<usize, TableError> {
+        match self {
+            Source::Csv(c) => {
+                c.pos = 0;
+                c.line = 1;
+                c.row = 0;
+            }
+            Source::Sheet(s) => s.rewind(),
+            Source::Rows(r) => r.next = 0,
+        }
+        while let Some(at) = self.advance()? {
+            if at >= line {
+                return Ok(at);
+            }
+        }
+        Err(TableError::new("文件是空的：没有找到表头行"))
     }
 
     fn cells(&self) -> Cells<'_> {
@@ -385,6 +494,12 @@ impl Source<'_> {
                 spans: &c.spans,
             },
             Source::Sheet(s) => Cells::Owned(&s.cells),
+            Source::Rows(r) => Cells::Owned(
+                r.next
+                    .checked_sub(1)
+                    .and_then(|i| r.rows.get(i))
+                    .map_or(&[], Vec::as_slice),
+            ),
         }
     }
 
@@ -392,6 +507,10 @@ impl Source<'_> {
         match self {
             Source::Csv(c) => c.spans.len(),
             Source::Sheet(s) => s.cells.len(),
+            Source::Rows(_) => match self.cells() {
+                Cells::Owned(cells) => cells.len(),
+                Cells::Csv { spans, .. } => spans.len(),
+            },
         }
     }
 
@@ -483,7 +602,8 @@ fn sniff_delimiter(text: &str) -> u8 {
 /// The text a spreadsheet shows for a cell written to keep it text: `="001234"` → `001234`
 /// (registrar systems write IDs this way so that Excel keeps the leading zeros), and `'=…`,
 /// `'+…`, `'-…`, `'@…` → the text after the quote (how our export, and other careful exports,
-/// keep Excel from running a cell as a formula).
+/// keep Excel from running a cell as a formula); one quote also comes off `''=…` (our export's
+/// way of writing a value that itself began `'=`).
 fn unwrap_spreadsheet_text(cell: &str) -> &str {
     if let Some(inner) = cell.strip_prefix("=\"").and_then(|r| r.strip_suffix('"')) {
         if !inner.contains('"') {
@@ -491,7 +611,13 @@ fn unwrap_spreadsheet_text(cell: &str) -> &str {
         }
     }
     match cell.strip_prefix('\'') {
-        Some(rest) if rest.starts_with(['=', '+', '-', '@']) => rest,
+        Some(rest)
+            if rest
+                .trim_start_matches('\'')
+                .starts_with(['=', '+', '-', '@']) =>
+        {
+            rest
+        }
         _ => cell,
     }
 }
@@ -639,179 +765,6 @@ fn count_line_breaks(chunk: &[u8]) -> usize {
     n
 }
 
-// ---------------------------------------------------------------------------------------------
-// XLSX
-// ---------------------------------------------------------------------------------------------
-
-/// An OLE compound file: a password-protected XLSX or an old binary .xls.
-fn ole_file_error(bytes: &[u8]) -> TableError {
-    match Xlsx::new(Cursor::new(bytes)) {
-        Err(XlsxError::Password) => {
-            TableError::new("XLSX文件设置了打开密码，请在Excel中取消密码后再上传")
-        }
-        _ => TableError::new("不支持旧版Excel（.xls）文件，请在Excel中另存为.xlsx或CSV后再上传"),
-    }
-}
-
-fn xlsx_error(e: XlsxError) -> TableError {
-    TableError::new(format!(
-        "无法读取XLSX文件（文件可能已损坏，或不是Excel工作簿）：{e}"
-    ))
-}
-
-struct SheetSource {
-    name: String,
-    range: Range<Data>,
-    styles: Option<StyleRange>,
-    /// Absolute (row, column) of the range's first cell.
-    origin: (u32, u32),
-    /// Index (relative to the range) of the next row to read.
-    next: usize,
-    cells: Vec<String>,
-}
-
-impl SheetSource {
-    fn open(bytes: &[u8]) -> Result<SheetSource, TableError> {
-        let mut book = Xlsx::new(Cursor::new(bytes)).map_err(xlsx_error)?;
-        let sheets = book.sheets_metadata();
-        let worksheets = || sheets.iter().filter(|s| s.typ == SheetType::WorkSheet);
-        let name = worksheets()
-            .find(|s| s.visible == SheetVisible::Visible)
-            .or_else(|| worksheets().next())
-            .map(|s| s.name.clone())
-            .ok_or_else(|| TableError::new("XLSX文件中没有工作表"))?;
-        let range = book.worksheet_range(&name).map_err(xlsx_error)?;
-        // Number formats only matter for zero-padded numbers; a workbook whose styles cannot be
-        // read is still read, just without that.
-        let styles = book.worksheet_style(&name).ok();
-        let origin = range.start().unwrap_or((0, 0));
-        Ok(SheetSource {
-            name,
-            range,
-            styles,
-            origin,
-            next: 0,
-            cells: Vec::new(),
-        })
-    }
-
-    fn advance(&mut self) -> Option<usize> {
-        let (height, width) = self.range.get_size();
-        if self.next >= height {
-            return None;
-        }
-        let r = self.next;
-        self.next += 1;
-        self.cells.resize_with(width, String::new);
-        let abs_row = self.origin.0.saturating_add(r as u32);
-        for (c, out) in self.cells.iter_mut().enumerate() {
-            out.clear();
-            let Some(data) = self.range.get((r, c)) else {
-                continue;
-            };
-            let pad = match (data, &self.styles) {
-                (Data::Int(_) | Data::Float(_), Some(styles)) => styles
-                    .get((abs_row, self.origin.1.saturating_add(c as u32)))
-                    .and_then(|s| s.number_format.as_ref())
-                    .map_or(0, |nf| zero_pad_width(&nf.format_code)),
-                _ => 0,
-            };
-            write_cell(out, data, pad);
-        }
-        Some(abs_row as usize + 1)
-    }
-}
-
-/// Width of an all-zeros number format such as `000000` (used for zero-padded IDs), else 0.
-fn zero_pad_width(format_code: &str) -> usize {
-    let code = format_code.trim_matches('"');
-    if code.len() > 1 && code.bytes().all(|b| b == b'0') {
-        code.len()
-    } else {
-        0
-    }
-}
-
-/// Writes one cell as the text a user sees: integers without ".0", other numbers to Excel's 15
-/// significant digits (so 0.1+0.2 shows as 0.3), dates as `YYYY-MM-DD[ HH:MM:SS]`.
-fn write_cell(out: &mut String, data: &Data, pad: usize) {
-    use std::fmt::Write as _;
-    match data {
-        Data::Empty => {}
-        Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => out.push_str(s),
-        Data::Int(i) => {
-            let _ = write!(out, "{i:0pad$}");
-        }
-        Data::Float(f) => write_number(out, *f, pad),
-        Data::Bool(b) => out.push_str(if *b { "TRUE" } else { "FALSE" }),
-        Data::DateTime(dt) => {
-            if dt.is_duration() {
-                write_number(out, dt.as_f64(), 0);
-            } else {
-                let (y, mo, d, h, mi, s, _) = dt.to_ymd_hms_milli();
-                if dt.as_f64() < 1.0 {
-                    let _ = write!(out, "{h:02}:{mi:02}:{s:02}");
-                } else if (h, mi, s) == (0, 0, 0) {
-                    let _ = write!(out, "{y:04}-{mo:02}-{d:02}");
-                } else {
-                    let _ = write!(out, "{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}");
-                }
-            }
-        }
-        Data::Error(e) => {
-            let _ = write!(out, "{e}");
-        }
-    }
-}
-
-fn write_number(out: &mut String, f: f64, pad: usize) {
-    use std::fmt::Write as _;
-    if !f.is_finite() {
-        let _ = write!(out, "{f}");
-        return;
-    }
-    // Excel keeps 15 significant digits: integers below 10^15 are exact and print as such;
-    // larger numbers (an 18-digit ID typed as a number) already lost digits in Excel, so they
-    // print in Excel's scientific form and fail validation visibly instead of silently.
-    if f.abs() >= 1e15 {
-        let start = out.len();
-        let _ = write!(out, "{f:.14E}");
-        if let Some(e) = out[start..].find('E').map(|e| start + e) {
-            let exponent = out.split_off(e);
-            while out.ends_with('0') {
-                out.pop();
-            }
-            if out.ends_with('.') {
-                out.pop();
-            }
-            out.push_str("E+");
-            out.push_str(exponent.trim_start_matches('E'));
-        }
-        return;
-    }
-    if f.fract() == 0.0 {
-        let _ = write!(out, "{:0pad$}", f as i64);
-        return;
-    }
-    // 15 significant digits, like Excel's display, then trailing zeros trimmed.
-    let magnitude = f.abs().log10().floor() as i32;
-    let decimals = (14 - magnitude).clamp(0, 30) as usize;
-    let start = out.len();
-    let _ = write!(out, "{f:.decimals$}");
-    if out[start..].contains('.') {
-        while out.ends_with('0') {
-            out.pop();
-        }
-        if out.ends_with('.') {
-            out.pop();
-        }
-    }
-    if &out[start..] == "-0" {
-        out.truncate(start);
-        out.push('0');
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -939,13 +892,53 @@ pub(crate) mod tests {
         assert_eq!(utf8.headers, ["学号", "姓名", "课程名称", "成绩"]);
         let enc = |t: &Table| match &t.format {
             SourceFormat::Csv { encoding, .. } => *encoding,
-            SourceFormat::Xlsx { .. } => panic!("not csv"),
+            _ => panic!("not csv"),
         };
         assert_eq!(enc(&utf8), TextEncoding::Utf8);
         assert_eq!(enc(&bom), TextEncoding::Utf8Bom);
         assert_eq!(enc(&gbk), TextEncoding::Gb18030);
         assert_eq!(enc(&utf16), TextEncoding::Utf16Le);
         assert_eq!(gbk.format.to_string(), "CSV（GBK/GB18030，逗号分隔）");
+    }
+
+    #[test]
+    fn header_row_found_below_title_rows_within_twenty_rows() {
+        let t = csv("2025-2026学年第一学期 成绩单,,\n学院：数学学院,,打印时间：2026-01-20\n\n序号,学号,成绩\n1,2021001,90\n");
+        assert_eq!(t.header_line, 4);
+        assert_eq!(t.headers, ["序号", "学号", "成绩"]);
+        assert_eq!(cells(&t), vec![(5, vec!["1", "2021001", "90"])]);
+        // No header row among the first 20: the first non-blank row is the header, as before.
+        let mut text = String::from("\n标题\n");
+        for i in 0..25 {
+            text.push_str(&format!("行{i}\n"));
+        }
+        text.push_str("学号\n1\n");
+        let t = csv(&text);
+        assert_eq!(
+            (t.header_line, t.headers.clone()),
+            (2, vec!["标题".to_string()])
+        );
+        assert_eq!(t.rows.len(), 27);
+        assert_eq!(t.rows[0].line, 3);
+        // A short file without one: the same, from the first row.
+        let t = csv("课程,成绩\n高数,90\n");
+        assert_eq!((t.header_line, t.rows.len()), (1, 1));
+    }
+
+    #[test]
+    fn html_table_named_xls_is_read_by_content() {
+        let page = "<html><meta charset=gbk><table><tr><td colspan=2>成绩单</td></tr><tr><th>学号</th><th>成绩</th></tr><tr><td>007</td><td>90</td></tr></table></html>";
+        let (gbk, _, _) = encoding_rs::GBK.encode(page);
+        let t = read_table("grades.xls", &gbk).unwrap();
+        assert_eq!(t.format.to_string(), "网页表格（HTML，GBK/GB18030）");
+        assert_eq!(
+            (t.header_line, t.headers.clone()),
+            (2, vec!["学号".to_string(), "成绩".to_string()])
+        );
+        assert_eq!(cells(&t), vec![(3, vec!["007", "90"])]);
+        // Tab-separated text saved as .xls is read as text.
+        let t = read_table("grades.xls", "学号\t成绩\n1\t2\n".as_bytes()).unwrap();
+        assert_eq!(cells(&t), vec![(2, vec!["1", "2"])]);
     }
 
     #[test]
@@ -989,30 +982,6 @@ pub(crate) mod tests {
             .collect();
         assert_eq!(seen, expected);
         assert_eq!(seen[0].1, ["1", "x\"y"]);
-    }
-
-    #[test]
-    fn numbers_print_like_excel() {
-        let show = |f: f64, pad: usize| {
-            let mut s = String::new();
-            write_number(&mut s, f, pad);
-            s
-        };
-        assert_eq!(show(2021001.0, 0), "2021001");
-        assert_eq!(show(3.0, 0), "3");
-        assert_eq!(show(89.5, 0), "89.5");
-        assert_eq!(show(0.1 + 0.2, 0), "0.3");
-        assert_eq!(show(89.49999999999999, 0), "89.5");
-        assert_eq!(show(2.25, 0), "2.25");
-        assert_eq!(show(-0.0, 0), "0");
-        assert_eq!(show(123.0, 6), "000123");
-        assert_eq!(show(202_100_100_012_345.0, 0), "202100100012345");
-        assert_eq!(show(202_112_345_678_901_234.0, 0), "2.02112345678901E+17");
-        assert_eq!(show(1e15, 0), "1E+15");
-        assert_eq!(zero_pad_width("000000"), 6);
-        assert_eq!(zero_pad_width("General"), 0);
-        assert_eq!(zero_pad_width("0"), 0);
-        assert_eq!(zero_pad_width("0.00"), 0);
     }
 
     /// Builds a minimal XLSX in memory: shared strings, an inline string, integers, a decimal,
@@ -1072,7 +1041,7 @@ pub(crate) mod tests {
             ("xl/worksheets/sheet1.xml", sheet),
             ("xl/worksheets/sheet2.xml", r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>hidden notes</t></is></c></row></sheetData></worksheet>"#.to_string()),
         ];
-        let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         for (name, body) in parts
             .iter()
             .chain(std::iter::once(&("xl/sharedStrings.xml", sst)))

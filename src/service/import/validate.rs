@@ -2,10 +2,18 @@
 //! extra columns ignored), checks every cell, and collects *every* error with its row number and
 //! the column header as written in the file, so the preview can list them all. Also finds
 //! duplicate keys inside one file. Nothing here touches storage.
+//!
+//! Over 600 lines because of its tests (the last ~700 lines: one case per column rule and layout).
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
+use super::layout::{
+    normalise_header, Field, Required, GRADE_FIELDS, G_CODE, G_COURSE, G_CREDIT, G_FLAG, G_ID,
+    G_KIND, G_MAKEUP, G_NAME, G_RETAKE, G_SCORE, G_TERM, G_VOID, G_YEAR, ROSTER_FIELDS, R_CLASS,
+    R_COLLEGE, R_GRADE, R_ID, R_ID_NUMBER, R_MAJOR, R_NAME, R_VERIFY,
+};
+use super::notation;
 use super::table::{CellRow, Table, TableError, TableReader};
 use crate::grades::{shown, Credit, ExamKind, GradeRecord, RosterRecord, Score, Term};
 
@@ -17,8 +25,54 @@ pub struct Validated<T> {
     pub records: Vec<(usize, T)>,
     /// Every problem found, ordered by row number.
     pub errors: Vec<RowError>,
-    /// Non-blank data rows read (good and bad).
+    /// Non-blank data rows read (good, bad and skipped).
     pub rows_read: usize,
+    /// Rows skipped because the file marks them void (是否成绩作废 = 是); never imported.
+    pub skipped: usize,
+    /// Values read in a registrar's notation, for the preview ("补考一 → 补考：132 行").
+    pub translated: Vec<Translation>,
+}
+
+/// Cells written one way and read as another, counted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Translation {
+    /// Our field's label (学期, 成绩, 考试性质).
+    pub field: &'static str,
+    /// As the file writes it.
+    pub from: String,
+    /// As we store it.
+    pub to: String,
+    pub rows: usize,
+}
+
+/// At most this many distinct translations are listed (the rest are still read, just not
+/// listed), so a file cannot grow the preview without bound.
+const MAX_TRANSLATIONS: usize = 64;
+
+/// Tally of translations while the rows stream past (a short list: a file has few notations).
+#[derive(Default)]
+struct Translations(Vec<Translation>);
+
+impl Translations {
+    fn note(&mut self, field: &'static str, from: &str, to: &str) {
+        if from == to {
+            return;
+        }
+        if let Some(t) = self
+            .0
+            .iter_mut()
+            .find(|t| t.field == field && t.from == from)
+        {
+            t.rows += 1;
+        } else if self.0.len() < MAX_TRANSLATIONS {
+            self.0.push(Translation {
+                field,
+                from: from.to_string(),
+                to: to.to_string(),
+                rows: 1,
+            });
+        }
+    }
 }
 
 impl<T> Validated<T> {
@@ -52,95 +106,8 @@ impl fmt::Display for RowError {
 // Column mapping
 // ---------------------------------------------------------------------------------------------
 
-/// A field a file may carry, with the header names that mean it.
-struct Field {
-    /// Chinese name, for messages.
-    label: &'static str,
-    /// English key.
-    key: &'static str,
-    /// Accepted headers, already normalised (see [`normalise_header`]).
-    aliases: &'static [&'static str],
-    required: bool,
-}
-
-const fn field(
-    label: &'static str,
-    key: &'static str,
-    aliases: &'static [&'static str],
-    required: bool,
-) -> Field {
-    Field {
-        label,
-        key,
-        aliases,
-        required,
-    }
-}
-
-// Roster columns, in this order.
-const R_ID: usize = 0;
-const R_NAME: usize = 1;
-const R_VERIFY: usize = 2;
-const R_CLASS: usize = 3;
-const R_MAJOR: usize = 4;
-const ROSTER_FIELDS: [Field; 5] = [
-    field("学号", "student_id", &["student_id", "学号"], true),
-    field("姓名", "name", &["name", "姓名"], true),
-    field(
-        "验证码",
-        "verify",
-        &["verify", "验证码", "身份证后六位"],
-        true,
-    ),
-    field("班级", "class", &["class", "班级"], false),
-    field("专业", "major", &["major", "专业"], false),
-];
-
-// Grade columns, in this order.
-const G_ID: usize = 0;
-const G_TERM: usize = 1;
-const G_CODE: usize = 2;
-const G_COURSE: usize = 3;
-const G_CREDIT: usize = 4;
-const G_SCORE: usize = 5;
-const G_KIND: usize = 6;
-const G_NAME: usize = 7;
-const GRADE_FIELDS: [Field; 8] = [
-    field("学号", "student_id", &["student_id", "学号"], true),
-    field("学期", "term", &["term", "学期"], true),
-    field(
-        "课程代码",
-        "course_code",
-        &["course_code", "课程代码", "课程号"],
-        true,
-    ),
-    field(
-        "课程名称",
-        "course_name",
-        &["course_name", "课程名称"],
-        true,
-    ),
-    field("学分", "credit", &["credit", "学分"], true),
-    field("成绩", "score", &["score", "成绩"], true),
-    field("考试性质", "kind", &["kind", "考试性质"], false),
-    field("姓名", "name", &["name", "姓名"], false),
-];
-
-/// Header comparison form: trimmed, `*` markers dropped, lower case, spaces and hyphens as `_`
-/// (so `Student ID`, `student-id` and `STUDENT_ID` all match `student_id`).
-fn normalise_header(h: &str) -> String {
-    h.trim()
-        .trim_matches('*')
-        .trim()
-        .chars()
-        .map(|c| match c {
-            ' ' | '-' | '\u{3000}' => '_',
-            c => c.to_ascii_lowercase(),
-        })
-        .collect()
-}
-
-/// Where each field is in the file, or the header errors.
+/// Where each field is in the file, or the header errors. A field's weak aliases count only
+/// when none of its aliases is present.
 fn map_columns<const N: usize>(
     fields: &[Field; N],
     headers: &[String],
@@ -148,29 +115,42 @@ fn map_columns<const N: usize>(
 ) -> Result<[Option<usize>; N], Vec<RowError>> {
     let mut map = [None; N];
     let mut errors = Vec::new();
-    for (i, header) in headers.iter().enumerate() {
-        let norm = normalise_header(header);
-        let Some(f) = fields
-            .iter()
-            .position(|f| f.aliases.contains(&norm.as_str()))
-        else {
-            continue;
-        };
-        match map.get(f).copied().flatten() {
-            Some(first) => errors.push(RowError {
-                line: header_line,
-                column: Some(header.clone()),
-                message: format!(
-                    "列“{}”与第{}列“{}”重复（都表示{}），请只保留一列",
-                    header,
-                    first + 1,
-                    headers.get(first).map_or("", String::as_str),
-                    fields.get(f).map_or("", |f| f.label),
-                ),
-            }),
-            None => {
-                if let Some(slot) = map.get_mut(f) {
-                    *slot = Some(i);
+    let normalised: Vec<String> = headers.iter().map(|h| normalise_header(h)).collect();
+    for weak in [false, true] {
+        for (i, (header, norm)) in headers.iter().zip(&normalised).enumerate() {
+            let Some(f) = fields
+                .iter()
+                .position(|f| if weak { f.weak } else { f.aliases }.contains(&norm.as_str()))
+            else {
+                continue;
+            };
+            let strong_present = weak
+                && map.get(f).copied().flatten().is_some_and(|at| {
+                    fields.get(f).is_some_and(|fd| {
+                        normalised
+                            .get(at)
+                            .is_some_and(|n: &String| fd.aliases.contains(&n.as_str()))
+                    })
+                });
+            if strong_present {
+                continue;
+            }
+            match map.get(f).copied().flatten() {
+                Some(first) => errors.push(RowError {
+                    line: header_line,
+                    column: Some(header.clone()),
+                    message: format!(
+                        "列“{}”与第{}列“{}”重复（都表示{}），请只保留一列",
+                        header,
+                        first + 1,
+                        headers.get(first).map_or("", String::as_str),
+                        fields.get(f).map_or("", |f| f.label),
+                    ),
+                }),
+                None => {
+                    if let Some(slot) = map.get_mut(f) {
+                        *slot = Some(i);
+                    }
                 }
             }
         }
@@ -178,7 +158,14 @@ fn map_columns<const N: usize>(
     let missing: Vec<String> = fields
         .iter()
         .zip(map.iter())
-        .filter(|(f, at)| f.required && at.is_none())
+        .filter(|(f, at)| {
+            at.is_none()
+                && match f.required {
+                    Required::Yes => true,
+                    Required::No => false,
+                    Required::UnlessPresent(other) => map.get(other).copied().flatten().is_none(),
+                }
+        })
         .map(|(f, _)| format!("{}（{}）", f.label, f.key))
         .collect();
     if !missing.is_empty() {
@@ -267,6 +254,7 @@ pub struct RowCheck<'r, 'h, R: ?Sized> {
     row: &'r R,
     headers: &'h [String],
     errors: &'r mut Vec<RowError>,
+    translations: &'r mut Translations,
     ok: bool,
 }
 
@@ -357,6 +345,18 @@ pub trait Sheet {
         c: &mut RowCheck<'_, '_, R>,
         cols: Self::Columns,
     ) -> Option<Self::Record>;
+    /// True for a row the file itself marks void: skipped and counted, never checked.
+    fn skip<R: CellRow + ?Sized>(_c: &mut RowCheck<'_, '_, R>, _cols: Self::Columns) -> bool {
+        false
+    }
+    /// Further records the same row carries (旧正方's 补考成绩 and 重修成绩 beside the 成绩).
+    fn extra<R: CellRow + ?Sized>(
+        _c: &mut RowCheck<'_, '_, R>,
+        _cols: Self::Columns,
+        _first: &Self::Record,
+    ) -> Vec<Self::Record> {
+        Vec::new()
+    }
     /// What makes a record unique within one file.
     type Key<'r>: Hash + Eq
     where
@@ -378,6 +378,7 @@ pub struct Validator<S: Sheet> {
     header_line: usize,
     columns: Option<S::Columns>,
     out: Validated<S::Record>,
+    translations: Translations,
 }
 
 pub type GradesValidator = Validator<GradeSheet>;
@@ -398,7 +399,10 @@ impl<S: Sheet> Validator<S> {
                 records: Vec::new(),
                 errors,
                 rows_read: 0,
+                skipped: 0,
+                translated: Vec::new(),
             },
+            translations: Translations::default(),
         }
     }
 
@@ -412,11 +416,23 @@ impl<S: Sheet> Validator<S> {
             row,
             headers: &self.headers,
             errors: &mut self.out.errors,
+            translations: &mut self.translations,
             ok: true,
         };
+        if S::skip(&mut c, cols) {
+            self.out.skipped += 1;
+            return;
+        }
         let record = S::record(&mut c, cols);
+        let extra = match &record {
+            Some(r) => S::extra(&mut c, cols, r),
+            None => Vec::new(),
+        };
         if let (true, Some(r)) = (c.ok, record) {
             self.out.records.push((row.line(), r));
+            self.out
+                .records
+                .extend(extra.into_iter().map(|e| (row.line(), e)));
         }
     }
 
@@ -439,6 +455,7 @@ impl<S: Sheet> Validator<S> {
             }
             remove_indices(&mut self.out.records, &pairs);
         }
+        self.out.translated = self.translations.0;
         finish_common(self.out, self.columns.is_some(), self.header_line)
     }
 }
@@ -448,7 +465,7 @@ pub struct GradeSheet;
 
 impl Sheet for GradeSheet {
     type Record = GradeRecord;
-    type Columns = [Option<usize>; 8];
+    type Columns = [Option<usize>; 13];
 
     fn columns(headers: &[String], header_line: usize) -> Result<Self::Columns, Vec<RowError>> {
         map_columns(&GRADE_FIELDS, headers, header_line)
@@ -460,17 +477,72 @@ impl Sheet for GradeSheet {
     ) -> Option<GradeRecord> {
         let col = |i: usize| cols.get(i).copied().flatten();
         let student_id = c.text(col(G_ID), "学号", check_student_id);
-        let term = c.parsed(col(G_TERM), "学期", Term::parse);
+        let term = match col(G_YEAR) {
+            None => {
+                let term = c.parsed(col(G_TERM), "学期", notation::parse_term);
+                if let (Some(t), Some(tc)) = (&term, col(G_TERM)) {
+                    let raw = c.row.cell(tc);
+                    c.translations.note("学期", raw, t.as_str());
+                }
+                term
+            }
+            Some(year_col) => {
+                let year = c.required(Some(year_col), "学年");
+                let term = c.required(col(G_TERM), "学期");
+                match (year, term, col(G_TERM)) {
+                    (Some(y), Some(t), Some(term_col)) => {
+                        match notation::parse_year_and_term(y, t) {
+                            Ok(term) => {
+                                if !t.bytes().all(|b| b.is_ascii_digit()) {
+                                    let to = ["第1学期", "第2学期", "第3学期"]
+                                        .get(usize::from(term.number().saturating_sub(1)))
+                                        .copied()
+                                        .unwrap_or("");
+                                    c.translations.note("学期", t, to);
+                                }
+                                Some(term)
+                            }
+                            Err((in_year, message)) => {
+                                c.error(if in_year { year_col } else { term_col }, message);
+                                None
+                            }
+                        }
+                    }
+                    _ => None,
+                }
+            }
+        };
         let course_code = c.text(col(G_CODE), "课程代码", check_course_code);
         let course_name = c.text(col(G_COURSE), "课程名称", |v| {
             check_text("课程名称", v, 100)
         });
         let credit = c.parsed(col(G_CREDIT), "学分", Credit::parse);
-        let score = c.parsed(col(G_SCORE), "成绩", Score::parse);
+        // 强智's 成绩标识 overrides the score beside it (`0` + `缺考` is 缺考).
+        let flag = match c.optional(col(G_FLAG)) {
+            None => Ok(None),
+            Some((f, v)) => notation::parse_score_flag(v).map_err(|message| c.error(f, message)),
+        };
+        let score = match flag {
+            Ok(Some(flagged)) => Some(flagged),
+            Ok(None) => {
+                let score = c.parsed(col(G_SCORE), "成绩", notation::parse_score);
+                if let (Some(label), Some(sc)) =
+                    (score.as_ref().and_then(score_label), col(G_SCORE))
+                {
+                    let raw = c.row.cell(sc);
+                    c.translations.note("成绩", raw, label);
+                }
+                score
+            }
+            Err(()) => None,
+        };
         let kind = match c.optional(col(G_KIND)) {
             None => Some(ExamKind::Normal),
-            Some((k, v)) => match ExamKind::parse(v) {
-                Ok(kind) => Some(kind),
+            Some((k, v)) => match notation::parse_exam_kind(v) {
+                Ok(kind) => {
+                    c.translations.note("考试性质", v, kind.label());
+                    Some(kind)
+                }
                 Err(message) => {
                     c.error(k, message);
                     None
@@ -488,6 +560,41 @@ impl Sheet for GradeSheet {
             kind: kind?,
             name,
         })
+    }
+
+    fn skip<R: CellRow + ?Sized>(c: &mut RowCheck<'_, '_, R>, cols: Self::Columns) -> bool {
+        let Some((col, v)) = c.optional(cols.get(G_VOID).copied().flatten()) else {
+            return false;
+        };
+        match notation::is_void(v) {
+            Ok(void) => void,
+            Err(message) => {
+                c.error(col, message);
+                false
+            }
+        }
+    }
+
+    fn extra<R: CellRow + ?Sized>(
+        c: &mut RowCheck<'_, '_, R>,
+        cols: Self::Columns,
+        first: &GradeRecord,
+    ) -> Vec<GradeRecord> {
+        let mut out = Vec::new();
+        for (field, kind) in [(G_MAKEUP, ExamKind::Makeup), (G_RETAKE, ExamKind::Retake)] {
+            let Some((col, v)) = c.optional(cols.get(field).copied().flatten()) else {
+                continue;
+            };
+            match notation::parse_score(v) {
+                Ok(score) => out.push(GradeRecord {
+                    score,
+                    kind,
+                    ..first.clone()
+                }),
+                Err(message) => c.error(col, message),
+            }
+        }
+        out
     }
 
     type Key<'r> = (&'r str, Term, &'r str, ExamKind);
@@ -520,12 +627,23 @@ impl Sheet for GradeSheet {
     }
 }
 
+/// The label of a non-numeric score (numbers are not translations).
+fn score_label(s: &Score) -> Option<&'static str> {
+    match *s {
+        Score::Numeric(_) => None,
+        Score::Level(l) => Some(l.label()),
+        Score::PassFail(true) => Some("合格"),
+        Score::PassFail(false) => Some("不合格"),
+        Score::Status(st) => Some(st.label()),
+    }
+}
+
 /// A roster.
 pub struct RosterSheet;
 
 impl Sheet for RosterSheet {
     type Record = RosterRecord;
-    type Columns = [Option<usize>; 5];
+    type Columns = [Option<usize>; 8];
 
     fn columns(headers: &[String], header_line: usize) -> Result<Self::Columns, Vec<RowError>> {
         map_columns(&ROSTER_FIELDS, headers, header_line)
@@ -538,24 +656,36 @@ impl Sheet for RosterSheet {
         let col = |i: usize| cols.get(i).copied().flatten();
         let student_id = c.text(col(R_ID), "学号", check_student_id);
         let name = c.text(col(R_NAME), "姓名", |v| check_text("姓名", v, 64));
-        // The verification value is a secret: its messages never repeat it.
-        let verify = c.text(col(R_VERIFY), "验证码", |v| {
-            if v.chars().count() > 64 {
-                Err("验证码不能超过64个字符".to_string())
-            } else if v.chars().any(char::is_control) {
-                Err("验证码含有换行或其他控制字符".to_string())
-            } else {
-                Ok(())
-            }
-        });
+        // The verification value is a secret: its messages never repeat it. Without a 验证码
+        // column it is the last six characters of the 证件号码, which is read for nothing else.
+        let verify = match col(R_VERIFY) {
+            Some(_) => c.text(col(R_VERIFY), "验证码", |v| {
+                if v.chars().count() > 64 {
+                    Err("验证码不能超过64个字符".to_string())
+                } else if v.chars().any(char::is_control) {
+                    Err("验证码含有换行或其他控制字符".to_string())
+                } else {
+                    Ok(())
+                }
+            }),
+            None => c.parsed(
+                col(R_ID_NUMBER),
+                "证件号码",
+                notation::verify_from_id_number,
+            ),
+        };
         let class = c.optional_text(col(R_CLASS), "班级", 100);
         let major = c.optional_text(col(R_MAJOR), "专业", 100);
+        let college = c.optional_text(col(R_COLLEGE), "学院", 100);
+        let cohort = c.optional_text(col(R_GRADE), "年级", 20);
         Some(RosterRecord {
             student_id: student_id?,
             name: name?,
             verify: verify?,
             class,
             major,
+            college,
+            cohort,
         })
     }
 
@@ -698,6 +828,29 @@ fn finish_common<T>(mut out: Validated<T>, mapped: bool, header_line: usize) -> 
     // Stable: within a row, errors stay in column order.
     out.errors.sort_by_key(|e| e.line);
     out
+}
+
+/// Which column of the file each field was read from, as (our field's label, the file's
+/// header), in field order; empty when the header row does not map. For the preview.
+pub fn column_mapping(roster: bool, headers: &[String]) -> Vec<(&'static str, String)> {
+    fn list<const N: usize>(
+        fields: &[Field; N],
+        headers: &[String],
+    ) -> Vec<(&'static str, String)> {
+        match map_columns(fields, headers, 0) {
+            Ok(map) => fields
+                .iter()
+                .zip(map)
+                .filter_map(|(f, at)| Some((f.label, headers.get(at?)?.clone())))
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+    if roster {
+        list(&ROSTER_FIELDS, headers)
+    } else {
+        list(&GRADE_FIELDS, headers)
+    }
 }
 
 /// Validates a roster table.
@@ -1076,6 +1229,253 @@ abc$,2025-2026-1,C5,课程,1,60,,
         let from_xlsx = read_grades("g.xlsx", &bytes).unwrap();
         assert!(from_xlsx.is_ok(), "{:?}", from_xlsx.errors);
         assert_eq!(from_xlsx.records, grades(GRADES_CSV).records);
+    }
+
+    /// (line, student, term, code, name, credit, score, kind) for compact assertions.
+    fn rows(v: &Validated<GradeRecord>) -> Vec<String> {
+        v.records
+            .iter()
+            .map(|(l, r)| {
+                format!(
+                    "{l} {} {} {} {} {} {} {}",
+                    r.student_id, r.term, r.course_code, r.course_name, r.credit, r.score, r.kind
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn new_zhengfang_year_and_term_columns_kind_synonyms_and_void_rows() {
+        let v = grades(
+            "\
+学年,学期,课程代码,课程名称,课程性质,学分,成绩备注,绩点,成绩性质,是否学位课程,开课学院,课程标记,课程类别,课程归属,教学班,任课教师,考核方式,学号,姓名,学生标记,成绩,是否成绩作废,学分绩点
+2025-2026,1,MA101,高等数学,必修,4,,1.0,正常考试,是,数学学院,,,,,,考试,2021001,张三,,60,否,4.0
+2025-2026,1,MA101,高等数学,必修,4,,0,补考一,是,数学学院,,,,,,考试,2021001,张三,,良,否,
+2025-2026,2,PE101,体育,必修,1,,,正常考考试,否,体育部,,,,,,考查,2021001,张三,,通过,否,
+2025-2026,2,PE101,体育,必修,1,,,正常考试,否,体育部,,,,,,考查,2021001,张三,,99,是,
+2025-2026,3,CS101,程序设计,必修,3,,,重修一,否,计算机学院,,,,,,考试,2021002,李四,,旷考,,
+",
+        );
+        assert!(v.is_ok(), "{:?}", v.errors);
+        assert_eq!(v.rows_read, 5);
+        assert_eq!(v.skipped, 1);
+        let translated: Vec<String> = v
+            .translated
+            .iter()
+            .map(|t| format!("{}：{} → {}：{} 行", t.field, t.from, t.to, t.rows))
+            .collect();
+        assert_eq!(
+            translated,
+            [
+                "成绩：良 → 良好：1 行",
+                "考试性质：补考一 → 补考：1 行",
+                "成绩：通过 → 合格：1 行",
+                "考试性质：正常考考试 → 正常考试：1 行",
+                "考试性质：重修一 → 重修：1 行",
+            ]
+        );
+        assert_eq!(
+            rows(&v),
+            [
+                "2 2021001 2025-2026-1 MA101 高等数学 4 60 正常考试",
+                "3 2021001 2025-2026-1 MA101 高等数学 4 良好 补考",
+                "4 2021001 2025-2026-2 PE101 体育 1 合格 正常考试",
+                "6 2021002 2025-2026-3 CS101 程序设计 3 旷考 重修",
+            ]
+        );
+    }
+
+    #[test]
+    fn old_zhengfang_makeup_and_retake_on_one_row_become_attempts() {
+        let v = grades(
+            "\
+学号,姓名,学年,学期,课程代码,课程名称,课程性质,课程归属,学分,绩点,成绩,辅修标记,补考成绩,重修成绩,学院名称,备注,重修标记
+2021001,张三,2024-2025,2,MA102,线性代数,必修,,3,0,45,0,55,78,数学学院,,
+2021001,张三,2024-2025,2,EN101,大学英语,必修,,2,3.0,中,0,,,外语学院,,
+",
+        );
+        assert!(v.is_ok(), "{:?}", v.errors);
+        assert_eq!(
+            rows(&v),
+            [
+                "2 2021001 2024-2025-2 MA102 线性代数 3 45 正常考试",
+                "2 2021001 2024-2025-2 MA102 线性代数 3 55 补考",
+                "2 2021001 2024-2025-2 MA102 线性代数 3 78 重修",
+                "3 2021001 2024-2025-2 EN101 大学英语 2 中等 正常考试",
+            ]
+        );
+        let v = grades(
+            "学号,学年,学期,课程代码,课程名称,学分,成绩,补考成绩\n1,2024-2025,2,C,名,1,40,九十\n",
+        );
+        assert_eq!(
+            errs(&v),
+            vec![(
+                2,
+                Some("补考成绩"),
+                "成绩应为0到100的数字（最多两位小数）、五级制（优秀/良好/中等/及格/不及格）、合格/不合格，或缺考/缓考/作弊/取消，实际为“九十”"
+            )]
+        );
+    }
+
+    #[test]
+    fn qiangzhi_score_flag_overrides_and_older_total_score() {
+        let v = grades(
+            "\
+序号,学号,姓名,开课学期,课程编号,课程名称,分组名,成绩,成绩标识,学分,总学时,绩点,补重学期,考核方式,考试性质,课程属性,课程性质,课程类别
+1,2021001,张三,2025-2026-1,0801001,数据结构,,0,缺考,3.5,56,0,,考试,正常考试,必修,,
+2,2021001,张三,2025-2026-1,0801002,离散数学,,88,,3,48,3.7,,考试,正常考试,必修,,
+3,2021001,张三,2025-2026-2,0801001,数据结构,,61,正常,3.5,56,1.0,,考试,补考,必修,,
+",
+        );
+        assert!(v.is_ok(), "{:?}", v.errors);
+        assert_eq!(
+            rows(&v),
+            [
+                "2 2021001 2025-2026-1 0801001 数据结构 3.5 缺考 正常考试",
+                "3 2021001 2025-2026-1 0801002 离散数学 3 88 正常考试",
+                "4 2021001 2025-2026-2 0801001 数据结构 3.5 61 补考",
+            ]
+        );
+        // Older builds: 总成绩 and 成绩标志. A 总成绩 beside a 成绩 is an ignored extra.
+        let v = grades(
+            "序号,学号,姓名,开课学期,课程编号,课程名称,总成绩,成绩标志,学分\n1,1,甲,2025-2026-1,C,名,72,,2\n2,1,甲,2025-2026-1,D,名,0,重考,2\n",
+        );
+        assert_eq!(
+            errs(&v),
+            vec![(
+                3,
+                Some("成绩标志"),
+                "成绩标识应为空、正常，或缺考/缓考/作弊/免修等状态，实际为“重考”"
+            )]
+        );
+        assert_eq!(rows(&v), ["2 1 2025-2026-1 C 名 2 72 正常考试"]);
+        let v = grades("学号,学期,课程号,课程名,学分,成绩,总成绩\n1,2025-2026-1,C,名,1,60,99\n");
+        assert_eq!(rows(&v), ["2 1 2025-2026-1 C 名 1 60 正常考试"]);
+    }
+
+    #[test]
+    fn urp_autumn_and_spring_terms() {
+        let v = grades(
+            "\
+学号,姓名,学年,学期,课程号,课序号,课程名,英文课程名,学分,课程属性,成绩
+2021001,张三,2025-2026,秋,10001,01,高等数学,Advanced Mathematics,5,必修,92
+2021001,张三,2025-2026,春,10002,02,大学物理,College Physics,4,必修,优
+2021001,张三,2025-2026,冬,10003,01,军事理论,Military Theory,1,必修,80
+2021001,张三,2025-2027,秋,10004,01,形势与政策,Situation,1,必修,80
+",
+        );
+        assert_eq!(
+            rows(&v),
+            [
+                "2 2021001 2025-2026-1 10001 高等数学 5 92 正常考试",
+                "3 2021001 2025-2026-2 10002 大学物理 4 优秀 正常考试",
+            ]
+        );
+        assert_eq!(
+            errs(&v),
+            vec![
+                (
+                    4,
+                    Some("学期"),
+                    "学期应为1、2、3，第一学期/第二学期/第三学期，或秋/春/夏，实际为“冬”"
+                ),
+                (
+                    5,
+                    Some("学年"),
+                    "学年应为“2025-2026”这样的两个相邻年份，实际为“2025-2027”"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn one_column_term_notations_and_void_values_checked() {
+        let v = grades(
+            "学号,学期,课程代码,课程名称,学分,成绩,考试类型\n1,20251,C,名,1,60,正考\n1,2026春,D,名,1,60,第1次重修\n1,2025冬季,E,名,1,60,\n",
+        );
+        assert_eq!(
+            rows(&v),
+            [
+                "2 1 2025-2026-1 C 名 1 60 正常考试",
+                "3 1 2025-2026-2 D 名 1 60 重修",
+            ]
+        );
+        assert_eq!(
+            errs(&v),
+            vec![(
+                4,
+                Some("学期"),
+                "无法识别的学期写法“2025冬季”：应为 2025-2026-1、2025-2026学年第一学期、20251、2025秋 或 2026春 等"
+            )]
+        );
+        let v =
+            grades("学号,学期,课程代码,课程名称,学分,成绩,是否成绩作废\n1,20251,C,名,1,60,待定\n");
+        assert_eq!(
+            errs(&v),
+            vec![(
+                2,
+                Some("是否成绩作废"),
+                "是否成绩作废应为“是”或“否”，实际为“待定”"
+            )]
+        );
+    }
+
+    #[test]
+    fn roster_with_id_number_keeps_only_the_last_six() {
+        let v = roster(
+            "学号,姓名,性别,证件号码,学院,专业,班级,年级\n2021001,张三,男,11010520030101123x,计算机学院,计算机科学与技术,计科2101,2021\n2021002,李四,女,1234,计算机学院,,,2021\n",
+        );
+        assert_eq!(v.records.len(), 1);
+        let r = &v.records[0].1;
+        assert_eq!(r.verify, "01123X");
+        assert_eq!(r.class.as_deref(), Some("计科2101"));
+        assert_eq!(
+            (r.college.as_deref(), r.cohort.as_deref()),
+            (Some("计算机学院"), Some("2021"))
+        );
+        assert_eq!(
+            errs(&v),
+            vec![(
+                3,
+                Some("证件号码"),
+                "证件号码应至少有6个字符，实际为4个字符"
+            )]
+        );
+        // A 验证码 column wins over the 证件号码.
+        let v = roster("学号,姓名,验证码,身份证号\n1,甲,abc123,110105200301011234\n");
+        assert_eq!(v.records[0].1.verify, "abc123");
+        // Neither: the 验证码 is what is missing.
+        let v = roster("学号,姓名\n1,甲\n");
+        assert!(v.errors[0].message.contains("验证码（verify）"));
+    }
+
+    #[test]
+    fn column_mapping_for_the_preview() {
+        let h = |s: &str| s.split(',').map(str::to_string).collect::<Vec<_>>();
+        assert_eq!(
+            column_mapping(
+                false,
+                &h("序号,学号,开课学期,课程编号,课程名称,总成绩,成绩标志,学分")
+            ),
+            [
+                ("学号", "学号".to_string()),
+                ("学期", "开课学期".to_string()),
+                ("课程代码", "课程编号".to_string()),
+                ("课程名称", "课程名称".to_string()),
+                ("学分", "学分".to_string()),
+                ("成绩", "总成绩".to_string()),
+                ("成绩标识", "成绩标志".to_string()),
+            ]
+        );
+        assert_eq!(
+            column_mapping(true, &h("学号,姓名,证件号码")),
+            [
+                ("学号", "学号".to_string()),
+                ("姓名", "姓名".to_string()),
+                ("证件号码", "证件号码".to_string()),
+            ]
+        );
+        assert!(column_mapping(false, &h("学号,成绩")).is_empty());
     }
 
     #[test]
