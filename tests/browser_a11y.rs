@@ -93,7 +93,10 @@ fn student_pages(scheme: ColorScheme, findings: &mut Findings) {
         .send_keys(wxgrades::demo::HINT_VERIFY);
     b.find("form button[type=submit]").click();
     b.wait_for_url("/grades", T);
-    // Many courses over many terms, two failed, one deferred (缓考), retakes.
+    findings.check(&b, &format!("grades-newest-{mode}"));
+    // Every term: many courses over many terms, two failed, one deferred (缓考), retakes.
+    b.goto(&format!("{}/grades?term=all", s.url));
+    b.find(".term");
     let page = b.page_source();
     assert!(
         page.contains("is-failed"),

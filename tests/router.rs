@@ -226,3 +226,29 @@ fn not_found_and_method_not_allowed() {
     let r = get(&f.app, "/healthz", None);
     assert_eq!((r.status, body(&r).as_str()), (200, "ok"));
 }
+
+#[test]
+fn domain_check_files_are_served_from_verify_dir_and_nothing_else() {
+    let f = fixture();
+    let dir = &f.app.config.verify_dir;
+    std::fs::create_dir_all(dir).expect("verify_dir");
+    std::fs::write(dir.join("MP_verify_Ab12.txt"), "Ab12").expect("write");
+    std::fs::write(dir.join("secret.md"), "no").expect("write");
+    let r = get(&f.app, "/MP_verify_Ab12.txt", None);
+    assert_eq!(r.status, 200);
+    assert_eq!(body(&r), "Ab12");
+    assert!(r
+        .headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("content-type") && v.starts_with("text/plain")));
+    for path in [
+        "/secret.md",
+        "/MP_verify_missing.txt",
+        "/..%2Fwxgrades.toml.txt",
+        "/a/MP_verify_Ab12.txt",
+        "/static/MP_verify_Ab12.txt",
+        "/MP_verify_Ab12.txt.bak",
+    ] {
+        assert_eq!(get(&f.app, path, None).status, 404, "{path}");
+    }
+}

@@ -170,13 +170,12 @@ fn safe_next(next: &str) -> Option<String> {
 
 fn login_form(
     app: &App,
-    req: &Request,
     status: u16,
     username: &str,
     next: &str,
     message: Option<String>,
 ) -> Handled {
-    let (token, set) = web_session::login_token(app, req);
+    let (token, pre) = web_session::login_token(app);
     let resp = page(
         app,
         status,
@@ -190,10 +189,7 @@ fn login_form(
             message => message,
         },
     )?;
-    Ok(match set {
-        Some(c) => resp.with_cookie(&c),
-        None => resp,
-    })
+    Ok(resp.with_cookie(&pre))
 }
 
 fn login_page(app: &App, req: &Request) -> Handled {
@@ -204,7 +200,7 @@ fn login_page(app: &App, req: &Request) -> Handled {
             &safe_next(&next).unwrap_or_else(|| "/admin".into()),
         ));
     }
-    login_form(app, req, 200, "", &next, None)
+    login_form(app, 200, "", &next, None)
 }
 
 /// The login form, parsed in one step.
@@ -237,19 +233,11 @@ fn login_submit(app: &App, req: &Request) -> Handled {
             &safe_next(next).unwrap_or_else(|| "/admin".into()),
         )
         .with_cookie(&web_session::cookie(app, Kind::Admin, &id))),
-        Login::Wrong => login_form(
-            app,
-            req,
-            401,
-            username,
-            next,
-            Some("用户名或密码错误。".into()),
-        ),
+        Login::Wrong => login_form(app, 401, username, next, Some("用户名或密码错误。".into())),
         Login::Locked(until) => {
             let wait = (until - app.clock.now()).max(1);
             let resp = login_form(
                 app,
-                req,
                 429,
                 username,
                 next,

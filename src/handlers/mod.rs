@@ -58,6 +58,9 @@ fn dispatch(app: &App, req: &Request) -> (&'static str, Handled) {
             ("static", pages::static_file(req, &p["/static/".len()..]))
         }
         p if p.starts_with("/_sim") && app.sim.is_some() => ("sim", sim::route(app, req)),
+        p if get && p.ends_with(".txt") && p.rfind('/') == Some(0) => {
+            ("verify_file", pages::verify_file(app, &p[1..]))
+        }
         "/wx" if !get && !post => (
             "method",
             Ok(Response::text(405, "method not allowed").with_header("Allow", "GET, POST")),

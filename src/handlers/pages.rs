@@ -61,6 +61,16 @@ pub fn static_file(req: &Request, name: &str) -> Handled {
     ))
 }
 
+/// A WeChat domain-check file from `verify_dir` (`/MP_verify_<code>.txt`), as plain text.
+pub fn verify_file(app: &App, name: &str) -> Handled {
+    let bytes = crate::service::verify_files::read(&app.config.verify_dir, name)
+        .ok_or(AppError::NotFound)?;
+    Ok(
+        Response::new(200, "text/plain; charset=utf-8", Body::Bytes(bytes))
+            .with_header("Cache-Control", "no-cache"),
+    )
+}
+
 pub fn healthz(app: &App) -> Response {
     let dead = app.background_health.dead();
     if !dead.is_empty() {

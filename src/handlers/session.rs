@@ -180,20 +180,12 @@ fn pre_cookie(app: &App, value: &str) -> SetCookie {
     }
 }
 
-/// The login form's CSRF token for this browser, and the pre-login cookie to set when the
-/// browser has none yet.
-pub fn login_token(app: &App, req: &Request) -> (String, Option<SetCookie>) {
-    match req
-        .cookie(ADMIN_PRE_COOKIE)
-        .filter(|c| session::well_formed(c))
-    {
-        Some(v) => (csrf::token_for(v), None),
-        None => {
-            let v = secret::random_hex::<32>();
-            let c = pre_cookie(app, &v);
-            (csrf::token_for(&v), Some(c))
-        }
-    }
+/// The login form's CSRF token and the pre-login cookie it belongs to: a fresh value each time
+/// the form is shown, never one the browser already carries (a value planted by someone else,
+/// e.g. through a sibling domain, would let them forge the form).
+pub fn login_token(app: &App) -> (String, SetCookie) {
+    let v = secret::random_hex::<32>();
+    (csrf::token_for(&v), pre_cookie(app, &v))
 }
 
 /// Check the login form's Origin and CSRF token against the pre-login cookie.

@@ -16,6 +16,7 @@ pub mod ratelimit;
 pub mod session;
 pub mod students;
 pub mod verify;
+pub mod verify_files;
 pub mod wxapi;
 pub mod wxcheck;
 

@@ -10,6 +10,9 @@
 //! - plaintext = random(16) ‖ msg_len (u32, big endian) ‖ msg ‖ appid, PKCS#7-padded to a
 //!   multiple of 32 bytes (pad value 1..=32).
 //!
+//! Over 600 lines because of its tests (from line ~270 on): the published known-answer vectors and
+//! one case per way a ciphertext, padding or signature can be wrong.
+//!
 //! No I/O here: the 16 random bytes of [`MessageCipher::encrypt`] are supplied by the caller.
 
 use std::fmt;
