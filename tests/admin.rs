@@ -867,3 +867,45 @@ fn cli_export_writes_bom_csv_with_neutralised_cells() {
     let (code, _, _) = cli.run(&["export"], "");
     assert_eq!(code, 2);
 }
+
+/// A pre-login cookie planted in the browser (say through a sibling domain) is never taken
+/// over: the form comes with a fresh one, and a login posted with the planted value and the
+/// token computed from it is refused.
+#[test]
+fn a_planted_pre_login_cookie_is_replaced_and_useless() {
+    let s = server_with_admin();
+    let planted = "ab".repeat(32);
+    let mut c = s.client();
+    c.cookies
+        .insert("wxg_admin_pre".to_string(), planted.clone());
+    let r = c.get("/admin/login");
+    assert_eq!(r.status, 200);
+    let fresh = r
+        .set_cookies()
+        .into_iter()
+        .find(|v| v.starts_with("wxg_admin_pre="))
+        .expect("a fresh pre-login cookie")
+        .to_string();
+    assert!(!fresh.contains(&planted), "{fresh}");
+
+    // The attacker's forged form: their planted value and the token that belongs to it.
+    let mut forged = s.client();
+    forged
+        .cookies
+        .insert("wxg_admin_pre".to_string(), planted.clone());
+    let token = wxgrades::http::csrf::token_for(&planted);
+    let before = forged.get("/admin/login");
+    assert_ne!(Client::hidden(&before.body, "csrf_token"), token);
+    forged
+        .cookies
+        .insert("wxg_admin_pre".to_string(), planted.clone());
+    let r = forged.post_form(
+        "/admin/login",
+        &[
+            ("username", "alice"),
+            ("password", PW),
+            ("csrf_token", &token),
+        ],
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+}

@@ -181,18 +181,32 @@ fn pre_cookie(app: &App, value: &str) -> SetCookie {
 }
 
 /// The login form's CSRF token and the pre-login cookie it belongs to: a fresh value each time
-/// the form is shown, never one the browser already carries (a value planted by someone else,
-/// e.g. through a sibling domain, would let them forge the form).
+/// the form is shown. The value carries a MAC under a key of this process, so a value planted in
+/// the browser by someone else (e.g. through a sibling domain) is never accepted.
 pub fn login_token(app: &App) -> (String, SetCookie) {
-    let v = secret::random_hex::<32>();
+    let nonce = secret::random_hex::<16>();
+    let v = format!("{nonce}{}", pre_mac(&nonce));
     (csrf::token_for(&v), pre_cookie(app, &v))
+}
+
+/// The MAC half of a pre-login cookie value (32 hex digits).
+fn pre_mac(nonce: &str) -> String {
+    static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    let key = KEY.get_or_init(secret::random_bytes::<32>);
+    let mac = secret::sha256(&[b"wxgrades-admin-pre", key, nonce.as_bytes()]);
+    secret::hex(&mac[..16])
+}
+
+/// A pre-login cookie value this process issued.
+fn issued_pre(value: &str) -> bool {
+    session::well_formed(value)
+        && value.len() == 64
+        && secret::constant_time_eq(pre_mac(&value[..32]).as_bytes(), &value.as_bytes()[32..])
 }
 
 /// Check the login form's Origin and CSRF token against the pre-login cookie.
 pub fn check_login_post(app: &App, req: &Request, given: Option<&str>) -> Result<(), AppError> {
-    let pre = req
-        .cookie(ADMIN_PRE_COOKIE)
-        .filter(|c| session::well_formed(c));
+    let pre = req.cookie(ADMIN_PRE_COOKIE).filter(|c| issued_pre(c));
     let ok = pre.is_some_and(|p| csrf::post_ok(req, &app.config.public_url, given, p));
     if ok {
         Ok(())
