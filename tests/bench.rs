@@ -15,9 +15,6 @@ use std::time::{Duration, Instant};
 
 use support::load::{self, memory_mb};
 use support::{temp_dir, Client, FakeWeChat, Login, APP_ID, APP_SECRET};
-use wxgrades::service::import::plan::{commit, plan, ImportKind, Upload};
-use wxgrades::service::session;
-use wxgrades::store::auth::Session;
 
 const TERMS: [&str; 12] = [
     "2020-2021-1",
@@ -192,46 +189,10 @@ fn bench_import_million_rows() {
 /// live sessions; returns their session ids.
 pub fn page_fixture(dir: &Path, rows: usize, sessions: usize) -> Vec<String> {
     let (roster, grades) = write_data(dir, rows / 60, 60);
-    let store = wxgrades::store::Store::open(&dir.join("data.redb")).unwrap();
-    let key = wxgrades::service::verify::VerifyKey::load_or_create(&dir.join("data.redb")).unwrap();
-    for (kind, file) in [(ImportKind::Roster, roster), (ImportKind::Grades, grades)] {
-        let bytes = std::fs::read(&file).unwrap();
-        let p = plan(
-            &store,
-            &key,
-            &Upload {
-                kind,
-                file_name: "f.csv",
-                bytes: &bytes,
-                replace_term: None,
-            },
-        )
-        .unwrap();
-        assert!(p.errors.is_empty());
-        commit(&store, &p, "bench", 0, false, |_, _, _| Ok(0)).unwrap();
-    }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    (0..sessions)
-        .map(|i| {
-            let openid = format!("oBench{i:05}");
-            store.bind(&openid, &sid(i * 7), now).unwrap();
-            let id = wxgrades::secret::random_hex::<32>();
-            store
-                .put_session(
-                    &session::hash(&id),
-                    &Session {
-                        openid,
-                        created: now,
-                        expires: now + 86_400,
-                    },
-                )
-                .unwrap();
-            id
-        })
-        .collect()
+    let roster = std::fs::read(roster).unwrap();
+    let grades = std::fs::read(grades).unwrap();
+    let bound = (0..sessions).map(|i| (format!("oBench{i:05}"), sid(i * 7)));
+    load::seed_data_file(&dir.join("data.redb"), &roster, &grades, bound)
 }
 
 #[test]

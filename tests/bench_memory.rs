@@ -19,9 +19,6 @@ use std::time::{Duration, Instant};
 
 use support::load::{self, memory_mb};
 use support::{temp_dir, Client};
-use wxgrades::service::import::plan::{commit, plan, ImportKind, Upload};
-use wxgrades::service::session;
-use wxgrades::store::auth::Session;
 
 const TERMS: [&str; 12] = [
     "2020-2021-1",
@@ -75,51 +72,9 @@ fn fixture(dir: &Path, n: usize, sessions: usize) -> Vec<String> {
             .unwrap();
         }
     }
-    let data = dir.join("data.redb");
-    let store = wxgrades::store::Store::open(&data).unwrap();
-    let key = wxgrades::service::verify::VerifyKey::load_or_create(&data).unwrap();
-    for (kind, bytes) in [
-        (ImportKind::Roster, roster.into_bytes()),
-        (ImportKind::Grades, grades),
-    ] {
-        let p = plan(
-            &store,
-            &key,
-            &Upload {
-                kind,
-                file_name: "f.csv",
-                bytes: &bytes,
-                replace_term: None,
-            },
-        )
-        .unwrap();
-        assert!(p.errors.is_empty());
-        commit(&store, &p, "bench", 0, false, |_, _, _| Ok(0)).unwrap();
-    }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    (0..sessions.min(n))
-        .map(|i| {
-            let openid = format!("oMem{i:05}");
-            store
-                .bind(&openid, &sid(i * (n / sessions.max(1)).max(1)), now)
-                .unwrap();
-            let id = wxgrades::secret::random_hex::<32>();
-            store
-                .put_session(
-                    &session::hash(&id),
-                    &Session {
-                        openid,
-                        created: now,
-                        expires: now + 86_400,
-                    },
-                )
-                .unwrap();
-            id
-        })
-        .collect()
+    let step = (n / sessions.max(1)).max(1);
+    let bound = (0..sessions.min(n)).map(|i| (format!("oMem{i:05}"), sid(i * step)));
+    load::seed_data_file(&dir.join("data.redb"), roster.as_bytes(), &grades, bound)
 }
 
 fn free_port() -> u16 {

@@ -170,3 +170,44 @@ pub fn memory_mb(pid: u32) -> (f64, f64) {
     };
     (field("VmRSS:"), field("VmHWM:"))
 }
+
+/// A data file for a benchmark: import `roster` and `grades` (CSV bytes) into `data`, then bind
+/// each `(openid, student_id)` of `bound` and give it a live session of a day; returns the
+/// session ids, in order.
+pub fn seed_data_file(
+    data: &std::path::Path,
+    roster: &[u8],
+    grades: &[u8],
+    bound: impl Iterator<Item = (String, String)>,
+) -> Vec<String> {
+    use wxgrades::service::import::plan::{commit, plan, ImportKind, Upload};
+    let store = wxgrades::store::Store::open(data).expect("data file");
+    let key = wxgrades::service::verify::VerifyKey::load_or_create(data).expect("verify key");
+    for (kind, bytes) in [(ImportKind::Roster, roster), (ImportKind::Grades, grades)] {
+        let up = Upload {
+            kind,
+            file_name: "f.csv",
+            bytes,
+            replace_term: None,
+        };
+        let p = plan(&store, &key, &up).expect("plan");
+        assert!(p.errors.is_empty(), "{:?}", p.errors.first());
+        commit(&store, &p, "bench", 0, false, |_, _, _| Ok(0)).expect("commit");
+    }
+    let now = wxgrades::clock::unix_now();
+    bound
+        .map(|(openid, student_id)| {
+            store.bind(&openid, &student_id, now).expect("bind");
+            let id = wxgrades::secret::random_hex::<32>();
+            let session = wxgrades::store::auth::Session {
+                openid,
+                created: now,
+                expires: now + 86_400,
+            };
+            store
+                .put_session(&wxgrades::service::session::hash(&id), &session)
+                .expect("session");
+            id
+        })
+        .collect()
+}
