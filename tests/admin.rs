@@ -37,6 +37,7 @@ fn grade(sid: &str, term: &str, code: &str, name: &str, score: &str) -> (String,
         score: Score::parse(score).expect("score"),
         kind: ExamKind::Normal,
         name: None,
+        course: Default::default(),
     };
     (
         grade_key(&r.student_id, &r.term, &r.course_code, r.kind),

@@ -28,6 +28,7 @@ fn rec(
         score: Score::parse(score).unwrap(),
         kind,
         name: None,
+        course: Default::default(),
     }
 }
 

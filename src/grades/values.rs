@@ -607,6 +607,40 @@ pub struct GradeRecord {
     pub kind: ExamKind,
     /// The student's name as given in the grade file, to be checked against the roster.
     pub name: Option<String>,
+    /// What the file says about the course beyond code, name and credit (stored with the row).
+    #[serde(default)]
+    pub course: CourseFacts,
+}
+
+/// Course attributes a registrar's file may carry, kept as written (trimmed). All optional:
+/// our own layout has none of them, and rows stored before they existed decode with none.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CourseFacts {
+    /// 课程性质 / 课程属性: 必修, 选修, 限选, 任选, 公选, …
+    pub nature: Option<String>,
+    /// 开课学院: the school that teaches the course.
+    pub college: Option<String>,
+    /// 教学班: the teaching class (section) the student sat the course in.
+    pub class_group: Option<String>,
+    /// Score components in file order, e.g. (平时, 88), (期末, 79): label and value as written.
+    pub components: Vec<(String, String)>,
+}
+
+impl CourseFacts {
+    /// True when the course is compulsory (课程性质 starts with 必修, e.g. 必修, 必修课, 必修(专业)).
+    pub fn is_compulsory(&self) -> bool {
+        self.nature
+            .as_deref()
+            .is_some_and(|n| n.trim_start().starts_with("必修"))
+    }
+
+    /// True when nothing is known beyond code, name and credit.
+    pub fn is_empty(&self) -> bool {
+        self.nature.is_none()
+            && self.college.is_none()
+            && self.class_group.is_none()
+            && self.components.is_empty()
+    }
 }
 
 /// One roster row. `verify` is the plain verification value as read from the file: it must be

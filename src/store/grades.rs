@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::tables::{GRADES, IMPORTS, META, STUDENTS};
 use super::{Result, Store, StoreError};
-use crate::grades::{Credit, ExamKind, GradeRecord, Score, Term};
+use crate::grades::{CourseFacts, Credit, ExamKind, GradeRecord, Score, Term};
 
 const SEP: char = '\u{1f}';
 
@@ -19,18 +19,77 @@ pub fn grade_key(student_id: &str, term: &Term, course_code: &str, kind: ExamKin
     )
 }
 
-/// The stored value of a grade row.
+/// Between a component's label and its value, inside the components field.
+const PAIR: char = '\u{1d}';
+/// Between two components.
+const NEXT: char = '\u{1e}';
+
+/// A text as it may sit inside a stored value: the separators (control characters, which no
+/// registrar's cell means) become spaces.
+fn field(text: &str) -> String {
+    text.replace([SEP, PAIR, NEXT], " ")
+}
+
+/// The stored value of a grade row: `course_name␟credit_hundredths␟score`, followed, only when
+/// the file carried course facts, by `␟nature␟college␟class_group␟components` (absent ones
+/// empty; components as `label␝value` joined by `␞`). Rows stored before the facts existed
+/// have the three fields only, and still decode.
 pub fn grade_value(r: &GradeRecord) -> String {
-    format!(
+    let mut out = format!(
         "{}{SEP}{}{SEP}{}",
-        r.course_name,
+        field(&r.course_name),
         r.credit.hundredths(),
         r.score
-    )
+    );
+    let c = &r.course;
+    if !c.is_empty() {
+        let opt = |o: &Option<String>| o.as_deref().map(field).unwrap_or_default();
+        let components: Vec<String> = c
+            .components
+            .iter()
+            .map(|(label, value)| format!("{}{PAIR}{}", field(label), field(value)))
+            .collect();
+        out.push(SEP);
+        out.push_str(&opt(&c.nature));
+        out.push(SEP);
+        out.push_str(&opt(&c.college));
+        out.push(SEP);
+        out.push_str(&opt(&c.class_group));
+        out.push(SEP);
+        out.push_str(&components.join(&NEXT.to_string()));
+    }
+    out
 }
 
 fn bad(key: &str) -> StoreError {
     StoreError::Decode(format!("grade row {:?}", key.replace(SEP, "|")))
+}
+
+fn decode_facts(key: &str, rest: &mut std::str::Split<'_, char>) -> Result<CourseFacts> {
+    let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    match (
+        rest.next(),
+        rest.next(),
+        rest.next(),
+        rest.next(),
+        rest.next(),
+    ) {
+        (None, ..) => Ok(CourseFacts::default()),
+        (Some(nature), Some(college), Some(class_group), Some(components), None) => {
+            let mut list = Vec::new();
+            for pair in components.split(NEXT).filter(|p| !p.is_empty()) {
+                let (label, value) = pair.split_once(PAIR).ok_or_else(|| bad(key))?;
+                list.push((label.to_string(), value.to_string()));
+            }
+            Ok(CourseFacts {
+                nature: some(nature),
+                college: some(college),
+                class_group: some(class_group),
+                components: list,
+            })
+        }
+        _ => Err(bad(key)),
+    }
 }
 
 /// Decode a stored row back into a record.
@@ -42,10 +101,10 @@ pub fn decode_row(key: &str, value: &str) -> Result<GradeRecord> {
         return Err(bad(key));
     };
     let mut v = value.split(SEP);
-    let (Some(name), Some(credit), Some(score), None) = (v.next(), v.next(), v.next(), v.next())
-    else {
+    let (Some(name), Some(credit), Some(score)) = (v.next(), v.next(), v.next()) else {
         return Err(bad(key));
     };
+    let course = decode_facts(key, &mut v)?;
     Ok(GradeRecord {
         student_id: sid.to_string(),
         term: Term::parse(term).map_err(|_| bad(key))?,
@@ -55,6 +114,7 @@ pub fn decode_row(key: &str, value: &str) -> Result<GradeRecord> {
         score: Score::parse(score).map_err(|_| bad(key))?,
         kind: ExamKind::from_code(kind).ok_or_else(|| bad(key))?,
         name: None,
+        course,
     })
 }
 
@@ -271,5 +331,62 @@ impl Snapshot {
     }
     pub fn bound(&self) -> Result<redb::ReadOnlyTable<&'static str, &'static str>> {
         Ok(self.tx.open_table(super::tables::BOUND)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(course: CourseFacts) -> GradeRecord {
+        GradeRecord {
+            student_id: "2023001".into(),
+            term: Term::parse("2025-2026-1").expect("term"),
+            course_code: "MA101".into(),
+            course_name: "高等数学".into(),
+            credit: Credit::from_hundredths(450),
+            score: Score::parse("88").expect("score"),
+            kind: ExamKind::Normal,
+            name: None,
+            course,
+        }
+    }
+
+    fn round_trip(r: &GradeRecord) -> GradeRecord {
+        let key = grade_key(&r.student_id, &r.term, &r.course_code, r.kind);
+        decode_row(&key, &grade_value(r)).expect("decodes")
+    }
+
+    #[test]
+    fn a_row_without_course_facts_keeps_the_old_three_field_value() {
+        let r = row(CourseFacts::default());
+        assert_eq!(grade_value(&r), "高等数学\u{1f}450\u{1f}88");
+        assert_eq!(round_trip(&r), r);
+    }
+
+    #[test]
+    fn course_facts_and_components_survive_a_round_trip() {
+        let r = row(CourseFacts {
+            nature: Some("必修".into()),
+            college: None,
+            class_group: Some("(2025-2026-1)-MA101-01".into()),
+            components: vec![("平时".into(), "90".into()), ("期末".into(), "85".into())],
+        });
+        assert_eq!(round_trip(&r), r);
+        assert!(r.course.is_compulsory());
+    }
+
+    #[test]
+    fn separators_inside_a_cell_become_spaces_and_a_bad_tail_is_an_error() {
+        let mut r = row(CourseFacts {
+            nature: Some("必\u{1f}修".into()),
+            ..Default::default()
+        });
+        r.course_name = "a\u{1e}b".into();
+        let back = round_trip(&r);
+        assert_eq!(back.course.nature.as_deref(), Some("必 修"));
+        assert_eq!(back.course_name, "a b");
+        let key = grade_key(&r.student_id, &r.term, &r.course_code, r.kind);
+        assert!(decode_row(&key, "x\u{1f}100\u{1f}88\u{1f}only-one-more").is_err());
     }
 }

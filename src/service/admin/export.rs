@@ -157,6 +157,7 @@ mod tests {
                     score: Score::parse(score).unwrap(),
                     kind,
                     name: None,
+                    course: Default::default(),
                 }
             };
         let rows = vec![

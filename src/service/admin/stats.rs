@@ -167,6 +167,7 @@ mod tests {
             score: Score::parse(score).unwrap(),
             kind: ExamKind::Normal,
             name: None,
+            course: Default::default(),
         };
         (
             grade_key(&r.student_id, &r.term, &r.course_code, r.kind),

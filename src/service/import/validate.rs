@@ -559,6 +559,7 @@ impl Sheet for GradeSheet {
             score: score?,
             kind: kind?,
             name,
+            course: Default::default(),
         })
     }
 
