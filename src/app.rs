@@ -11,6 +11,7 @@ use crate::service::admin::AdminState;
 use crate::service::import::jobs::ImportJobs;
 use crate::service::messages::Inbox;
 use crate::service::notices::Wake;
+use crate::service::notify_consent::NotifyConsents;
 use crate::service::oauth::OAuth;
 use crate::service::students::Students;
 use crate::service::verify::VerifyKey;
@@ -37,6 +38,8 @@ pub struct App {
     pub students: Students,
     /// Web authorization: pending states (in memory) and one callback per state at a time.
     pub oauth: OAuth,
+    /// 一次性订阅: the live `reserved` values of consent round trips (in memory).
+    pub notify: NotifyConsents,
     /// Answers to recent WeChat messages, for WeChat's retries, and the signed URLs seen.
     pub wx_inbox: Inbox,
     /// Wakes the grade-notice sender.
@@ -86,6 +89,7 @@ impl App {
             sim,
             students: Students::new(verify_key.clone()),
             oauth: OAuth::default(),
+            notify: NotifyConsents::default(),
             wx_inbox: Inbox::default(),
             jobs: ImportJobs::new(verify_key.clone(), notice_wake.clone()),
             notice_wake,

@@ -11,6 +11,12 @@ use std::path::{Path, PathBuf};
 
 use crate::grades::{AverageAttempt, AverageRules, LevelScores, Scale, ScaleConfig};
 
+mod notices;
+pub use notices::{
+    subscribe_key_ok, NoticeChannel, NoticesConfig, DEMO_ONCE_TEMPLATE_ID,
+    DEMO_SUBSCRIBE_TEMPLATE_ID, SUBSCRIBE_VALUES,
+};
+
 /// A configuration problem, always naming the key (or file) at fault.
 #[derive(Debug)]
 pub struct ConfigError(pub String);
@@ -109,6 +115,11 @@ struct RawWechat {
     token_api: Option<String>,
     timeout_secs: Option<i64>,
     notice_rate_per_sec: Option<i64>,
+    notices: Option<String>,
+    once_template_id: Option<String>,
+    subscribe_template_id: Option<String>,
+    subscribe_template_fields: Option<BTreeMap<String, String>>,
+    mp_base: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -155,6 +166,8 @@ pub struct WechatConfig {
     pub token_api: TokenApi,
     pub timeout_secs: u64,
     pub notice_rate_per_sec: u32,
+    /// `notices`, the channels' template ids, `subscribe_template_fields`, `mp_base`.
+    pub notices: NoticesConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -289,6 +302,20 @@ const ENV_KEYS: &[(&str, &str, &str, Kind)] = &[
         "notice_rate_per_sec",
         Kind::Int,
     ),
+    ("WXGRADES_WECHAT_NOTICES", "wechat", "notices", Kind::Str),
+    (
+        "WXGRADES_WECHAT_ONCE_TEMPLATE_ID",
+        "wechat",
+        "once_template_id",
+        Kind::Str,
+    ),
+    (
+        "WXGRADES_WECHAT_SUBSCRIBE_TEMPLATE_ID",
+        "wechat",
+        "subscribe_template_id",
+        Kind::Str,
+    ),
+    ("WXGRADES_WECHAT_MP_BASE", "wechat", "mp_base", Kind::Str),
     ("WXGRADES_GRADES_SCALE", "grades", "scale", Kind::Str),
     ("WXGRADES_BACKUP_DIR", "backup", "dir", Kind::Str),
     (
@@ -573,6 +600,17 @@ fn validate(raw: RawConfig, demo: bool) -> Result<Config, ConfigError> {
         (None, true) => sim.clone(),
         (None, false) => "https://open.weixin.qq.com".to_string(),
     };
+    let notices = notices::validate(
+        notices::RawNotices {
+            notices: w.notices,
+            once_template_id: w.once_template_id,
+            subscribe_template_id: w.subscribe_template_id,
+            subscribe_template_fields: w.subscribe_template_fields,
+            mp_base: w.mp_base,
+        },
+        demo,
+        &sim,
+    )?;
     let timeout_secs = positive("wechat.timeout_secs", w.timeout_secs, 5, 60)? as u64;
     let notice_rate = positive(
         "wechat.notice_rate_per_sec",
@@ -699,6 +737,7 @@ fn validate(raw: RawConfig, demo: bool) -> Result<Config, ConfigError> {
             token_api,
             timeout_secs,
             notice_rate_per_sec: notice_rate,
+            notices,
         },
         scale,
         average,

@@ -333,13 +333,19 @@ fn dashboard(app: &App, admin: &Admin) -> Handled {
             }).collect::<Vec<_>>(),
             courses => stats.courses.len(),
             last_import => last_import,
-            notices => context! { pending => pending, sent => sent, failed => failed },
+            notices => context! { pending => pending, sent => sent, failed => failed, skipped => o.notices_skipped },
             data_size => crate::error::human_size(o.data_size),
             data_path => o.data_path,
             last_backup => last_backup,
             backup_every => every,
             backup_dir => app.config.backup.dir.display().to_string(),
             audit => audit_lines(app, 20)?,
+            verify_files => o.verify_files.iter().map(|(name, bytes)| context! {
+                name => name,
+                size => crate::error::human_size(*bytes),
+                url => format!("{}/{name}", app.config.public_url),
+            }).collect::<Vec<_>>(),
+            verify_dir => app.config.verify_dir.display().to_string(),
         },
     )
 }

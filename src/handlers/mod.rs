@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod admin_import;
+pub mod notify;
 pub mod oauth;
 pub mod pages;
 pub mod session;
@@ -47,6 +48,8 @@ fn dispatch(app: &App, req: &Request) -> (&'static str, Handled) {
         "/unbind" if post => ("unbind", student::unbind_submit(app, req)),
         "/grades" if get => ("grades", student::grades(app, req)),
         "/me" if get => ("me", pages::whoami(app, req)),
+        "/notify/subscribe" if get => ("notify_subscribe", notify::subscribe(app, req)),
+        "/notify/subscribed" if get => ("notify_subscribed", notify::subscribed(app, req)),
         "/wx/oauth/start" if get => ("oauth_start", oauth::start(app, req)),
         "/wx/oauth/callback" if get => ("oauth_callback", oauth::callback(app, req)),
         "/logout" if get => ("logout", pages::logout(app, req)),

@@ -1,5 +1,6 @@
 //! HTTP face of the demo-mode WeChat simulator (`/_sim/…`): the consent screen, the `sns/*`
-//! API, avatars and the landing page. Routed only when demo mode built a simulator.
+//! API, avatars and the landing page; the 一次性订阅 consent page is in `subscribe`. Routed only
+//! when demo mode built a simulator.
 
 use minijinja::context;
 
@@ -11,6 +12,7 @@ use crate::http::{Body, Request, Response};
 use crate::wechat::sim::{avatar_svg, Simulator, DEMO_USERS};
 
 mod phone;
+mod subscribe;
 
 pub fn route(app: &App, req: &Request) -> Handled {
     let Some(sim) = &app.sim else {
@@ -20,7 +22,17 @@ pub fn route(app: &App, req: &Request) -> Handled {
     match req.path.as_str() {
         "/_sim" | "/_sim/" => index(app),
         "/_sim/connect/oauth2/authorize" => authorize(app, sim, req),
-        "/_sim/connect/oauth2/decide" => decide(sim, req),
+        "/_sim/connect/oauth2/decide" => decide(app, sim, req),
+        "/_sim/mp/subscribemsg" => subscribe::page(app, sim, req),
+        "/_sim/mp/subscribemsg/decide" => subscribe::decide(sim, req),
+        "/_sim/cgi-bin/message/template/subscribe" => Ok(Response::json(
+            200,
+            &sim.account.once_send(&q("access_token"), &req.body),
+        )),
+        "/_sim/cgi-bin/message/subscribe/bizsend" => Ok(Response::json(
+            200,
+            &sim.account.biz_send(&q("access_token"), &req.body),
+        )),
         "/_sim/sns/oauth2/access_token" => Ok(Response::json(
             200,
             &sim.exchange(&q("appid"), &q("secret"), &q("code")),
@@ -124,7 +136,7 @@ fn authorize(app: &App, sim: &Simulator, req: &Request) -> Handled {
 
 /// The visitor's choice on the consent screen: back to the product's callback, with a code
 /// when they agreed and without one when they refused, as WeChat does.
-fn decide(sim: &Simulator, req: &Request) -> Handled {
+fn decide(app: &App, sim: &Simulator, req: &Request) -> Handled {
     let q = |k: &str| req.query_param(k).unwrap_or_default();
     let redirect_uri = q("redirect_uri");
     if !sim.redirect_allowed(&redirect_uri) {
@@ -148,11 +160,13 @@ fn decide(sim: &Simulator, req: &Request) -> Handled {
         "snsapi_base"
     };
     let code = sim.issue_code(&openid, scope);
+    // Like WeChat, the simulator now knows who is using this browser (its consent pages).
     Ok(Response::redirect(
         302,
         &format!(
             "{redirect_uri}{sep}code={code}&state={}",
             percent_encode(&state)
         ),
-    ))
+    )
+    .with_cookie(&subscribe::who_cookie(app, &openid)))
 }

@@ -244,11 +244,13 @@ pub fn grades(app: &App, req: &Request) -> Handled {
         return Ok(Response::redirect(302, "/bind"));
     };
     let mut shown = Shown::parse(req.query_param("term").as_deref());
-    // Everything the page shows: the student's data (generation), the terms, and who is looking
-    // (their nickname and avatar as of this session's sign-in).
+    let notice = super::notify::grades_notice(app, req, &v)?;
+    // Everything the page shows: the student's data (generation), the terms, who is looking
+    // (their nickname and avatar as of this session's sign-in), and the notices offer.
     let key = shown
         .key()
-        .map(|k| format!("grades|{k}|{}|{}", v.openid, v.since));
+        .filter(|_| !notice.flash_shown)
+        .map(|k| format!("grades|{k}|{}|{}|{}", v.openid, v.since, notice.key));
     let generation = app.generation();
     let encoding = super::page_encoding(req);
     if let Some(key) = &key {
@@ -256,7 +258,10 @@ pub fn grades(app: &App, req: &Request) -> Handled {
             .pages
             .get(generation, &binding.student_id, key, encoding)
         {
-            return Ok(super::page_response(encoding, page));
+            return Ok(with_cookie(
+                super::page_response(encoding, page),
+                notice.clear,
+            ));
         }
     }
     let view = students::grades_view(app, &binding.student_id)?;
@@ -274,20 +279,31 @@ pub fn grades(app: &App, req: &Request) -> Handled {
             user => user_ctx(app, &v.openid)?,
             average => view.average.map(|a| a.to_string()).unwrap_or_else(|| "—".into()),
             average_rule => average_rule(&app.config.average),
+            notify => notice.context,
             ..ctx
         },
     )?;
     if shown == Shown::Missing {
         // The empty state, inside the grades page, with links to the terms there are.
-        return Ok(Response::html(404, html));
+        return Ok(with_cookie(Response::html(404, html), notice.clear));
     }
     let Some(key) = key else {
-        return Ok(Response::html(200, html));
+        return Ok(with_cookie(Response::html(200, html), notice.clear));
     };
     let page = app
         .pages
         .put(generation, &binding.student_id, key, html, encoding);
-    Ok(super::page_response(encoding, page))
+    Ok(with_cookie(
+        super::page_response(encoding, page),
+        notice.clear,
+    ))
+}
+
+fn with_cookie(resp: Response, cookie: Option<SetCookie>) -> Response {
+    match cookie {
+        Some(c) => resp.with_cookie(&c),
+        None => resp,
+    }
 }
 
 /// The grades page's data, in the shape `grades.html` expects.

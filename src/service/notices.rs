@@ -11,6 +11,11 @@
 //! never a lost notice. (The other choice, marking in-doubt notices failed, would lose notices
 //! silently; a second "grades are out" message is the smaller harm.)
 //!
+//! Channels (`[wechat] notices`): the same outbox feeds 模板消息, 一次性订阅消息 and 订阅通知
+//! (`service::notice_channels` builds each one's JSON). In the 一次性订阅 channel each try takes
+//! the student's consent in the transaction that records it (`store::consents`); a student
+//! without one gets no message and the notice ends skipped — counted, not failed.
+//!
 //! Outcomes: accepted → sent (msgid kept for TEMPLATESENDJOBFINISH); 43004, 43101, 40003,
 //! 40037, 47003 → failed at once; 45009/45011 (quota) → the whole sender pauses (an hour / a
 //! minute) without counting against the notice; anything else (-1, timeouts, network, other
@@ -22,10 +27,11 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::config::Config;
+use crate::config::{Config, NoticeChannel};
 use crate::error::AppError;
 use crate::service::Ctx;
-use crate::service::{messages, wxapi};
+use crate::service::{messages, notice_channels, wxapi};
+use crate::store::consents::OnceClaim;
 use crate::store::notices::{Notice, NoticeCounts, TryOutcome};
 use crate::wechat::client::WxError;
 
@@ -66,10 +72,21 @@ impl Wake {
     }
 }
 
-/// Whether grade notices are configured (`wechat.grades_template_id` set). The import writes
-/// notices only then (and records the wish to notify either way).
+/// Whether grade notices are configured: the template id of the channel `wechat.notices`
+/// names is set (`grades_template_id`, `once_template_id` or `subscribe_template_id`). The
+/// import writes notices only then (and records the wish to notify either way).
 pub fn enabled(config: &Config) -> bool {
-    !config.wechat.grades_template_id.trim().is_empty()
+    let w = &config.wechat;
+    match w.notices.channel {
+        NoticeChannel::Template => !w.grades_template_id.trim().is_empty(),
+        NoticeChannel::Once => !w.notices.once_template_id.trim().is_empty(),
+        NoticeChannel::Subscribe => !w.notices.subscribe_template_id.trim().is_empty(),
+    }
+}
+
+/// Notices not sent because the student gave no 一次性订阅 consent (for the dashboard).
+pub fn skipped_count(ctx: &Ctx) -> Result<u64, AppError> {
+    Ok(ctx.store.notice_counts()?.skipped)
 }
 
 /// (pending, sent, failed) for the dashboard.
@@ -78,6 +95,7 @@ pub fn notice_counts(ctx: &Ctx) -> Result<(u64, u64, u64), AppError> {
         pending,
         sent,
         failed,
+        ..
     } = ctx.store.notice_counts()?;
     Ok((pending, sent, failed))
 }
@@ -118,6 +136,8 @@ enum Step {
     Idle,
     /// One notice handled.
     Sent,
+    /// One notice skipped without a call to WeChat (no pause needed).
+    Skipped,
     /// Stop sending until this (ctx clock) time.
     PauseUntil(i64),
 }
@@ -132,7 +152,12 @@ fn run_sender(ctx: &Ctx, wake: &Wake, stop: &AtomicBool) {
             if !told_disabled {
                 if let Ok(c) = ctx.store.notice_counts() {
                     if c.pending > 0 {
-                        log::warn!("{} grade notices wait, but wechat.grades_template_id is empty: set it to send them", c.pending);
+                        let key =
+                            notice_channels::template_id_key(ctx.config.wechat.notices.channel);
+                        log::warn!(
+                            "{} grade notices wait, but {key} is empty: set it to send them",
+                            c.pending
+                        );
                     }
                 }
                 told_disabled = true;
@@ -146,6 +171,7 @@ fn run_sender(ctx: &Ctx, wake: &Wake, stop: &AtomicBool) {
         }
         match step(ctx) {
             Ok(Step::Idle) => wake.wait(IDLE_POLL),
+            Ok(Step::Skipped) => {}
             Ok(Step::Sent) => std::thread::sleep(gap),
             Ok(Step::PauseUntil(t)) => paused_until = t,
             Err(e) => {
@@ -162,15 +188,41 @@ fn step(ctx: &Ctx) -> Result<Step, AppError> {
     let Some(due) = ctx.store.next_due_notice(now)? else {
         return Ok(Step::Idle);
     };
-    let Some(n) = ctx.store.claim_notice(due.id, now)? else {
-        return Ok(Step::Sent);
+    let channel = ctx.config.wechat.notices.channel;
+    let n = if channel == NoticeChannel::Once {
+        let template = &ctx.config.wechat.notices.once_template_id;
+        match ctx.store.claim_notice_once(due.id, now, template)? {
+            OnceClaim::Claimed(n) => n,
+            OnceClaim::NoConsent => {
+                log::info!(
+                    "notice {} to student {}: no 一次性订阅 consent, not sent",
+                    due.id,
+                    due.student_id
+                );
+                ctx.metrics.event("notice", "skipped");
+                return Ok(Step::Skipped);
+            }
+            OnceClaim::Gone => return Ok(Step::Sent),
+        }
+    } else {
+        let Some(n) = ctx.store.claim_notice(due.id, now)? else {
+            return Ok(Step::Sent);
+        };
+        n
+    };
+    let finish = |id: u64, outcome: &TryOutcome, at: i64| {
+        if channel == NoticeChannel::Once {
+            ctx.store.finish_notice_once(id, outcome, at)
+        } else {
+            ctx.store.finish_notice(id, outcome, at)
+        }
     };
     if n.in_doubt >= MAX_CUT_SHORT {
         // The process died during this notice's send again and again: do not let one notice
         // keep a crash loop going.
         let error = format!("{} tries were cut short by restarts; given up", n.in_doubt);
         log::error!("notice {}: {error}", n.id);
-        ctx.store.finish_notice(
+        finish(
             n.id,
             &TryOutcome::Failed {
                 errcode: None,
@@ -187,8 +239,8 @@ fn step(ctx: &Ctx) -> Result<Step, AppError> {
             n.id
         );
     }
-    let body = payload(ctx, &n);
-    let result = wxapi::post(ctx, TEMPLATE_SEND, &body);
+    let body = notice_channels::payload(ctx, &n);
+    let result = wxapi::post(ctx, notice_channels::endpoint(channel), &body);
     let now = ctx.clock.now();
     let (outcome, step) = classify(&n, result, now);
     match &outcome {
@@ -206,7 +258,7 @@ fn step(ctx: &Ctx) -> Result<Step, AppError> {
             ctx.metrics.event("notice", "retry");
         }
     }
-    ctx.store.finish_notice(n.id, &outcome, now)?;
+    finish(n.id, &outcome, now)?;
     Ok(step)
 }
 
@@ -269,17 +321,23 @@ fn classify(n: &Notice, result: Result<Value, WxError>, now: i64) -> (TryOutcome
 /// The courses as one template value: names joined while they fit in 20 characters (WeChat's
 /// limit for short template values), then "等N门".
 pub fn courses_value(courses: &[String]) -> String {
-    const LIMIT: usize = 20;
+    courses_within(courses, 20)
+}
+
+/// The course names joined while they fit in `limit` characters, then "等N门".
+pub fn courses_within(courses: &[String], limit: usize) -> String {
+    const SUFFIX_ROOM: usize = 6;
+    let limit = limit.max(SUFFIX_ROOM + 1);
     let all = courses.join("、");
-    if all.chars().count() <= LIMIT || courses.len() <= 1 {
-        return all.chars().take(LIMIT).collect();
+    if all.chars().count() <= limit || courses.len() <= 1 {
+        return all.chars().take(limit).collect();
     }
     let suffix = format!("等{}门", courses.len());
     let mut out = String::new();
     for c in courses {
         let sep = if out.is_empty() { "" } else { "、" };
         if out.chars().count() + sep.chars().count() + c.chars().count() + suffix.chars().count()
-            > LIMIT
+            > limit
         {
             break;
         }
@@ -289,7 +347,7 @@ pub fn courses_value(courses: &[String]) -> String {
     if out.is_empty() {
         out = courses[0]
             .chars()
-            .take(LIMIT - suffix.chars().count())
+            .take(limit.saturating_sub(suffix.chars().count()))
             .collect();
     }
     out + &suffix

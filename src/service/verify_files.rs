@@ -32,24 +32,29 @@ pub fn read(verify_dir: &Path, name: &str) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
-/// The names served from `verify_dir`, sorted (for the admin dashboard).
+/// The names served from `verify_dir`, sorted.
 pub fn list(verify_dir: &Path) -> Vec<String> {
+    listing(verify_dir).into_iter().map(|(n, _)| n).collect()
+}
+
+/// The files served from `verify_dir` with their sizes in bytes, sorted by name (for the
+/// admin dashboard).
+pub fn listing(verify_dir: &Path) -> Vec<(String, u64)> {
     let Ok(entries) = std::fs::read_dir(verify_dir) else {
         return Vec::new();
     };
-    let mut names: Vec<String> = entries
+    let mut files: Vec<(String, u64)> = entries
         .filter_map(|e| e.ok())
-        .filter(|e| {
+        .filter_map(|e| {
             // DirEntry::metadata does not follow symbolic links, as `read` does not.
-            e.metadata()
-                .map(|m| m.file_type().is_file() && m.len() <= MAX_BYTES)
-                .unwrap_or(false)
+            let m = e.metadata().ok()?;
+            let name = e.file_name().into_string().ok()?;
+            (m.file_type().is_file() && m.len() <= MAX_BYTES && is_verify_file_name(&name))
+                .then_some((name, m.len()))
         })
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| is_verify_file_name(n))
         .collect();
-    names.sort();
-    names
+    files.sort();
+    files
 }
 
 #[cfg(test)]

@@ -2,10 +2,10 @@
 //! an access_token, check the message-endpoint settings, publish the menu. Each returns the
 //! report to print, or the failure with what the errcode means and what to do.
 
-use crate::config::{Config, TokenApi};
+use crate::config::{Config, NoticeChannel, TokenApi};
 use crate::service::menu::{self, MENU_CREATE};
-use crate::service::notices;
 use crate::service::wxapi::{self, CacheUse};
+use crate::service::{notice_channels, notices, notify_consent};
 use crate::wechat::client::WxError;
 use crate::wechat::crypto::MessageCipher;
 
@@ -22,7 +22,9 @@ fn hint(e: &WxError, config: &Config) -> Option<String> {
         },
         Some(45009) => "the daily quota is used up; it resets at midnight (Beijing time), or clear it in the account's API quota page".into(),
         Some(45011) => "too many calls this minute; wait a minute and try again".into(),
-        Some(48001) => "this account is not authorised for the API: template messages and the menu API need a verified (已认证) 服务号; verify the account, or set wechat.grades_template_id = \"\" to send no notices".into(),
+        Some(48001) => "this account is not authorised for the API: template messages and the menu API need a verified (已认证) 服务号; verify the account, or set wechat.grades_template_id = \"\" to send no notices (or use wechat.notices = \"once\" or \"subscribe\")".into(),
+        Some(43101) => "the student refused, or gave no consent: 一次性订阅消息 need a fresh consent per message, 订阅通知 a subscription through the account's component".into(),
+        Some(47003) => "the message's data do not fit the template: check the template id and wechat.subscribe_template_fields (keys and their types) against the template in the 公众号后台".into(),
         Some(-1) => "WeChat is busy; try again in a moment".into(),
         None if e.is_timeout() => format!(
             "no answer within {} s from {}: check the network path (proxy, firewall, DNS)",
@@ -86,20 +88,7 @@ pub fn check_wechat(config: &Config) -> Result<String, String> {
             .map_err(|e| format!("wechat.encoding_aes_key: {e}"))?;
         lines.push("safe mode (encrypted messages): key OK".to_string());
     }
-    if notices::enabled(config) {
-        let fields: Vec<String> = w
-            .grades_template_fields
-            .iter()
-            .map(|(k, v)| format!("{k}→{v}"))
-            .collect();
-        lines.push(format!(
-            "grade notices: template {} ({})",
-            w.grades_template_id,
-            fields.join(", ")
-        ));
-    } else {
-        lines.push("note: wechat.grades_template_id is empty: no grade notices are sent".into());
-    }
+    lines.push(notices_report(config));
     menu::menu_json(config)?;
     let api = match w.token_api {
         TokenApi::Stable => "cgi-bin/stable_token",
@@ -127,6 +116,42 @@ pub fn check_wechat(config: &Config) -> Result<String, String> {
         lines.push(n.to_string());
     }
     Ok(lines.join("\n"))
+}
+
+/// What `wxgrades check` says about the grade-notice channel (`[wechat] notices`): the
+/// template and fields each channel sends with, and what the 公众号 needs for it.
+pub fn notices_report(config: &Config) -> String {
+    let w = &config.wechat;
+    let n = &w.notices;
+    if !notices::enabled(config) {
+        return "note: wechat.grades_template_id is empty: no grade notices are sent".into();
+    }
+    let map = |m: &std::collections::BTreeMap<String, String>| {
+        m.iter()
+            .map(|(k, v)| format!("{k}→{v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match n.channel {
+        NoticeChannel::Template => format!(
+            "grade notices: 模板消息, template {} ({}); only followers receive them, and only a verified (已认证) 服务号 may send them",
+            w.grades_template_id,
+            map(&w.grades_template_fields)
+        ),
+        NoticeChannel::Once => format!(
+            "grade notices: 一次性订阅消息, template {} (scene {}); students tap “有新成绩时通知我” on the grades page, which opens {}/mp/subscribemsg and returns to {}{}; its domain must be a 业务域名 of the account",
+            n.once_template_id,
+            notice_channels::ONCE_SCENE,
+            n.mp_base,
+            config.public_url,
+            notify_consent::RETURN_PATH
+        ),
+        NoticeChannel::Subscribe => format!(
+            "grade notices: 订阅通知, template {} ({}); only students who subscribed through the account's component (article, menu or page) receive them",
+            n.subscribe_template_id,
+            map(&n.subscribe_template_fields)
+        ),
+    }
 }
 
 /// `wxgrades menu push`.

@@ -49,6 +49,7 @@ fn visit_all(v: &mut impl TableVisitor) -> Result<()> {
     v.visit(NOTICE_DUE)?;
     v.visit(NOTICE_BY_MSGID)?;
     v.visit(NOTICE_STATS)?;
+    v.visit(NOTICE_CONSENTS)?;
     Ok(())
 }
 

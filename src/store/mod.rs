@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod auth;
 pub mod backup;
+pub mod consents;
 pub mod grades;
 pub mod notices;
 pub mod students;

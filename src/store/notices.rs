@@ -6,7 +6,9 @@
 //! States: `Pending` (due at `due`) → `Sending` (a try is under way; recorded durably *before*
 //! the call) → `Sent` | `Failed`, or back to `Pending` with a later `due` after a transient
 //! failure. A notice found in `Sending` by a new process was cut short by a crash: the sender
-//! tries it again (see `service::notices` for why that delivers once).
+//! tries it again (see `service::notices` for why that delivers once). In the 一次性订阅 channel a
+//! notice whose student gave no consent ends `Skipped` (counted, not failed); see
+//! `store::consents`.
 
 use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
@@ -34,6 +36,8 @@ pub enum NoticeState {
     Sending,
     Sent,
     Failed,
+    /// Not sent and never will be: the channel needs the student's consent and there was none.
+    Skipped,
 }
 
 /// A stored notice and its delivery record.
@@ -67,6 +71,9 @@ pub struct Notice {
     pub sent_at: Option<i64>,
     /// The `Status` of WeChat's TEMPLATESENDJOBFINISH event (`success`, `failed:user block` …).
     pub delivery: Option<String>,
+    /// The 一次性订阅 consent this notice used up (taken when its first try began).
+    #[serde(default)]
+    pub consent: Option<super::consents::Consent>,
 }
 
 impl Notice {
@@ -100,13 +107,15 @@ pub struct NoticeCounts {
     pub pending: u64,
     pub sent: u64,
     pub failed: u64,
+    /// Not sent for want of the student's consent (一次性订阅消息).
+    pub skipped: u64,
 }
 
 fn now_unix() -> i64 {
     crate::clock::unix_now()
 }
 
-fn bump(tx: &WriteTransaction, key: &str, delta: i64) -> Result<()> {
+pub(super) fn bump(tx: &WriteTransaction, key: &str, delta: i64) -> Result<()> {
     let mut t = tx.open_table(NOTICE_STATS)?;
     let old = t.get(key)?.map(|v| v.value()).unwrap_or(0);
     let new = if delta >= 0 {
@@ -118,7 +127,7 @@ fn bump(tx: &WriteTransaction, key: &str, delta: i64) -> Result<()> {
     Ok(())
 }
 
-fn get_notice(tx: &WriteTransaction, id: u64) -> Result<Option<Notice>> {
+pub(super) fn get_notice(tx: &WriteTransaction, id: u64) -> Result<Option<Notice>> {
     let t = tx.open_table(NOTICES)?;
     let v = t.get(id)?;
     match v {
@@ -127,7 +136,7 @@ fn get_notice(tx: &WriteTransaction, id: u64) -> Result<Option<Notice>> {
     }
 }
 
-fn put_notice(tx: &WriteTransaction, n: &Notice) -> Result<()> {
+pub(super) fn put_notice(tx: &WriteTransaction, n: &Notice) -> Result<()> {
     let bytes = serde_json::to_vec(n)?;
     tx.open_table(NOTICES)?.insert(n.id, bytes.as_slice())?;
     Ok(())
@@ -172,6 +181,7 @@ pub fn enqueue_in(tx: &WriteTransaction, notices: &[NewNotice]) -> Result<Vec<u6
             msg_id: None,
             sent_at: None,
             delivery: None,
+            consent: None,
         };
         put_notice(tx, &notice)?;
         tx.open_table(NOTICE_DUE)?.insert((now, next), ())?;
@@ -179,6 +189,75 @@ pub fn enqueue_in(tx: &WriteTransaction, notices: &[NewNotice]) -> Result<Vec<u6
     }
     bump(tx, "pending", ids.len() as i64)?;
     Ok(ids)
+}
+
+/// Mark `n` as being tried from `now` on. False when it is no longer pending or sending.
+pub(super) fn start_try(n: &mut Notice, now: i64) -> bool {
+    match n.state {
+        NoticeState::Pending => {}
+        // A try that a crash cut short: its outcome is unknown.
+        NoticeState::Sending => n.in_doubt += 1,
+        NoticeState::Sent | NoticeState::Failed | NoticeState::Skipped => return false,
+    }
+    n.state = NoticeState::Sending;
+    n.attempts = n.attempts.saturating_add(1);
+    n.last_attempt = Some(now);
+    true
+}
+
+/// Record in `tx` how the try of notice `id` ended; the notice as recorded, or `None` when it
+/// was not being tried (nothing written).
+pub(super) fn finish_in(
+    tx: &WriteTransaction,
+    id: u64,
+    outcome: &TryOutcome,
+    now: i64,
+) -> Result<Option<Notice>> {
+    let Some(mut n) = get_notice(tx, id)? else {
+        return Ok(None);
+    };
+    if !matches!(n.state, NoticeState::Pending | NoticeState::Sending) {
+        return Ok(None);
+    }
+    tx.open_table(NOTICE_DUE)?.remove((n.due, n.id))?;
+    match outcome {
+        TryOutcome::Sent { msg_id } => {
+            n.state = NoticeState::Sent;
+            n.msg_id = *msg_id;
+            n.sent_at = Some(now);
+            n.errcode = None;
+            n.error = None;
+            if let Some(m) = msg_id {
+                tx.open_table(NOTICE_BY_MSGID)?.insert(*m, n.id)?;
+            }
+            bump(tx, "pending", -1)?;
+            bump(tx, "sent", 1)?;
+        }
+        TryOutcome::Failed { errcode, error } => {
+            n.state = NoticeState::Failed;
+            n.errcode = *errcode;
+            n.error = Some(error.clone());
+            bump(tx, "pending", -1)?;
+            bump(tx, "failed", 1)?;
+        }
+        TryOutcome::Retry {
+            due,
+            errcode,
+            error,
+            failure,
+        } => {
+            n.state = NoticeState::Pending;
+            n.due = *due;
+            n.errcode = *errcode;
+            n.error = Some(error.clone());
+            if *failure {
+                n.failures = n.failures.saturating_add(1);
+            }
+            tx.open_table(NOTICE_DUE)?.insert((n.due, n.id), ())?;
+        }
+    }
+    put_notice(tx, &n)?;
+    Ok(Some(n))
 }
 
 impl Store {
@@ -228,15 +307,9 @@ impl Store {
         let Some(mut n) = get_notice(&tx, id)? else {
             return Ok(None);
         };
-        match n.state {
-            NoticeState::Pending => {}
-            // A try that a crash cut short: its outcome is unknown.
-            NoticeState::Sending => n.in_doubt += 1,
-            NoticeState::Sent | NoticeState::Failed => return Ok(None),
+        if !start_try(&mut n, now) {
+            return Ok(None);
         }
-        n.state = NoticeState::Sending;
-        n.attempts = n.attempts.saturating_add(1);
-        n.last_attempt = Some(now);
         put_notice(&tx, &n)?;
         tx.commit()?;
         Ok(Some(n))
@@ -245,51 +318,9 @@ impl Store {
     /// Record how the try of notice `id` ended.
     pub fn finish_notice(&self, id: u64, outcome: &TryOutcome, now: i64) -> Result<()> {
         let tx = self.db().begin_write()?;
-        let Some(mut n) = get_notice(&tx, id)? else {
-            return Ok(());
-        };
-        if !matches!(n.state, NoticeState::Pending | NoticeState::Sending) {
-            return Ok(());
+        if finish_in(&tx, id, outcome, now)?.is_some() {
+            tx.commit()?;
         }
-        tx.open_table(NOTICE_DUE)?.remove((n.due, n.id))?;
-        match outcome {
-            TryOutcome::Sent { msg_id } => {
-                n.state = NoticeState::Sent;
-                n.msg_id = *msg_id;
-                n.sent_at = Some(now);
-                n.errcode = None;
-                n.error = None;
-                if let Some(m) = msg_id {
-                    tx.open_table(NOTICE_BY_MSGID)?.insert(*m, n.id)?;
-                }
-                bump(&tx, "pending", -1)?;
-                bump(&tx, "sent", 1)?;
-            }
-            TryOutcome::Failed { errcode, error } => {
-                n.state = NoticeState::Failed;
-                n.errcode = *errcode;
-                n.error = Some(error.clone());
-                bump(&tx, "pending", -1)?;
-                bump(&tx, "failed", 1)?;
-            }
-            TryOutcome::Retry {
-                due,
-                errcode,
-                error,
-                failure,
-            } => {
-                n.state = NoticeState::Pending;
-                n.due = *due;
-                n.errcode = *errcode;
-                n.error = Some(error.clone());
-                if *failure {
-                    n.failures = n.failures.saturating_add(1);
-                }
-                tx.open_table(NOTICE_DUE)?.insert((n.due, n.id), ())?;
-            }
-        }
-        put_notice(&tx, &n)?;
-        tx.commit()?;
         Ok(())
     }
 
@@ -332,6 +363,7 @@ impl Store {
             pending: get("pending")?,
             sent: get("sent")?,
             failed: get("failed")?,
+            skipped: get("skipped")?,
         })
     }
 

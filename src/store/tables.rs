@@ -17,8 +17,11 @@ pub const NOTICES: TableDefinition<u64, &[u8]> = TableDefinition::new("notices_v
 pub const NOTICE_DUE: TableDefinition<(i64, u64), ()> = TableDefinition::new("notice_due_v1");
 /// WeChat msgid of a sent notice → notice id (for TEMPLATESENDJOBFINISH).
 pub const NOTICE_BY_MSGID: TableDefinition<u64, u64> = TableDefinition::new("notice_by_msgid_v1");
-/// Notice counters for the dashboard: "pending", "sent", "failed".
+/// Notice counters for the dashboard: "pending", "sent", "failed", "skipped".
 pub const NOTICE_STATS: TableDefinition<&str, u64> = TableDefinition::new("notice_stats_v1");
+/// openid → JSON `store::consents::Consent`: an unused 一次性订阅 consent (at most one each).
+pub const NOTICE_CONSENTS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("notice_consents_v1");
 
 /// student_id → JSON `Student` (the verification value only as a keyed hash).
 pub const STUDENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("students_v1");
@@ -49,6 +52,7 @@ pub(crate) fn create_all(tx: &WriteTransaction) -> Result<(), redb::TableError> 
     tx.open_table(NOTICE_DUE)?;
     tx.open_table(NOTICE_BY_MSGID)?;
     tx.open_table(NOTICE_STATS)?;
+    tx.open_table(NOTICE_CONSENTS)?;
     tx.open_table(STUDENTS)?;
     tx.open_table(BINDINGS)?;
     tx.open_table(BOUND)?;

@@ -3,7 +3,8 @@
 //! the demo users' "phones": a message typed on the phone page is pushed to the product's
 //! `/wx` exactly as WeChat pushes it — signed, and encrypted when an EncodingAESKey is set —
 //! through an ordinary HTTP client to `public_url`, and the reply is checked, decrypted and kept
-//! with the template messages that arrived for that user.
+//! with the template messages that arrived for that user. The 一次性订阅 consent page and the two
+//! subscription endpoints are in [`subscribe`].
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -17,6 +18,8 @@ use crate::secret;
 use crate::wechat::crypto::{self, MessageCipher};
 use crate::wechat::message;
 
+pub mod subscribe;
+
 /// The simulated account's original ID (ToUserName of pushed messages).
 pub const DEMO_ACCOUNT: &str = "gh_d3m0wxgrades";
 /// Basic access_tokens live as long as WeChat's.
@@ -29,6 +32,10 @@ const JOB_FINISH_DELAY: Duration = Duration::from_millis(800);
 /// A template message as the phone shows it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct NoticeCard {
+    /// Which channel brought it: 模板消息, 一次性订阅消息 or 订阅通知.
+    pub channel: String,
+    /// The card's heading.
+    pub title: String,
     pub template_id: String,
     /// The `first` value (a line above the rows), if any.
     pub first: String,
@@ -94,6 +101,8 @@ pub struct SimAccount {
     chats: Mutex<HashMap<String, VecDeque<ChatItem>>>,
     /// (touser, client_msg_id) → msgid: one message per pair, as at WeChat.
     sent: Mutex<HashMap<(String, String), u64>>,
+    /// 一次性订阅 consents given on the simulated consent page: (openid, template_id).
+    consents: Mutex<std::collections::HashSet<(String, String)>>,
     next_id: AtomicU64,
     endpoint: Endpoint,
 }
@@ -132,6 +141,7 @@ impl SimAccount {
             menu: Mutex::new(None),
             chats: Mutex::new(HashMap::new()),
             sent: Mutex::new(HashMap::new()),
+            consents: Mutex::new(std::collections::HashSet::new()),
             next_id: AtomicU64::new(
                 6_400_000_000_000_000_000 + u64::from(u32::from_be_bytes(secret::random_bytes())),
             ),
@@ -286,6 +296,8 @@ impl SimAccount {
                 text: String::new(),
                 note: false,
                 notice: Some(NoticeCard {
+                    channel: "模板消息".into(),
+                    title: "成绩发布通知".into(),
                     template_id,
                     first,
                     rows,

@@ -66,7 +66,20 @@ pub struct State {
     pub hold_send: Option<usize>,
     /// A send is being held now.
     pub holding: bool,
+    /// Who answers the next 一次性订阅 consent page, and how (`confirm` or `cancel`); none:
+    /// the page answers 404 (the test did not expect it).
+    pub next_consent: Option<(String, String)>,
+    /// Consents WeChat holds, per (openid, template_id): each allows one message.
+    pub consents: HashMap<(String, String), usize>,
+    /// 一次性订阅消息 delivered, per touser.
+    pub once_delivered: HashMap<String, usize>,
+    /// 订阅通知 delivered, per touser.
+    pub biz_delivered: HashMap<String, usize>,
 }
+
+/// The 一次性订阅消息 and 订阅通知 endpoints.
+pub const ONCE_SEND: &str = "/cgi-bin/message/template/subscribe";
+pub const BIZ_SEND: &str = "/cgi-bin/message/subscribe/bizsend";
 
 pub struct FakeWeChat {
     pub url: String,
@@ -195,6 +208,23 @@ impl FakeWeChat {
 
     pub fn set_cgi_delay(&self, d: Duration) {
         self.state.lock().unwrap().cgi_delay = d;
+    }
+
+    /// The next 一次性订阅 consent page is answered by `openid` with `action`.
+    pub fn set_next_consent(&self, openid: &str, action: &str) {
+        self.state.lock().unwrap().next_consent = Some((openid.into(), action.into()));
+    }
+
+    /// 一次性订阅消息 delivered to `touser`.
+    pub fn once_delivered(&self, touser: &str) -> usize {
+        let st = self.state.lock().unwrap();
+        st.once_delivered.get(touser).copied().unwrap_or(0)
+    }
+
+    /// 订阅通知 delivered to `touser`.
+    pub fn biz_delivered(&self, touser: &str) -> usize {
+        let st = self.state.lock().unwrap();
+        st.biz_delivered.get(touser).copied().unwrap_or(0)
     }
 
     /// Issue a code for `login` directly (as if the user had agreed), without the authorize hop.
@@ -407,6 +437,90 @@ fn answer(state: &Mutex<State>, app_id: &str, secret: &str, url: &str, body: &st
             st.msgid_counter += 1;
             let msgid = 200228332 + st.msgid_counter;
             *st.delivered.entry(touser).or_default() += 1;
+            ok_json(json!({"errcode": 0, "errmsg": "ok", "msgid": msgid}))
+        }
+        "/mp/subscribemsg" => {
+            let consent = state.lock().unwrap().next_consent.take();
+            let Some((openid, action)) = consent else {
+                return (404, vec![], "no consent expected".into());
+            };
+            if q.get("appid").map(String::as_str) != Some(app_id)
+                || q.get("action").map(String::as_str) != Some("get_confirm")
+            {
+                return (400, vec![], "bad consent link".into());
+            }
+            let template_id = q.get("template_id").cloned().unwrap_or_default();
+            if action == "confirm" {
+                let mut st = state.lock().unwrap();
+                // Repeated consents in one scene do not add up.
+                st.consents.insert((openid.clone(), template_id.clone()), 1);
+            }
+            let redirect = q.get("redirect_url").cloned().unwrap_or_default();
+            let enc = |v: &str| wxgrades::http::form::percent_encode(v);
+            let location = format!(
+                "{redirect}?openid={}&template_id={}&action={action}&scene={}&reserved={}",
+                enc(&openid),
+                enc(&template_id),
+                enc(q.get("scene").map(String::as_str).unwrap_or("")),
+                enc(q.get("reserved").map(String::as_str).unwrap_or("")),
+            );
+            (302, vec![("Location".into(), location)], String::new())
+        }
+        ONCE_SEND => {
+            if !q
+                .get("access_token")
+                .is_some_and(|t| t.starts_with("basic-token-"))
+            {
+                return ok_json(err(40014));
+            }
+            let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+            let touser = v["touser"].as_str().unwrap_or("").to_string();
+            let template_id = v["template_id"].as_str().unwrap_or("").to_string();
+            let title = v["title"].as_str().unwrap_or("");
+            let content = v["data"]["content"]["value"].as_str().unwrap_or("");
+            if touser.is_empty()
+                || template_id.is_empty()
+                || v["scene"].as_str().is_none_or(str::is_empty)
+                || title.is_empty()
+                || title.chars().count() > 15
+                || content.is_empty()
+                || content.chars().count() > 200
+            {
+                return ok_json(err(47003));
+            }
+            let mut st = state.lock().unwrap();
+            match st.consents.remove(&(touser.clone(), template_id)) {
+                Some(_) => {
+                    *st.once_delivered.entry(touser).or_default() += 1;
+                    ok_json(err(0))
+                }
+                None => ok_json(err(43101)),
+            }
+        }
+        BIZ_SEND => {
+            if !q
+                .get("access_token")
+                .is_some_and(|t| t.starts_with("basic-token-"))
+            {
+                return ok_json(err(40014));
+            }
+            let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+            let touser = v["touser"].as_str().unwrap_or("").to_string();
+            let fits = v["data"].as_object().is_some_and(|d| {
+                !d.is_empty()
+                    && d.iter().all(|(k, item)| {
+                        let value = item["value"].as_str().unwrap_or("");
+                        let max = if k.starts_with("thing") { 20 } else { 32 };
+                        !value.is_empty() && value.chars().count() <= max
+                    })
+            });
+            if touser.is_empty() || v["template_id"].as_str().unwrap_or("").is_empty() || !fits {
+                return ok_json(err(47003));
+            }
+            let mut st = state.lock().unwrap();
+            st.msgid_counter += 1;
+            let msgid = 300228332 + st.msgid_counter;
+            *st.biz_delivered.entry(touser).or_default() += 1;
             ok_json(json!({"errcode": 0, "errmsg": "ok", "msgid": msgid}))
         }
         "/cgi-bin/menu/create" => {

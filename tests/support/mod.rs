@@ -76,7 +76,7 @@ impl TestServer {
         let local = format!("http://127.0.0.1:{port}");
         let url = public_url.unwrap_or(&local);
         let toml = format!(
-            "listen = \"127.0.0.1:{port}\"\npublic_url = \"{url}\"\ndata = \"{}\"\nworkers = 8\n{extra_top}\n[wechat]\napp_id = \"{APP_ID}\"\napp_secret = \"{APP_SECRET}\"\ntoken = \"testtoken\"\napi_base = \"{f}\"\nopen_base = \"{f}\"\ntimeout_secs = 1\n{extra_wechat}\n[backup]\ndir = \"{}\"\n",
+            "listen = \"127.0.0.1:{port}\"\npublic_url = \"{url}\"\ndata = \"{}\"\nworkers = 8\n{extra_top}\n[wechat]\napp_id = \"{APP_ID}\"\napp_secret = \"{APP_SECRET}\"\ntoken = \"testtoken\"\napi_base = \"{f}\"\nopen_base = \"{f}\"\nmp_base = \"{f}\"\ntimeout_secs = 1\n{extra_wechat}\n[backup]\ndir = \"{}\"\n",
             dir.join("data.redb").display(),
             dir.join("backups").display(),
             f = fake.url,

@@ -131,6 +131,8 @@ pub fn page(app: &App, sim: &Simulator, req: &Request) -> Handled {
                     .map(|(k, v)| context! { key => k, value => v })
                     .collect();
                 context! {
+                    channel => n.channel,
+                    title => n.title,
                     template_id => n.template_id,
                     first => n.first,
                     rows => rows,

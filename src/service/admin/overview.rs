@@ -21,9 +21,13 @@ pub struct Overview {
     pub last_import: Option<ImportRecord>,
     /// Grade notices (pending, sent, failed).
     pub notices: (u64, u64, u64),
+    /// Notices not sent for want of a 一次性订阅 consent.
+    pub notices_skipped: u64,
     pub data_size: u64,
     pub data_path: String,
     pub last_backup: Option<LastBackup>,
+    /// WeChat's domain-check files served from `verify_dir`: (name, bytes).
+    pub verify_files: Vec<(String, u64)>,
 }
 
 pub fn overview(ctx: &Ctx) -> Result<Overview, AppError> {
@@ -37,9 +41,11 @@ pub fn overview(ctx: &Ctx) -> Result<Overview, AppError> {
         bound,
         last_import,
         notices: super::notice_counts(ctx),
+        notices_skipped: crate::service::notices::skipped_count(ctx).unwrap_or(0),
         data_size,
         data_path: ctx.store.path().display().to_string(),
         last_backup: backup::last_backup(&ctx.store),
+        verify_files: crate::service::verify_files::listing(&ctx.config.verify_dir),
     })
 }
 
