@@ -259,7 +259,7 @@ fn import_with_notify(s: &TestServer, name: &str, csv: &str) -> usize {
     let JobState::Committed(record) = job.state() else {
         unreachable!()
     };
-    record.notices as usize
+    record.notices
 }
 
 #[test]
@@ -468,4 +468,162 @@ fn the_dashboard_lists_the_verify_files() {
     // And it is served there.
     let served = s.client().get("/MP_verify_AbC123xyz.txt");
     assert_eq!((served.status, served.body.as_str()), (200, "AbC123xyz"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The demo simulator: its consent page and the phone
+// ---------------------------------------------------------------------------------------------
+
+/// An attribute value as the page has it, unescaped.
+fn unescape(v: &str) -> String {
+    v.replace("&#x2f;", "/")
+        .replace("&#x27;", "'")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// The query of a simulator form: its hidden fields plus `extra`.
+fn form_query(html: &str, hidden: &[&str], extra: &[(&str, &str)]) -> String {
+    let enc = wxgrades::http::form::percent_encode;
+    let mut parts: Vec<String> = hidden
+        .iter()
+        .map(|n| format!("{n}={}", enc(&unescape(&Client::hidden(html, n)))))
+        .collect();
+    parts.extend(extra.iter().map(|(k, v)| format!("{k}={}", enc(v))));
+    parts.join("&")
+}
+
+#[test]
+fn demo_consent_page_and_the_phone_show_the_once_channel() {
+    use wxgrades::wechat::sim::DEMO_USERS;
+    let s = TestServer::demo_with_env(&[("WXGRADES_WECHAT_NOTICES", "once")]);
+    let user = DEMO_USERS[0].openid;
+    s.app
+        .store
+        .bind(user, wxgrades::demo::HINT_STUDENT_ID, s.app.clock.now())
+        .unwrap();
+    let mut c = s.client();
+    // Sign in on the simulated authorization page as the first demo user.
+    let r = c.get("/wx/oauth/start?next=/grades");
+    let page = c.follow(&r);
+    assert_eq!(page.status, 200, "{}", page.body);
+    let q = form_query(
+        &page.body,
+        &["redirect_uri", "state", "scope"],
+        &[("decision", "allow"), ("openid", user)],
+    );
+    let r = c.get(&format!("/_sim/connect/oauth2/decide?{q}"));
+    assert_eq!(r.status, 302, "{}", r.body);
+    let r = c.follow(&r);
+    assert_eq!(r.status, 302, "callback: {}", r.body);
+    let grades = c.follow(&r);
+    assert!(grades.body.contains("有新成绩时通知我"), "{}", grades.body);
+    // The consent page knows who is asked (the user picked at sign-in).
+    let r = c.get("/notify/subscribe");
+    assert_eq!(r.status, 302);
+    assert!(r
+        .location()
+        .contains("/_sim/mp/subscribemsg?action=get_confirm"));
+    let consent = c.follow(&r);
+    assert_eq!(consent.status, 200, "{}", consent.body);
+    assert!(consent.body.contains("允许") && consent.body.contains("取消"));
+    assert!(consent.body.contains(DEMO_USERS[0].nickname));
+    assert!(!consent.body.contains(DEMO_USERS[1].nickname));
+    let q = form_query(
+        &consent.body,
+        &["template_id", "scene", "redirect_url", "reserved"],
+        &[("decision", "allow"), ("openid", user)],
+    );
+    let r = c.get(&format!("/_sim/mp/subscribemsg/decide?{q}"));
+    assert_eq!(r.status, 302, "{}", r.body);
+    assert!(r.location().contains("action=confirm"), "{}", r.location());
+    let r = c.follow(&r);
+    assert_eq!((r.status, r.location()), (303, "/grades"), "{}", r.body);
+    assert!(c.follow(&r).body.contains("已开启"));
+    assert!(s.app.store.consent(user).unwrap().is_some());
+
+    // A notice goes out through the simulated template/subscribe and shows on the phone.
+    s.app
+        .store
+        .enqueue_notices(&[NewNotice {
+            openid: user.into(),
+            student_id: wxgrades::demo::HINT_STUDENT_ID.into(),
+            name: "林小雨".into(),
+            terms: vec!["2025-2026-1".into()],
+            courses: vec!["高等数学".into(), "线性代数".into()],
+            import_id: 1,
+        }])
+        .unwrap();
+    s.app.notice_wake.notify();
+    wait_until("sent to the simulator", Duration::from_secs(10), || {
+        notice_counts(&s.app).unwrap() == (0, 1, 0)
+    });
+    let phone = c.get(&format!("/_sim/phone?user={user}"));
+    assert!(phone.body.contains("一次性订阅消息"), "{}", phone.body);
+    assert!(phone.body.contains("高等数学、线性代数"), "{}", phone.body);
+    // The simulator spent the consent: a second notice is refused there (43101) — and ours
+    // skips it before asking.
+    assert!(!s
+        .app
+        .sim
+        .as_ref()
+        .unwrap()
+        .account
+        .has_consent(user, "demo-once-grades"));
+    assert_eq!(s.app.store.consent(user).unwrap(), None);
+}
+
+#[test]
+fn demo_phone_shows_a_subscribe_notice() {
+    use wxgrades::wechat::sim::DEMO_USERS;
+    let s = TestServer::demo_with_env(&[("WXGRADES_WECHAT_NOTICES", "subscribe")]);
+    let user = DEMO_USERS[1].openid;
+    s.app
+        .store
+        .enqueue_notices(&[NewNotice {
+            openid: user.into(),
+            student_id: "20220302".into(),
+            name: "张伟".into(),
+            terms: vec!["2025-2026-1".into()],
+            courses: vec!["高等数学".into()],
+            import_id: 1,
+        }])
+        .unwrap();
+    s.app.notice_wake.notify();
+    wait_until("sent to the simulator", Duration::from_secs(10), || {
+        notice_counts(&s.app).unwrap() == (0, 1, 0)
+    });
+    let phone = s.client().get(&format!("/_sim/phone?user={user}"));
+    assert!(phone.body.contains("订阅通知"), "{}", phone.body);
+    assert!(
+        phone.body.contains("<dt>内容</dt><dd>高等数学</dd>"),
+        "{}",
+        phone.body
+    );
+}
+
+#[test]
+fn check_compares_the_subscribe_template_with_the_accounts() {
+    use wxgrades::service::wxcheck::check_wechat;
+    let s = server(SUBSCRIBE);
+    let content = "课程:{{thing1.DATA}}\n时间:{{time2.DATA}}\n学期:{{thing3.DATA}}\n学号:{{character_string4.DATA}}\n";
+    s.fake.set_subscribe_templates(&[("TPL-sub-1", content)]);
+    let report = check_wechat(&s.app.config).expect("all is well");
+    assert!(report.contains("订阅通知, template TPL-sub-1"), "{report}");
+    assert!(report.contains("has every key"), "{report}");
+    // A key the template does not have.
+    s.fake
+        .set_subscribe_templates(&[("TPL-sub-1", "课程:{{thing1.DATA}}\n时间:{{time2.DATA}}\n")]);
+    let e = check_wechat(&s.app.config).unwrap_err();
+    assert!(e.contains("wechat.subscribe_template_fields"), "{e}");
+    assert!(e.contains("character_string4"), "{e}");
+    // A template the account does not have.
+    s.fake.set_subscribe_templates(&[("TPL-other", content)]);
+    let e = check_wechat(&s.app.config).unwrap_err();
+    assert!(
+        e.contains("wechat.subscribe_template_id") && e.contains("TPL-other"),
+        "{e}"
+    );
 }

@@ -192,7 +192,7 @@ fn step(ctx: &Ctx) -> Result<Step, AppError> {
     let n = if channel == NoticeChannel::Once {
         let template = &ctx.config.wechat.notices.once_template_id;
         match ctx.store.claim_notice_once(due.id, now, template)? {
-            OnceClaim::Claimed(n) => n,
+            OnceClaim::Claimed(n) => *n,
             OnceClaim::NoConsent => {
                 log::info!(
                     "notice {} to student {}: no 一次性订阅 consent, not sent",

@@ -115,7 +115,90 @@ pub fn check_wechat(config: &Config) -> Result<String, String> {
     if let Some(n) = cache_note(used, config) {
         lines.push(n.to_string());
     }
+    if w.notices.channel == NoticeChannel::Subscribe {
+        lines.push(check_subscribe_template(config)?);
+    }
     Ok(lines.join("\n"))
+}
+
+/// The account's 订阅通知 templates (`wxaapi/newtmpl/gettemplate`).
+pub const SUBSCRIBE_TEMPLATES: &str = "/wxaapi/newtmpl/gettemplate";
+
+/// Ask WeChat for the account's 订阅通知 templates and check `subscribe_template_id` and the
+/// keys of `subscribe_template_fields` against them.
+fn check_subscribe_template(config: &Config) -> Result<String, String> {
+    let (answer, _) = wxapi::for_command(config, |client, tokens, env| {
+        tokens.call(client, env, |token| {
+            client.get_json(SUBSCRIBE_TEMPLATES, &[("access_token", token)])
+        })
+    })
+    .map_err(|e| e.to_string())?;
+    match answer {
+        Ok(list) => subscribe_template_report(config, &list),
+        Err(e) => Err(explain(
+            "WeChat refused the list of 订阅通知 templates (wxaapi/newtmpl/gettemplate)",
+            &e,
+            config,
+        )),
+    }
+}
+
+/// The keys a 订阅通知 template's `content` names: "课程:{{thing1.DATA}}\n…" → thing1.
+fn template_keys(content: &str) -> Vec<&str> {
+    content
+        .split("{{")
+        .skip(1)
+        .filter_map(|part| part.split_once(".DATA}}").map(|(k, _)| k.trim()))
+        .collect()
+}
+
+/// Check the configured template and keys against WeChat's list of templates.
+pub fn subscribe_template_report(
+    config: &Config,
+    list: &serde_json::Value,
+) -> Result<String, String> {
+    let n = &config.wechat.notices;
+    let templates = list
+        .get("data")
+        .and_then(|d| d.as_array())
+        .cloned()
+        .unwrap_or_default();
+    let Some(t) = templates.iter().find(|t| {
+        t.get("priTmplId").and_then(|v| v.as_str()) == Some(n.subscribe_template_id.as_str())
+    }) else {
+        let ids: Vec<&str> = templates
+            .iter()
+            .filter_map(|t| t.get("priTmplId").and_then(|v| v.as_str()))
+            .take(20)
+            .collect();
+        return Err(format!(
+            "wechat.subscribe_template_id: {} is not one of the account's 订阅通知 templates (公众号后台 → 订阅通知 → 我的模板); the account has: {}",
+            n.subscribe_template_id,
+            if ids.is_empty() { "none".to_string() } else { ids.join(", ") }
+        ));
+    };
+    let content = t.get("content").and_then(|v| v.as_str()).unwrap_or("");
+    let keys = template_keys(content);
+    let missing: Vec<String> = n
+        .subscribe_template_fields
+        .iter()
+        .filter(|(_, key)| !keys.contains(&key.as_str()))
+        .map(|(ours, key)| format!("{ours}→{key}"))
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "wechat.subscribe_template_fields: the template {} has the keys {}, not {}",
+            n.subscribe_template_id,
+            keys.join(", "),
+            missing.join(", ")
+        ));
+    }
+    let title = t.get("title").and_then(|v| v.as_str()).unwrap_or("");
+    Ok(format!(
+        "订阅通知 template {} ({title}) has every key the fields map to ({})",
+        n.subscribe_template_id,
+        keys.join(", ")
+    ))
 }
 
 /// What `wxgrades check` says about the grade-notice channel (`[wechat] notices`): the
@@ -183,6 +266,15 @@ pub fn push_menu(config: &Config) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn template_keys_are_read_from_the_content() {
+        assert_eq!(
+            super::template_keys("课程:{{thing1.DATA}}\n时间:{{ time2.DATA }}\n"),
+            vec!["thing1", "time2"]
+        );
+        assert!(super::template_keys("no keys").is_empty());
+    }
+
     #[test]
     fn the_outbound_ip_is_read_from_a_40164_errmsg() {
         assert_eq!(

@@ -32,7 +32,7 @@ pub struct Consent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OnceClaim {
     /// The try starts, with the consent the notice holds.
-    Claimed(Notice),
+    Claimed(Box<Notice>),
     /// No consent for the template: the notice is now `Skipped`.
     NoConsent,
     /// Not pending or sending any more.
@@ -119,7 +119,7 @@ impl Store {
         notices::start_try(&mut n, now);
         notices::put_notice(&tx, &n)?;
         tx.commit()?;
-        Ok(OnceClaim::Claimed(n))
+        Ok(OnceClaim::Claimed(Box::new(n)))
     }
 
     /// [`Store::finish_notice`] for the 一次性订阅 channel: a notice that failed for another

@@ -75,6 +75,8 @@ pub struct State {
     pub once_delivered: HashMap<String, usize>,
     /// 订阅通知 delivered, per touser.
     pub biz_delivered: HashMap<String, usize>,
+    /// The account's 订阅通知 templates (`wxaapi/newtmpl/gettemplate`'s `data`).
+    pub sub_templates: Vec<Value>,
 }
 
 /// The 一次性订阅消息 and 订阅通知 endpoints.
@@ -213,6 +215,14 @@ impl FakeWeChat {
     /// The next 一次性订阅 consent page is answered by `openid` with `action`.
     pub fn set_next_consent(&self, openid: &str, action: &str) {
         self.state.lock().unwrap().next_consent = Some((openid.into(), action.into()));
+    }
+
+    /// The account's 订阅通知 templates: (priTmplId, content).
+    pub fn set_subscribe_templates(&self, templates: &[(&str, &str)]) {
+        self.state.lock().unwrap().sub_templates = templates
+            .iter()
+            .map(|(id, content)| json!({"priTmplId": id, "title": "成绩发布通知", "content": content, "example": "", "type": 2}))
+            .collect();
     }
 
     /// 一次性订阅消息 delivered to `touser`.
@@ -465,6 +475,16 @@ fn answer(state: &Mutex<State>, app_id: &str, secret: &str, url: &str, body: &st
                 enc(q.get("reserved").map(String::as_str).unwrap_or("")),
             );
             (302, vec![("Location".into(), location)], String::new())
+        }
+        "/wxaapi/newtmpl/gettemplate" => {
+            if !q
+                .get("access_token")
+                .is_some_and(|t| t.starts_with("basic-token-"))
+            {
+                return ok_json(err(40014));
+            }
+            let data = state.lock().unwrap().sub_templates.clone();
+            ok_json(json!({"errcode": 0, "errmsg": "ok", "data": data}))
         }
         ONCE_SEND => {
             if !q

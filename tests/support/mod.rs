@@ -364,15 +364,25 @@ impl TestServer {
     /// Demo mode as `wxgrades demo` runs it (simulated WeChat, sample data), on a free port and
     /// a data file of its own.
     pub fn demo() -> TestServer {
+        Self::demo_with_env(&[])
+    }
+
+    /// Demo mode with `WXGRADES_…` overrides (as if set in the environment).
+    pub fn demo_with_env(env: &[(&str, &str)]) -> TestServer {
         let fake = FakeWeChat::start(APP_ID, APP_SECRET);
         let dir = temp_dir("demo");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
-        let mut cfg = config::load(Source::Demo, &[]).expect("demo config");
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut cfg = config::load(Source::Demo, &env).expect("demo config");
         cfg.listen = format!("127.0.0.1:{port}");
         cfg.public_url = format!("http://127.0.0.1:{port}");
         cfg.wechat.api_base = format!("{}/_sim", cfg.public_url);
         cfg.wechat.open_base = cfg.wechat.api_base.clone();
+        cfg.wechat.notices.mp_base = cfg.wechat.api_base.clone();
         cfg.data = dir.join("demo.redb");
         cfg.backup.dir = dir.join("backups");
         cfg.workers = 8;
