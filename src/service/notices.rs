@@ -15,6 +15,10 @@
 //! (`service::notice_channels` builds each one's JSON). In the 一次性订阅 channel each try takes
 //! the student's consent in the transaction that records it (`store::consents`); a student
 //! without one gets no message and the notice ends skipped — counted, not failed.
+//! Neither subscription API takes a `client_msg_id`: after a crash mid-send, a 一次性订阅 notice
+//! is tried again with the consent it holds, and WeChat, which spent that consent on the first
+//! try, answers 43101 (failed, no duplicate); a 订阅通知 may arrive twice (at most once more
+//! per crash, as above).
 //!
 //! Outcomes: accepted → sent (msgid kept for TEMPLATESENDJOBFINISH); 43004, 43101, 40003,
 //! 40037, 47003 → failed at once; 45009/45011 (quota) → the whole sender pauses (an hour / a
