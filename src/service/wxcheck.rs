@@ -148,7 +148,10 @@ fn template_keys(content: &str) -> Vec<&str> {
     content
         .split("{{")
         .skip(1)
-        .filter_map(|part| part.split_once(".DATA}}").map(|(k, _)| k.trim()))
+        .filter_map(|part| {
+            let (inner, _) = part.split_once("}}")?;
+            inner.trim().strip_suffix(".DATA").map(str::trim)
+        })
         .collect()
 }
 
