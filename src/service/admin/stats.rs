@@ -21,7 +21,8 @@ pub const LOW_PASS_BP: u64 = 6000;
 /// A course whose pass rate is this far (basis points) from the median of its term's courses
 /// is flagged, when the term has [`MIN_TERM_COURSES`] courses of [`MIN_DECIDED`] rows.
 pub const FAR_FROM_TERM_BP: u64 = 2000;
-/// Courses with fewer decided rows are not compared with their term (too few to mean much).
+/// Courses with fewer decided rows are never flagged (a make-up exam of one student says
+/// nothing about the course).
 pub const MIN_DECIDED: u64 = 5;
 pub const MIN_TERM_COURSES: usize = 3;
 /// A numeric score at or above this (hundredths) is excellent (优秀, as is the level 优秀).
@@ -321,14 +322,11 @@ pub fn flag_unusual(courses: &mut [CourseStat]) {
         .filter(|(_, r)| r.len() >= MIN_TERM_COURSES)
         .filter_map(|(t, mut r)| median(&mut r).map(|m| (t, m)))
         .collect();
-    for c in courses.iter_mut() {
+    for c in courses.iter_mut().filter(|c| c.decided >= MIN_DECIDED) {
         let Some(p) = c.pass_basis_points() else {
             continue;
         };
-        let term_median = medians
-            .get(&c.term)
-            .copied()
-            .filter(|_| c.decided >= MIN_DECIDED);
+        let term_median = medians.get(&c.term).copied();
         c.unusual = if p < LOW_PASS_BP {
             Some(Unusual::Low)
         } else {
@@ -518,7 +516,7 @@ mod tests {
             course(t, "C", 88, 100),
             course(t, "D", 62, 100), // 23 points below the median 85 (of A–E)
             course(t, "E", 50, 100), // below 60 %
-            course(t, "F", 1, 2),    // 50 % of 2: low all the same
+            course(t, "F", 1, 2),    // 50 % of 2: too few to flag
             course(t, "G", 3, 4),    // 75 % of 4: too few to compare with the term
             course("2024-2025-2", "H", 70, 100), // a term of one course: no median
         ];
@@ -539,7 +537,7 @@ mod tests {
             )
         );
         assert_eq!(got[4], ("E", Some(Unusual::Low)));
-        assert_eq!(got[5], ("F", Some(Unusual::Low)));
+        assert_eq!(got[5], ("F", None));
         assert_eq!(got[6], ("G", None));
         assert_eq!(got[7], ("H", None));
         let mut high = vec![
