@@ -7,6 +7,7 @@ use std::path::Path;
 
 use crate::config::Config;
 use crate::grades::Term;
+use crate::service::admin::accounts::Role;
 use crate::service::admin::audit::{self, Action};
 use crate::service::admin::backup::{note_backup, LastBackup};
 use crate::service::admin::{accounts, export, local_datetime, stamp};
@@ -65,8 +66,15 @@ fn read_password(from_stdin: bool) -> Result<String, String> {
     Ok(first)
 }
 
-/// `wxgrades admin add NAME` / `admin passwd NAME`.
-pub fn admin_set(cfg: &Config, name: &str, new: bool, from_stdin: bool) -> Result<(), String> {
+/// `wxgrades admin add NAME --role ROLE` (`add`: the new account's role) / `admin passwd NAME`
+/// (`add` None).
+pub fn admin_set(
+    cfg: &Config,
+    name: &str,
+    add: Option<Role>,
+    from_stdin: bool,
+) -> Result<(), String> {
+    let new = add.is_some();
     accounts::check_name(name).map_err(|e| e.to_string())?;
     let store = open(cfg, false, STOP_FIRST)?;
     // Fail early, before asking for a password that cannot be used.
@@ -82,11 +90,15 @@ pub fn admin_set(cfg: &Config, name: &str, new: bool, from_stdin: bool) -> Resul
     }
     let password = read_password(from_stdin)?;
     let t = now();
-    let (result, action, done) = if new {
+    let (result, action, done) = if let Some(role) = add {
         (
-            accounts::add(&store, name, &password, t),
+            accounts::add_with_role(&store, name, &password, role, t),
             Action::AccountAdded,
-            "added",
+            match role {
+                Role::Admin => "added (role admin)",
+                Role::Registrar => "added (role registrar)",
+                Role::Viewer => "added (role viewer)",
+            },
         )
     } else {
         (
@@ -96,7 +108,11 @@ pub fn admin_set(cfg: &Config, name: &str, new: bool, from_stdin: bool) -> Resul
         )
     };
     result.map_err(|e| e.to_string())?;
-    audit::record(&store, t, "cli", action, name, None);
+    let detail = match add {
+        Some(role) => format!("{name}（{role}）"),
+        None => name.to_string(),
+    };
+    audit::record(&store, t, "cli", action, &detail, None);
     println!("admin {name}: {done}");
     Ok(())
 }
@@ -110,8 +126,9 @@ pub fn admin_list(cfg: &Config) -> Result<(), String> {
     }
     for a in all {
         println!(
-            "{}\tcreated {}\tpassword set {}",
+            "{}\trole {}\tcreated {}\tpassword set {}",
             a.name,
+            a.role,
             local_datetime(a.created),
             local_datetime(a.updated)
         );

@@ -323,11 +323,66 @@ fn admin_pages_pass_axe_on_a_desktop() {
     b.goto(&format!("{}{first}", s.url));
     b.find("svg.hist");
     findings.check(&b, "admin-course");
+    // A course with teaching classes (the demo data names none), and the unusual-only list.
+    seed_teaching_classes(&s);
+    b.goto(&format!("{}/admin/courses/2025-2026-1/A11Y1", s.url));
+    b.wait_for_text("各教学班分数分布", T);
+    findings.check(&b, "admin-course-classes");
+    b.goto(&format!("{}/admin/courses?unusual=1", s.url));
+    b.find("table.sortable .flag");
+    findings.check(&b, "admin-courses-unusual");
+    b.goto(&format!("{}/admin/accounts", s.url));
+    b.find("form.inline-form select[name=role]");
+    findings.check(&b, "admin-accounts");
     b.goto(&format!("{}/admin/no-such-page", s.url));
     b.find("h1");
     findings.check(&b, "admin-error-404");
 
     findings.assert_none("admin pages at 1440×900");
+}
+
+/// Course A11Y1 of 2025-2026-1 in two teaching classes, half of it failed (an unusual pass rate).
+fn seed_teaching_classes(s: &TestServer) {
+    use wxgrades::grades::{Credit, ExamKind, GradeRecord, Score, Term};
+    use wxgrades::store::grades::{grade_key, grade_value, ImportBatch, ImportRecord};
+    let rows = (0..12)
+        .map(|i| {
+            let mut r = GradeRecord {
+                student_id: format!("A11Y{i:03}"),
+                term: Term::parse("2025-2026-1").expect("term"),
+                course_code: "A11Y1".into(),
+                course_name: "无障碍测试课".into(),
+                credit: Credit::parse("2").expect("credit"),
+                score: Score::parse(&(30 + i * 5).to_string()).expect("score"),
+                kind: ExamKind::Normal,
+                name: None,
+                course: Default::default(),
+            };
+            r.course.class_group = Some(format!("测试-0{}班", i % 2 + 1));
+            (
+                grade_key(&r.student_id, &r.term, &r.course_code, r.kind),
+                grade_value(&r),
+            )
+        })
+        .collect();
+    let batch = ImportBatch {
+        grade_upserts: rows,
+        ..Default::default()
+    };
+    let record = ImportRecord {
+        by: "test".into(),
+        kind: "grades".into(),
+        file_name: "a11y.csv".into(),
+        result: "committed".into(),
+        ..Default::default()
+    };
+    let generation = s.app.store.generation().expect("generation");
+    s.app
+        .store
+        .apply_import(&batch, record, generation, |_, _| Ok(0))
+        .expect("import")
+        .expect("not stale");
+    s.app.data_changed();
 }
 
 /// Each control matching `css` sits on the same line as its label's text, right next to it.

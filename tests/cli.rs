@@ -119,14 +119,6 @@ fn commands_without_an_engine_say_so_and_change_nothing() {
         vec!["import", "grades", &csv, "--map", "学号=XH"],
         vec!["import", "roster", &csv, "--preset", "教务"],
         vec!["import", "grades", &csv, "--publish-at", "2026-12-01 08:00"],
-        vec![
-            "admin",
-            "add",
-            "bob",
-            "--role",
-            "viewer",
-            "--password-stdin",
-        ],
     ] {
         let (code, _, err) = run(&s.config, &args, "long-enough-pass\n");
         assert_eq!(code, 1, "{args:?}: {err}");
@@ -139,6 +131,52 @@ fn commands_without_an_engine_say_so_and_change_nothing() {
     let (code, out, _) = run(&s.config, &["admin", "list"], "");
     assert_eq!(code, 0);
     assert!(out.contains("no admins"), "{out}");
+}
+
+#[test]
+fn admin_add_with_a_role_and_list_shows_it() {
+    let s = setup(
+        "cli-roles",
+        "https://jw.example.edu.cn",
+        "",
+        "http://127.0.0.1:9",
+    );
+    let add = |name: &str, role: Option<&str>| {
+        let mut args = vec!["admin", "add", name, "--password-stdin"];
+        if let Some(r) = role {
+            args.extend(["--role", r]);
+        }
+        run(&s.config, &args, "long-enough-pass\n")
+    };
+    let (code, out, err) = add("bob", Some("viewer"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("role viewer"), "{out}");
+    let (code, _, err) = add("carol", Some("registrar"));
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = add("dave", None);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = add("erin", Some("root"));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("admin, registrar or viewer"), "{err}");
+    let (code, out, _) = run(&s.config, &["admin", "list"], "");
+    assert_eq!(code, 0);
+    let line = |n: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{n}\t")))
+            .unwrap_or_else(|| panic!("{n} not listed: {out}"))
+            .to_string()
+    };
+    assert!(line("bob").contains("role viewer"), "{out}");
+    assert!(line("carol").contains("role registrar"), "{out}");
+    assert!(line("dave").contains("role admin"), "{out}");
+    assert!(!out.contains("erin"), "{out}");
+    let store = wxgrades::store::Store::open(&s.dir.join("data.redb")).expect("open");
+    let ev = store.audit_events(0, 10).expect("audit");
+    assert!(
+        ev.iter()
+            .any(|(_, e)| e.action == "account_added" && e.detail.contains("bob（viewer）")),
+        "{ev:?}"
+    );
 }
 
 #[test]

@@ -90,32 +90,8 @@ pub enum AdminCommand {
     },
 }
 
-/// `admin add NAME --role …` (Additions). Today every admin has every right: only `admin`
-/// (the default) has an engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Admin,
-    Registrar,
-    Viewer,
-}
-
-impl Role {
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "admin" => Some(Role::Admin),
-            "registrar" => Some(Role::Registrar),
-            "viewer" => Some(Role::Viewer),
-            _ => None,
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Registrar => "registrar",
-            Role::Viewer => "viewer",
-        }
-    }
-}
+/// `admin add NAME --role …`: the role stored on the account (see `service::admin::roles`).
+pub use crate::service::admin::accounts::Role;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportCommand {

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{AdminCommand, Command, Invocation, MenuCommand, Role};
+use super::{AdminCommand, Command, Invocation, MenuCommand};
 use crate::app::App;
 use crate::config::{self, Config, Source};
 
@@ -71,21 +71,14 @@ pub fn execute(inv: &Invocation) -> Outcome {
 fn admin(cfg: &Config, a: &AdminCommand) -> Outcome {
     match a {
         AdminCommand::Add {
-            role: r @ (Role::Registrar | Role::Viewer),
-            ..
-        } => failed(not_yet(&format!(
-            "admin add --role {} (today every admin has every right)",
-            r.as_str()
-        ))),
-        AdminCommand::Add {
             name,
+            role,
             password_stdin,
-            ..
-        } => crate::admin_cli::admin_set(cfg, name, true, *password_stdin),
+        } => crate::admin_cli::admin_set(cfg, name, Some(*role), *password_stdin),
         AdminCommand::Passwd {
             name,
             password_stdin,
-        } => crate::admin_cli::admin_set(cfg, name, false, *password_stdin),
+        } => crate::admin_cli::admin_set(cfg, name, None, *password_stdin),
         AdminCommand::List => crate::admin_cli::admin_list(cfg),
         AdminCommand::Remove { name } => crate::admin_cli::admin_remove(cfg, name),
     }

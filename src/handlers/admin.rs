@@ -1,10 +1,9 @@
-//! The admin pages under `/admin`: login and logout, the dashboard, students (search, detail,
-//! unbind), courses (statistics and histograms), the CSV export and the backup download.
-//! Every page but the login takes an `Admin` (and every POST an `AdminPost`), which only a
-//! verified session (and a checked CSRF token) can produce. Errors show an admin-styled page.
-//!
-//! Over 600 lines because every admin page's view model is shaped here; the next page added
-//! should split the file by area (students, courses, export) rather than grow it.
+//! The admin pages under `/admin`: the router of the area, login and logout, the dashboard,
+//! students (search, detail, unbind), the CSV export and the backup download (courses are
+//! `admin_courses`, accounts `admin_accounts`). Every page but the login takes an `Admin`
+//! (and every POST an `AdminPost`), which only a verified session (and a checked CSRF token)
+//! can produce, and only after `admin_roles::grant` allowed its role the route. Errors show an
+//! admin-styled page.
 
 use std::io::{Seek, SeekFrom};
 
@@ -12,15 +11,16 @@ use minijinja::{context, Value};
 use serde::Serialize;
 
 use super::session::{self as web_session, AdminPost};
-use super::Handled;
+use super::{admin_accounts, admin_courses, admin_roles, Handled};
 use crate::app::App;
 use crate::error::AppError;
 use crate::grades::{transcript, Term};
 use crate::http::form::{percent_decode, percent_encode};
 use crate::http::{Body, Method, Request, Response};
+use crate::service::admin::accounts::Role;
 use crate::service::admin::audit::{self, Action};
 use crate::service::admin::auth::{self, Admin, Login};
-use crate::service::admin::{self as admin_svc, backup, export, local_datetime, overview, stats};
+use crate::service::admin::{self as admin_svc, backup, export, local_datetime, overview};
 use crate::service::ratelimit::clock_time;
 use crate::service::session::Kind;
 use crate::service::students;
@@ -33,6 +33,9 @@ pub(crate) const PAGE: usize = 50;
 pub fn route(app: &App, req: &Request) -> (&'static str, Handled) {
     dispatch(app, req)
 }
+
+/// A matched admin route's handler, run once the account's role was checked.
+type Run<'a> = Box<dyn FnOnce(Admin) -> Handled + 'a>;
 
 fn dispatch(app: &App, req: &Request) -> (&'static str, Handled) {
     let get = matches!(req.method, Method::Get | Method::Head);
@@ -54,44 +57,81 @@ fn dispatch(app: &App, req: &Request) -> (&'static str, Handled) {
         Ok(None) => return ("admin_signin", Ok(to_login(req))),
         Err(e) => return ("admin", Err(e)),
     };
-    match segs.as_slice() {
-        [] if get => ("admin_dashboard", dashboard(app, &admin)),
-        ["logout"] if post => ("admin_logout", posted(app, req, admin, logout)),
-        ["students"] if get => ("admin_students", students(app, &admin, req)),
-        ["students", id] if get => ("admin_student", student(app, &admin, &percent_decode(id))),
+    // Each arm names the route (its label declares its role in `admin_roles::ROUTE_ROLES`;
+    // undeclared means admin-only) and what runs once the role is granted.
+    let (label, run): (&'static str, Run) = match segs.as_slice() {
+        [] if get => ("admin_dashboard", Box::new(|a| dashboard(app, &a))),
+        ["logout"] if post => ("admin_logout", Box::new(|a| posted(app, req, a, logout))),
+        ["students"] if get => ("admin_students", Box::new(|a| students(app, &a, req))),
+        ["students", id] if get => (
+            "admin_student",
+            Box::new(|a| student(app, &a, &percent_decode(id))),
+        ),
         ["students", id, "unbind"] if post => (
             "admin_unbind",
-            posted(app, req, admin, |app, req, p| {
-                unbind(app, req, p, &percent_decode(id))
+            Box::new(|a| {
+                posted(app, req, a, |app, req, p| {
+                    unbind(app, req, p, &percent_decode(id))
+                })
             }),
         ),
-        ["courses"] if get => ("admin_courses", courses(app, &admin, req)),
+        ["courses"] if get => (
+            "admin_courses",
+            Box::new(|a| admin_courses::courses(app, &a, req)),
+        ),
+        ["courses.csv"] if get => (
+            "admin_courses_csv",
+            Box::new(|a| admin_courses::courses_csv(app, &a, req)),
+        ),
         ["courses", term, code] if get => (
             "admin_course",
-            course(app, &admin, &percent_decode(term), &percent_decode(code)),
+            Box::new(|a| {
+                admin_courses::course(app, &a, &percent_decode(term), &percent_decode(code))
+            }),
         ),
-        ["export.csv"] if get => ("admin_export", export_csv(app, &admin, req)),
-        ["backup"] if get => ("admin_backup", backup_download(app, &admin, req)),
-        ["import"] if get => ("admin_import", super::admin_import::form(app, &admin, req)),
+        ["export.csv"] if get => ("admin_export", Box::new(|a| export_csv(app, &a, req))),
+        ["backup"] if get => ("admin_backup", Box::new(|a| backup_download(app, &a, req))),
+        ["accounts"] if get => (
+            "admin_accounts",
+            Box::new(|a| admin_accounts::list(app, &a, req)),
+        ),
+        ["accounts", name, "role"] if post => (
+            "admin_account_role",
+            Box::new(|a| {
+                posted(app, req, a, |app, req, p| {
+                    admin_accounts::set_role(app, req, p, &percent_decode(name))
+                })
+            }),
+        ),
+        ["import"] if get => (
+            "admin_import",
+            Box::new(|a| super::admin_import::form(app, &a, req)),
+        ),
         ["import"] if post => (
             "admin_import",
-            super::admin_import::upload(app, &admin, req),
+            Box::new(|a| super::admin_import::upload(app, &a, req)),
         ),
         ["import", id] if get => (
             "admin_import_job",
-            super::admin_import::job(app, &admin, id),
+            Box::new(|a| super::admin_import::job(app, &a, id)),
         ),
         ["import", id, "commit"] if post => (
             "admin_import_commit",
-            posted(app, req, admin, |app, req, p| {
-                super::admin_import::commit(app, req, p, id)
+            Box::new(|a| {
+                posted(app, req, a, |app, req, p| {
+                    super::admin_import::commit(app, req, p, id)
+                })
             }),
         ),
         ["imports"] if get => (
             "admin_imports",
-            super::admin_import::history(app, &admin, req),
+            Box::new(|a| super::admin_import::history(app, &a, req)),
         ),
-        _ => ("admin_not_found", Err(AppError::NotFound)),
+        _ => ("admin_not_found", Box::new(|_| Err(AppError::NotFound))),
+    };
+    match admin_roles::grant(app, req, admin, label) {
+        Ok(admin) => (label, run(admin)),
+        Err(e) => (label, Err(e)),
     }
 }
 
@@ -121,6 +161,12 @@ pub(crate) fn page(
             admin_name => admin.map(|a| a.name().to_string()),
             csrf_token => admin.map(web_session::admin_csrf_token),
             nav => nav,
+            // What the role may do, so a page shows only those links and buttons.
+            role_label => admin.map(|a| a.role().label()),
+            may => context! {
+                registrar => admin.is_some_and(|a| a.may(Role::Registrar)),
+                admin => admin.is_some_and(|a| a.may(Role::Admin)),
+            },
             ..ctx
         },
     )?;
@@ -339,7 +385,8 @@ fn dashboard(app: &App, admin: &Admin) -> Handled {
             last_backup => last_backup,
             backup_every => every,
             backup_dir => app.config.backup.dir.display().to_string(),
-            audit => audit_lines(app, 20)?,
+            // Staff names, addresses and failed sign-ins: the admin role's only.
+            audit => if admin.may(Role::Admin) { audit_lines(app, 20)? } else { Vec::new() },
             verify_files => o.verify_files.iter().map(|(name, bytes)| context! {
                 name => name,
                 size => crate::error::human_size(*bytes),
@@ -411,10 +458,6 @@ fn students(app: &App, admin: &Admin, req: &Request) -> Handled {
         "students",
         context! { q => q, rows => rows, pager => pager(page_no, total, &base) },
     )
-}
-
-fn hundredths(h: u64, decimals: usize) -> String {
-    format!("{:.*}", decimals, h as f64 / 100.0)
 }
 
 fn student(app: &App, admin: &Admin, id: &str) -> Handled {
@@ -493,194 +536,6 @@ fn unbind(app: &App, req: &Request, post: &AdminPost, id: &str) -> Handled {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Courses
-// ---------------------------------------------------------------------------------------------
-
-fn course_href(c: &stats::CourseStat) -> String {
-    format!(
-        "/admin/courses/{}/{}",
-        percent_encode(&c.term),
-        percent_encode(&c.course_code)
-    )
-}
-
-fn course_line(c: &stats::CourseStat) -> Value {
-    context! {
-        term => c.term,
-        code => c.course_code,
-        name => c.course_name,
-        href => course_href(c),
-        count => c.count,
-        mean => c.mean_hundredths().map(|m| hundredths(m, 1)),
-        pass => c.pass_basis_points().map(|p| hundredths(p, 1)),
-        low_pass => c.pass_basis_points().is_some_and(|p| p < 6000),
-    }
-}
-
-/// The sortable columns of the course list.
-const SORTS: [&str; 6] = ["term", "code", "name", "count", "mean", "pass"];
-
-fn courses(app: &App, admin: &Admin, req: &Request) -> Handled {
-    let stats = overview::stats(app, &app.admin)?;
-    let term = req.query_param("term").filter(|t| !t.is_empty());
-    if let Some(t) = &term {
-        Term::parse(t).map_err(AppError::BadRequest)?;
-    }
-    let sort = req
-        .query_param("sort")
-        .filter(|s| SORTS.contains(&s.as_str()))
-        .unwrap_or_else(|| "term".into());
-    let default_desc = matches!(sort.as_str(), "term" | "count" | "mean" | "pass");
-    let desc = match req.query_param("dir").as_deref() {
-        Some("asc") => false,
-        Some("desc") => true,
-        _ => default_desc,
-    };
-    let mut list: Vec<&stats::CourseStat> = stats
-        .courses
-        .iter()
-        .filter(|c| term.as_deref().is_none_or(|t| c.term == t))
-        .collect();
-    // Stable sorts: the secondary order (term desc, code) comes from the cache.
-    match sort.as_str() {
-        "code" => list.sort_by(|a, b| a.course_code.cmp(&b.course_code)),
-        "name" => list.sort_by(|a, b| a.course_name.cmp(&b.course_name)),
-        "count" => list.sort_by_key(|c| c.count),
-        "mean" => list.sort_by_key(|c| c.mean_hundredths()),
-        "pass" => list.sort_by_key(|c| c.pass_basis_points()),
-        _ => list.sort_by(|a, b| a.term.cmp(&b.term)),
-    }
-    if desc {
-        list.reverse();
-    }
-    let total = list.len();
-    let page_no = page_number(req);
-    let rows: Vec<Value> = list
-        .iter()
-        .skip((page_no - 1) * PAGE)
-        .take(PAGE)
-        .map(|c| course_line(c))
-        .collect();
-    let term_q = term
-        .as_deref()
-        .map(|t| format!("term={}&", percent_encode(t)))
-        .unwrap_or_default();
-    let headers: Vec<Value> = SORTS
-        .iter()
-        .map(|s| {
-            let active = *s == sort;
-            let next_dir = if active {
-                if desc {
-                    "asc"
-                } else {
-                    "desc"
-                }
-            } else if matches!(*s, "term" | "count" | "mean" | "pass") {
-                "desc"
-            } else {
-                "asc"
-            };
-            context! {
-                key => *s,
-                href => format!("/admin/courses?{term_q}sort={s}&dir={next_dir}"),
-                active => active,
-                arrow => if active { if desc { "▼" } else { "▲" } } else { "" },
-            }
-        })
-        .collect();
-    let base = format!(
-        "/admin/courses?{term_q}sort={sort}&dir={}",
-        if desc { "desc" } else { "asc" }
-    );
-    let export_href = match &term {
-        Some(t) => format!("/admin/export.csv?term={}", percent_encode(t)),
-        None => "/admin/export.csv".into(),
-    };
-    page(
-        app,
-        200,
-        "admin/courses.html",
-        Some(admin),
-        "courses",
-        context! {
-            term => term,
-            terms => stats.terms.clone(),
-            rows => rows,
-            headers => headers,
-            pager => pager(page_no, total, &base),
-            export_href => export_href,
-        },
-    )
-}
-
-/// Bars of the score histogram, laid out for an inline SVG.
-#[derive(Serialize)]
-struct Bar {
-    x: u64,
-    y: u64,
-    width: u64,
-    height: u64,
-    label: String,
-    count: u64,
-    fail: bool,
-}
-
-const CHART_W: u64 = 640;
-const CHART_H: u64 = 220;
-const CHART_TOP: u64 = 20;
-const CHART_BOTTOM: u64 = 24;
-
-fn histogram_bars(hist: &[u64; 10]) -> Vec<Bar> {
-    let max = hist.iter().copied().max().unwrap_or(0).max(1);
-    let slot = CHART_W / 10;
-    let plot = CHART_H - CHART_TOP - CHART_BOTTOM;
-    hist.iter()
-        .enumerate()
-        .map(|(i, &n)| {
-            let height = n * plot / max;
-            let lo = i * 10;
-            Bar {
-                x: i as u64 * slot + 6,
-                y: CHART_TOP + plot - height,
-                width: slot - 12,
-                height,
-                label: if i == 9 {
-                    "90–100".into()
-                } else {
-                    format!("{lo}–{}", lo + 9)
-                },
-                count: n,
-                fail: i < 6,
-            }
-        })
-        .collect()
-}
-
-fn course(app: &App, admin: &Admin, term: &str, code: &str) -> Handled {
-    let stats = overview::stats(app, &app.admin)?;
-    let Some(c) = stats.course(term, code) else {
-        return Err(AppError::NotFound);
-    };
-    page(
-        app,
-        200,
-        "admin/course.html",
-        Some(admin),
-        "courses",
-        context! {
-            c => course_line(c),
-            term_href => format!("/admin/courses?term={}", percent_encode(term)),
-            term_label => Term::parse(term).map(|t| t.label()).unwrap_or_else(|_| term.to_string()),
-            numeric => c.numeric,
-            passed => c.passed,
-            decided => c.decided,
-            bars => histogram_bars(&c.histogram),
-            chart => context! { width => CHART_W, height => CHART_H, base => CHART_H - CHART_BOTTOM },
-        },
-    )
-}
-
-// ---------------------------------------------------------------------------------------------
 // Export and backup
 // ---------------------------------------------------------------------------------------------
 
@@ -727,24 +582,4 @@ fn backup_download(app: &App, admin: &Admin, _req: &Request) -> Handled {
             )
             .with_header("Cache-Control", "no-store"),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn histogram_layout() {
-        let mut h = [0u64; 10];
-        h[9] = 4;
-        h[5] = 2;
-        let bars = histogram_bars(&h);
-        assert_eq!(bars.len(), 10);
-        assert_eq!(bars[9].height, CHART_H - CHART_TOP - CHART_BOTTOM);
-        assert_eq!(bars[5].height * 2, bars[9].height);
-        assert_eq!(bars[0].height, 0);
-        assert_eq!(bars[0].y, CHART_H - CHART_BOTTOM);
-        assert_eq!(bars[9].label, "90–100");
-        assert!(bars[5].fail && !bars[6].fail);
-    }
 }

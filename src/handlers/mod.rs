@@ -3,7 +3,10 @@
 //! layout elsewhere). Handlers are thin: parse, call a service, render.
 
 pub mod admin;
+pub mod admin_accounts;
+pub mod admin_courses;
 pub mod admin_import;
+pub mod admin_roles;
 pub mod notify;
 pub mod oauth;
 pub mod pages;

@@ -15,6 +15,54 @@ use crate::grades::GradeRecord;
 pub const AUDIT_MAX: u64 = 100_000;
 const AUDIT_TRIM: u64 = 1_000;
 
+/// What a staff account may do (the rules per route are `service::admin::roles`). Ordered:
+/// each role may do everything the one before it may.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Dashboards, courses and students, read only; no export of personal data, no writes.
+    Viewer,
+    /// Also imports, releases, corrections, unbinding students, exports.
+    Registrar,
+    /// Everything, including accounts and backups. Accounts stored before roles have this one.
+    #[default]
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Admin, Role::Registrar, Role::Viewer];
+
+    /// The role named `s` (`admin`, `registrar`, `viewer`), if any.
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Registrar => "registrar",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    /// The name shown on the admin pages.
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::Admin => "管理员",
+            Role::Registrar => "教务员",
+            Role::Viewer => "只读",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// An admin account. `password_hash` is an argon2id PHC string, never the password.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AdminAccount {
@@ -22,6 +70,9 @@ pub struct AdminAccount {
     pub password_hash: String,
     pub created: i64,
     pub updated: i64,
+    /// Absent in accounts stored before roles: those are admins.
+    #[serde(default)]
+    pub role: Role,
 }
 
 impl std::fmt::Debug for AdminAccount {
@@ -31,8 +82,18 @@ impl std::fmt::Debug for AdminAccount {
             .field("name", &self.name)
             .field("created", &self.created)
             .field("updated", &self.updated)
+            .field("role", &self.role)
             .finish_non_exhaustive()
     }
+}
+
+/// What [`Store::set_admin_role`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleChange {
+    /// Done; the role it had before.
+    Changed { before: Role },
+    /// Refused: it is the last account with the admin role.
+    LastAdmin,
 }
 
 /// A signed-in admin browser.
@@ -101,6 +162,42 @@ impl Store {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Give an existing account another role, in one transaction that also checks that an
+    /// account with the admin role remains. Its sessions stay: the role is read on every
+    /// request. `Ok(None)` when there is no such account.
+    pub fn set_admin_role(&self, name: &str, role: Role) -> Result<Option<RoleChange>> {
+        let tx = self.db().begin_write()?;
+        let change = {
+            let mut t = tx.open_table(ADMINS)?;
+            let Some(mut account) = t
+                .get(name)?
+                .map(|v| decode::<AdminAccount>(v.value()))
+                .transpose()?
+            else {
+                return Ok(None);
+            };
+            let before = account.role;
+            if before == Role::Admin && role != Role::Admin {
+                let mut admins = 0usize;
+                for item in t.iter()? {
+                    let (_, v) = item?;
+                    if decode::<AdminAccount>(v.value())?.role == Role::Admin {
+                        admins += 1;
+                    }
+                }
+                if admins <= 1 {
+                    return Ok(Some(RoleChange::LastAdmin));
+                }
+            }
+            account.role = role;
+            let v = serde_json::to_vec(&account)?;
+            t.insert(name, v.as_slice())?;
+            RoleChange::Changed { before }
+        };
+        tx.commit()?;
+        Ok(Some(change))
     }
 
     /// Remove an account and its sessions; false when there was none.
@@ -262,6 +359,7 @@ mod tests {
             password_hash: "x".into(),
             created: 1,
             updated: 1,
+            role: Role::Admin,
         };
         s.put_admin_account(&acct).unwrap();
         let rec = AdminSessionRecord {
@@ -307,5 +405,46 @@ mod tests {
         assert_eq!(got[0].0, 3);
         assert_eq!(got[0].1.detail, "n2");
         assert_eq!(s.audit_events(2, 10).unwrap()[0].1.detail, "n0");
+    }
+
+    #[test]
+    fn accounts_before_roles_are_admins_and_the_last_admin_stays() {
+        let old = r#"{"name":"old","password_hash":"x","created":1,"updated":2}"#;
+        let a: AdminAccount = serde_json::from_str(old).unwrap();
+        assert_eq!(a.role, Role::Admin);
+        let v = serde_json::to_string(&AdminAccount {
+            role: Role::Registrar,
+            ..a.clone()
+        })
+        .unwrap();
+        assert!(v.contains(r#""role":"registrar""#), "{v}");
+        assert!(Role::Viewer < Role::Registrar && Role::Registrar < Role::Admin);
+        assert_eq!(Role::parse("viewer"), Some(Role::Viewer));
+        assert_eq!(Role::parse("root"), None);
+
+        let s = store("roles");
+        s.put_admin_account(&a).unwrap();
+        assert_eq!(s.set_admin_role("nobody", Role::Viewer).unwrap(), None);
+        assert_eq!(
+            s.set_admin_role("old", Role::Viewer).unwrap(),
+            Some(RoleChange::LastAdmin)
+        );
+        assert_eq!(s.admin_account("old").unwrap().unwrap().role, Role::Admin);
+        s.put_admin_account(&AdminAccount {
+            name: "new".into(),
+            ..a.clone()
+        })
+        .unwrap();
+        assert_eq!(
+            s.set_admin_role("old", Role::Viewer).unwrap(),
+            Some(RoleChange::Changed {
+                before: Role::Admin
+            })
+        );
+        assert_eq!(s.admin_account("old").unwrap().unwrap().role, Role::Viewer);
+        assert_eq!(
+            s.set_admin_role("new", Role::Registrar).unwrap(),
+            Some(RoleChange::LastAdmin)
+        );
     }
 }

@@ -1,5 +1,5 @@
 //! Admin accounts: name and password rules, argon2id hashing (PHC strings with a random salt),
-//! verification, and add / change password / remove / list, plus the demo admin.
+//! verification, and add / change password / change role / remove / list, plus the demo admin.
 
 use std::fmt;
 use std::sync::OnceLock;
@@ -8,7 +8,8 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
 
 use crate::secret;
-use crate::store::admin::AdminAccount;
+pub use crate::store::admin::Role;
+use crate::store::admin::{AdminAccount, RoleChange};
 use crate::store::{Store, StoreError};
 
 /// Passwords shorter than this (in characters) are refused.
@@ -24,6 +25,8 @@ pub enum AccountError {
     Invalid(String),
     Exists(String),
     Missing(String),
+    /// The change would leave no account with the admin role.
+    LastAdmin(String),
     Store(StoreError),
 }
 
@@ -38,6 +41,10 @@ impl fmt::Display for AccountError {
             AccountError::Missing(n) => write!(
                 f,
                 "there is no admin named {n:?} (see `wxgrades admin list`)"
+            ),
+            AccountError::LastAdmin(n) => write!(
+                f,
+                "{n:?} is the last account with the admin role; give another account that role first"
             ),
             AccountError::Store(e) => write!(f, "{e}"),
         }
@@ -126,6 +133,7 @@ pub fn dummy_hash() -> &'static str {
 fn account(
     name: &str,
     password: &str,
+    role: Role,
     now: i64,
     created: i64,
 ) -> Result<AdminAccount, AccountError> {
@@ -136,17 +144,45 @@ fn account(
         password_hash: hash_password(password)?,
         created,
         updated: now,
+        role,
     })
 }
 
-/// Create an admin; refused when the name exists.
+/// Create an account with the admin role; refused when the name exists.
 pub fn add(store: &Store, name: &str, password: &str, now: i64) -> Result<(), AccountError> {
+    add_with_role(store, name, password, Role::Admin, now)
+}
+
+/// Create an account with `role`; refused when the name exists.
+pub fn add_with_role(
+    store: &Store,
+    name: &str,
+    password: &str,
+    role: Role,
+    now: i64,
+) -> Result<(), AccountError> {
     check_name(name)?;
     if store.admin_account(name)?.is_some() {
         return Err(AccountError::Exists(name.into()));
     }
-    store.put_admin_account(&account(name, password, now, now)?)?;
+    store.put_admin_account(&account(name, password, role, now, now)?)?;
     Ok(())
+}
+
+/// Give an account another role (at once: the role is read on every request); returns the
+/// role it had. Refused when it would leave no account with the admin role.
+pub fn set_role(store: &Store, name: &str, role: Role) -> Result<Role, AccountError> {
+    check_name(name)?;
+    match store.set_admin_role(name, role)? {
+        None => Err(AccountError::Missing(name.into())),
+        Some(RoleChange::LastAdmin) => Err(AccountError::LastAdmin(name.into())),
+        Some(RoleChange::Changed { before }) => Ok(before),
+    }
+}
+
+/// Every account, by name.
+pub fn list(store: &Store) -> Result<Vec<AdminAccount>, AccountError> {
+    Ok(store.admin_accounts()?)
 }
 
 /// Change an admin's password (ending their sessions).
@@ -160,7 +196,7 @@ pub fn set_password(
     let Some(old) = store.admin_account(name)? else {
         return Err(AccountError::Missing(name.into()));
     };
-    store.put_admin_account(&account(name, password, now, old.created)?)?;
+    store.put_admin_account(&account(name, password, old.role, now, old.created)?)?;
     Ok(())
 }
 
@@ -184,7 +220,7 @@ pub fn reset_demo_admin(store: &Store, now: i64) -> Result<String, AccountError>
         .admin_account(DEMO_ADMIN)?
         .map(|a| a.created)
         .unwrap_or(now);
-    store.put_admin_account(&account(DEMO_ADMIN, &password, now, created)?)?;
+    store.put_admin_account(&account(DEMO_ADMIN, &password, Role::Admin, now, created)?)?;
     Ok(password)
 }
 

@@ -23,10 +23,13 @@ pub enum Action {
     AccountAdded,
     PasswordChanged,
     AccountRemoved,
+    RoleChanged,
+    /// A page or POST refused because of the account's role.
+    Denied,
 }
 
 impl Action {
-    pub const ALL: [Action; 12] = [
+    pub const ALL: [Action; 14] = [
         Action::Login,
         Action::LoginFailed,
         Action::LoginLocked,
@@ -39,6 +42,8 @@ impl Action {
         Action::AccountAdded,
         Action::PasswordChanged,
         Action::AccountRemoved,
+        Action::RoleChanged,
+        Action::Denied,
     ];
 
     /// The stored code.
@@ -56,6 +61,8 @@ impl Action {
             Action::AccountAdded => "account_added",
             Action::PasswordChanged => "password_changed",
             Action::AccountRemoved => "account_removed",
+            Action::RoleChanged => "role_changed",
+            Action::Denied => "denied",
         }
     }
 
@@ -74,6 +81,8 @@ impl Action {
             Action::AccountAdded => "新增管理员",
             Action::PasswordChanged => "修改密码",
             Action::AccountRemoved => "删除管理员",
+            Action::RoleChanged => "更改角色",
+            Action::Denied => "越权被拒",
         }
     }
 
@@ -83,7 +92,10 @@ impl Action {
 
     /// Whether the page marks the line as a warning.
     pub fn is_warning(self) -> bool {
-        matches!(self, Action::LoginFailed | Action::LoginLocked)
+        matches!(
+            self,
+            Action::LoginFailed | Action::LoginLocked | Action::Denied
+        )
     }
 }
 
@@ -92,8 +104,8 @@ pub fn note(ctx: &Ctx, actor: &str, action: Action, detail: &str, ip: Option<IpA
     record(&ctx.store, ctx.clock.now(), actor, action, detail, ip);
 }
 
-/// Record one action. `actor` is "admin:NAME", "cli", "system", or for a failed login the name
-/// that was tried.
+/// Record one action. `actor` is "admin:NAME" (with "(ROLE)" after it for the registrar and
+/// viewer roles), "cli", "system", or for a failed login the name that was tried.
 pub fn record(
     store: &Store,
     at: i64,

@@ -12,7 +12,7 @@ use crate::service::admin::AdminState;
 use crate::service::session::{self, Kind};
 use crate::service::Ctx;
 
-use super::accounts;
+use super::accounts::{self, Role};
 use super::audit::{self, Action};
 
 /// A session ends after this long without a request.
@@ -26,16 +26,22 @@ pub const ACCOUNT_MAX_FAILURES: u32 = 5;
 pub const ADDRESS_MAX_FAILURES: u32 = 20;
 pub const LOCK_SECS: i64 = 15 * 60;
 
-/// A verified admin. Only [`current`] makes one.
+/// A verified staff member (an admin account of any role). Only [`current`] makes one; the
+/// router hands it to a handler only after checking the route's role
+/// (`handlers::admin_roles`).
 pub struct Admin {
     name: String,
+    role: Role,
     session_id: String,
 }
 
 impl std::fmt::Debug for Admin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The session id is a secret.
-        f.debug_struct("Admin").field("name", &self.name).finish()
+        f.debug_struct("Admin")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .finish()
     }
 }
 
@@ -44,9 +50,20 @@ impl Admin {
         &self.name
     }
 
-    /// "admin:NAME", for history and audit records.
+    /// The account's role, as stored when this request began.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Whether this account's role is `least` or above it.
+    pub fn may(&self, least: Role) -> bool {
+        self.role >= least
+    }
+
+    /// For history and audit records: "admin:NAME" for the admin role (as every record made
+    /// before roles), "admin:NAME(registrar)" / "admin:NAME(viewer)" for the others.
     pub fn actor(&self) -> String {
-        format!("admin:{}", self.name)
+        actor(&self.name, self.role)
     }
 
     /// The session's secret id, for the CSRF token of its forms; never logged.
@@ -55,17 +72,27 @@ impl Admin {
     }
 }
 
-/// The admin of the session with this id, if it is live and the account still exists.
+/// The actor string of account `name` with `role` (see [`Admin::actor`]).
+pub fn actor(name: &str, role: Role) -> String {
+    match role {
+        Role::Admin => format!("admin:{name}"),
+        other => format!("admin:{name}({other})"),
+    }
+}
+
+/// The admin of the session with this id, if it is live and the account still exists (with
+/// the account's role as stored now: a changed role applies from the next request).
 pub fn current(ctx: &Ctx, session_id: &str) -> Result<Option<Admin>, AppError> {
     let Some(live) = session::lookup(ctx, Kind::Admin, session_id)? else {
         return Ok(None);
     };
-    if ctx.store.admin_account(&live.subject)?.is_none() {
+    let Some(account) = ctx.store.admin_account(&live.subject)? else {
         session::end(ctx, Kind::Admin, session_id)?;
         return Ok(None);
-    }
+    };
     Ok(Some(Admin {
         name: live.subject,
+        role: account.role,
         session_id: live.id,
     }))
 }
@@ -157,7 +184,7 @@ pub fn login(
     audit::record(
         &ctx.store,
         now,
-        &format!("admin:{}", account.name),
+        &actor(&account.name, account.role),
         Action::Login,
         "",
         ip,

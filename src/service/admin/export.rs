@@ -20,7 +20,7 @@ pub const HEADER: [&str; 8] = [
     "考试性质",
 ];
 
-const BOM: &str = "\u{feff}";
+pub(super) const BOM: &str = "\u{feff}";
 
 /// One CSV cell: neutralised for spreadsheets, then quoted when it must be. A value that would
 /// read back changed — one starting `=`, `+`, `-`, `@` (a formula to Excel), or such a value behind
@@ -53,7 +53,7 @@ pub fn cell(value: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-fn line(out: &mut impl Write, cells: &[&str]) -> std::io::Result<()> {
+pub(super) fn line(out: &mut impl Write, cells: &[&str]) -> std::io::Result<()> {
     for (i, c) in cells.iter().enumerate() {
         if i > 0 {
             out.write_all(b",")?;

@@ -1,6 +1,7 @@
 //! Admins: accounts (`accounts`), sign-in and the `Admin` authority (`auth`), the audit log
-//! (`audit`), per-course statistics (`stats`), the grade export (`export`) and backups
-//! (`backup`). `AdminState` is the admin service's own state: lock-out counters and the statistics cache.
+//! (`audit`), per-course statistics (`stats`, and their CSV `stats_csv`), the grade export
+//! (`export`) and backups (`backup`). The role of an account is `accounts::Role`.
+//! `AdminState` is the admin service's own state: lock-out counters and the statistics cache.
 
 pub mod accounts;
 pub mod audit;
@@ -9,6 +10,7 @@ pub mod backup;
 pub mod export;
 pub mod overview;
 pub mod stats;
+pub mod stats_csv;
 
 use crate::service::ratelimit::Limiter;
 use crate::service::Ctx;
