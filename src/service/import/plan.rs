@@ -751,6 +751,65 @@ mod tests {
     }
 
     #[test]
+    fn replace_term_keeps_a_bounded_sample_of_its_removals() {
+        let s = store("removals");
+        import(&s, ImportKind::Roster, "r.csv", ROSTER.as_bytes(), None);
+        let mut f = String::from("学号,学期,课程代码,课程名称,学分,成绩\n");
+        for k in 0..(MAX_REMOVAL_SAMPLES + 5) {
+            f.push_str(&format!("2021001,2024-2025-1,C{k:04},课{k},2,70\n"));
+        }
+        f.push_str("2029999,2024-2025-1,X1,外课,2,80\n");
+        import(&s, ImportKind::Grades, "g.csv", f.as_bytes(), None);
+        let one = "学号,学期,课程代码,课程名称,学分,成绩\n2021001,2024-2025-1,C0000,课0,2,70\n";
+        let up = Upload {
+            kind: ImportKind::Grades,
+            file_name: "one.csv",
+            bytes: one.as_bytes(),
+            replace_term: Some(Term::parse("2024-2025-1").unwrap()),
+        };
+        let p = plan(&s, &VerifyKey::for_tests(), &up).unwrap();
+        assert_eq!(p.removed, MAX_REMOVAL_SAMPLES + 5);
+        assert_eq!(p.removals.len(), MAX_REMOVAL_SAMPLES);
+        assert_eq!(
+            p.removals[0],
+            Removal {
+                student_id: "2021001".into(),
+                name: Some("张三".into()),
+                term: "2024-2025-1".into(),
+                course: "课1（C0001，正常考试）".into(),
+                score: "70 分 · 2 学分".into(),
+            }
+        );
+        assert!(p
+            .removals
+            .iter()
+            .all(|r| r.course != "课0（C0000，正常考试）"));
+    }
+
+    #[test]
+    fn errors_carry_the_column_letter_and_the_cell() {
+        let s = store("letters");
+        import(&s, ImportKind::Roster, "r.csv", ROSTER.as_bytes(), None);
+        let f = "学号,Name,学期,课程代码,课程名称,学分,成绩\n2021001,王五,2024-2025-1,MA1001,高等数学,4,95\n2021001,张三,2024-2025-1,MA1002,线代,4,x\n";
+        let p = preview(&s, ImportKind::Grades, "g.csv", f.as_bytes());
+        let shown: Vec<(usize, Option<String>, Option<&str>)> = p
+            .errors
+            .iter()
+            .map(|e| (e.line, e.column_label(), e.value.as_deref()))
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                (2, Some("Name（B 列）".to_string()), Some("王五")),
+                (3, Some("成绩（G 列）".to_string()), Some("x")),
+            ]
+        );
+        assert!(p.errors[1]
+            .describe()
+            .starts_with("line 3, column 成绩 (G): "));
+    }
+
+    #[test]
     fn failure_in_the_middle_of_a_commit_leaves_everything_as_before() {
         let s = store("fault");
         import(&s, ImportKind::Roster, "r.csv", ROSTER.as_bytes(), None);

@@ -790,6 +790,22 @@ pub fn column_letter(col: usize) -> String {
 pub(crate) mod tests {
     use super::*;
 
+    #[test]
+    fn column_letters_count_like_excel() {
+        for (col, letters) in [
+            (0, "A"),
+            (6, "G"),
+            (25, "Z"),
+            (26, "AA"),
+            (701, "ZZ"),
+            (702, "AAA"),
+            (16383, "XFD"),
+        ] {
+            assert_eq!(column_letter(col), letters, "{col}");
+        }
+        assert!(!column_letter(usize::MAX).is_empty());
+    }
+
     fn csv(text: &str) -> Table {
         read_table("t.csv", text.as_bytes()).unwrap()
     }
