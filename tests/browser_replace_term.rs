@@ -40,7 +40,7 @@ fn a_replace_term_that_deletes_rows_needs_its_confirmation() {
     // One row of the demo student's newest term, with another score.
     let sid = wxgrades::demo::HINT_STUDENT_ID;
     let mut rows = s.app.store.grades_of(sid).expect("grades");
-    rows.sort_by(|a, b| b.term.cmp(&a.term));
+    rows.sort_by_key(|g| std::cmp::Reverse(g.term));
     let g = rows.first().expect("the demo student has grades").clone();
     let term = g.term.as_str().to_string();
     let before = rows_in_term(&s, &term);
