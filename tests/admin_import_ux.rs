@@ -195,6 +195,15 @@ fn replace_term_that_deletes_is_a_danger_and_needs_its_confirmation() {
     );
     assert_eq!(r.status, 400, "only the box's own value confirms");
     assert_eq!(rows_in_term(&s, TERM), 1205, "nothing deleted");
+    let refusals = s
+        .app
+        .store
+        .audit_events(0, 50)
+        .expect("audit")
+        .into_iter()
+        .filter(|(_, a)| a.detail.contains("未勾选删除确认") && a.detail.contains("1204"))
+        .count();
+    assert_eq!(refusals, 2, "each refused commit is audited");
 
     // With it: committed, and the history shows what was done.
     let r = c.post_form(

@@ -367,6 +367,18 @@ pub fn commit(app: &App, req: &Request, post: &AdminPost, id: &str) -> Handled {
             && form.get(CONFIRM_REMOVALS) != Some("1")
             && matches!(pending.state(), JobState::Planned)
         {
+            audit::note(
+                app,
+                &post.admin().actor(),
+                Action::Import,
+                &format!(
+                    "未提交{}《{}》：会删除 {} 条，未勾选删除确认",
+                    pending.kind.label(),
+                    pending.file_name,
+                    p.removed
+                ),
+                req.remote,
+            );
             return job_page(
                 app,
                 post.admin(),
