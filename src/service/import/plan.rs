@@ -3,7 +3,7 @@
 //! removals, the bound students to notify), then write it all in one transaction — only if the
 //! data is still what the plan was computed on. Used by the CLI and the admin page alike.
 //!
-//! Over 600 lines because of its tests (the last ~200 lines).
+//! Over 600 lines because of its tests (the last ~280 lines).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -807,6 +807,29 @@ mod tests {
         assert!(p.errors[1]
             .describe()
             .starts_with("line 3, column 成绩 (G): "));
+    }
+
+    #[test]
+    fn a_sheet_that_starts_right_of_column_a_names_its_real_columns() {
+        let s = store("offset");
+        let cells = |v: [&'static str; 6]| {
+            let mut row = vec![XCell::Empty];
+            row.extend(v.into_iter().map(XCell::Shared));
+            row
+        };
+        let rows = vec![
+            (
+                1,
+                cells(["学号", "学期", "课程代码", "课程名称", "学分", "成绩"]),
+            ),
+            (
+                2,
+                cells(["2021001", "2024-2025-1", "MA1001", "高数", "4", "x"]),
+            ),
+        ];
+        let p = preview(&s, ImportKind::Grades, "g.xlsx", &xlsx_bytes(&rows));
+        assert_eq!(p.errors.len(), 1, "{:?}", p.errors);
+        assert_eq!(p.errors[0].column_label().as_deref(), Some("成绩（G 列）"));
     }
 
     #[test]
