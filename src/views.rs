@@ -1,5 +1,6 @@
 //! Page rendering: one minijinja Environment with the templates compiled into the binary, or,
-//! when `templates_dir` is set, that directory first and the built-in templates for the rest.
+//! when `templates_dir` is set, that directory first and the built-in templates for the rest;
+//! and the one filter for counts, `thousands` (14877 → 14,877).
 
 use minijinja::{Environment, UndefinedBehavior, Value};
 use std::path::PathBuf;
@@ -30,6 +31,36 @@ pub fn static_version() -> String {
         parts.push(bytes);
     }
     crate::secret::hex(&crate::secret::sha256(&parts)[..6])
+}
+
+/// A whole number written in digits, grouped by thousands: "14877" → "14,877", "-1200" →
+/// "-1,200"; anything else is returned as it is.
+pub fn thousands(number: &str) -> String {
+    let (sign, digits) = match number.strip_prefix('-') {
+        Some(d) => ("-", d),
+        None => ("", number),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return number.to_string();
+    }
+    let mut out = String::with_capacity(number.len() + digits.len() / 3);
+    out.push_str(sign);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The `thousands` filter: integers grouped ([`thousands`]), other values shown as they are.
+fn thousands_filter(v: Value) -> String {
+    if v.is_integer() {
+        thousands(&v.to_string())
+    } else {
+        v.to_string()
+    }
 }
 
 pub struct Views {
@@ -65,6 +96,7 @@ impl Views {
         for (k, v) in globals {
             env.add_global(k, v);
         }
+        env.add_filter("thousands", thousands_filter);
         Views { env }
     }
 
@@ -88,6 +120,32 @@ mod tests {
         for (name, _) in TEMPLATES {
             assert!(v.env.get_template(name).is_ok(), "{name}");
         }
+    }
+
+    #[test]
+    fn counts_are_grouped_by_thousands() {
+        for (n, shown) in [
+            ("0", "0"),
+            ("999", "999"),
+            ("1000", "1,000"),
+            ("14877", "14,877"),
+            ("1200000", "1,200,000"),
+            ("-1234", "-1,234"),
+            ("12.5", "12.5"),
+            ("-", "-"),
+            ("", ""),
+        ] {
+            assert_eq!(thousands(n), shown, "{n}");
+        }
+        let v = Views::new(None, vec![]);
+        let t = v
+            .env
+            .template_from_str("{{ a|thousands }} {{ b|thousands }} {{ c|thousands }}");
+        let out = t
+            .unwrap()
+            .render(minijinja::context! { a => 1234567, b => 3.25, c => "x" })
+            .unwrap();
+        assert_eq!(out, "1,234,567 3.25 x");
     }
 
     #[test]

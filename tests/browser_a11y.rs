@@ -337,6 +337,10 @@ fn admin_pages_pass_axe_on_a_desktop() {
     b.goto(&format!("{}/admin/no-such-page", s.url));
     b.find("h1");
     findings.check(&b, "admin-error-404");
+    // The page for an upload over max_upload_mb (also nginx's error_page 413).
+    b.goto(&format!("{}/admin/too-large", s.url));
+    b.find("ul.advice");
+    findings.check(&b, "admin-too-large");
 
     findings.assert_none("admin pages at 1440×900");
 }

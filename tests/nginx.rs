@@ -335,7 +335,8 @@ fn behind_real_nginx_over_https() {
         assert!(!log.contains(secret), "{secret} in the access log:\n{log}");
     }
 
-    // Over-size uploads: over max_upload_mb our own 413 page; over nginx's bound its page.
+    // Over-size uploads: over max_upload_mb wxgrades' admin 413 page; over nginx's bound,
+    // nginx's error_page 413 fetches that same page from wxgrades (/admin/too-large).
     let big = vec![b'x'; 1536 * 1024];
     let r = c.post_raw("/admin/import", "multipart/form-data; boundary=x", big);
     assert_eq!(r.status, 413, "{}", r.body);
@@ -344,6 +345,16 @@ fn behind_real_nginx_over_https() {
     let r = c.post_raw("/admin/import", "multipart/form-data; boundary=x", huge);
     assert_eq!(r.status, 413, "{}", r.body);
     assert!(r.body.contains("文件太大"), "nginx's page: {}", r.body);
+    assert!(
+        r.body.contains("超过 1.0 MB") && r.body.contains("max_upload_mb"),
+        "nginx's 413 is the admin page with the limit and advice: {}",
+        r.body
+    );
+    let r = c.get("/admin/too-large");
+    assert_eq!(
+        r.status, 404,
+        "the error page's location is internal to nginx"
+    );
 
     // Plain HTTP: WeChat's domain-check files go to wxgrades (which answers them from
     // verify_dir), everything else is sent to https.

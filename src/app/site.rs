@@ -40,8 +40,8 @@ impl Site for App {
         has_cookie(req, ADMIN_COOKIE)
     }
 
-    fn too_large(&self, limit: u64) -> Response {
-        handlers::error_response(self, &AppError::TooLarge { limit })
+    fn too_large(&self, req: &Request, limit: u64) -> Response {
+        handlers::error_page(self, &req.path, &AppError::TooLarge { limit })
     }
 
     fn internal_error(&self, what: &str) -> Response {

@@ -113,7 +113,7 @@ fn import(
     }
     if p.has_errors() {
         for e in &p.errors {
-            eprintln!("  {e}");
+            eprintln!("  {}", e.describe());
         }
         return failed(format!(
             "{}: {} errors; nothing was written",

@@ -45,6 +45,13 @@ fn dispatch(app: &App, req: &Request) -> (&'static str, Handled) {
         "" | "/" => Vec::new(),
         r => r[1..].split('/').collect(),
     };
+    if segs.as_slice() == ["too-large"] && get {
+        // The page nginx's `error_page 413` shows (deploy/nginx.conf): no session needed.
+        return (
+            "admin_too_large",
+            super::admin_import::too_large_page(app, app.config.max_upload_bytes),
+        );
+    }
     if segs.as_slice() == ["login"] {
         return match (get, post) {
             (true, _) => ("admin_login", login_page(app, req)),
@@ -115,6 +122,10 @@ fn dispatch(app: &App, req: &Request) -> (&'static str, Handled) {
             "admin_import_job",
             Box::new(|a| super::admin_import::job(app, &a, id)),
         ),
+        ["import", id, "errors.csv"] if get => (
+            "admin_import_errors",
+            super::admin_import::errors_csv(app, &admin, req, id),
+        ),
         ["import", id, "commit"] if post => (
             "admin_import_commit",
             Box::new(|a| {
@@ -176,6 +187,9 @@ pub(crate) fn page(
 /// The admin layout's error page (`handlers::error_page` decides when), or None when it
 /// cannot be rendered.
 pub(super) fn error_page(app: &App, e: &AppError) -> Option<Response> {
+    if let AppError::TooLarge { limit } = e {
+        return super::admin_import::too_large_page(app, *limit).ok();
+    }
     let p = e.page();
     let heading = match e {
         AppError::NotFound => "页面不存在",
@@ -187,7 +201,13 @@ pub(super) fn error_page(app: &App, e: &AppError) -> Option<Response> {
         "admin/error.html",
         None,
         "",
-        context! { status => p.status, heading => heading, message => p.message },
+        context! {
+            status => p.status,
+            heading => heading,
+            message => p.message,
+            advice => Vec::<String>::new(),
+            link => p.link.map(|(href, label)| context! { href => href, label => label }),
+        },
     )
     .ok()
 }

@@ -1,6 +1,8 @@
 //! The admin import pages: the upload form, the job page (progress while the file is read,
-//! then the preview with every error, then progress while it commits), the commit, and the
-//! history. The work itself is `service::import` (the same engine as the CLI).
+//! then the preview with every error, then progress while it commits), the error list as CSV,
+//! the commit (a replace-term that deletes rows only with its confirmation box ticked), and the
+//! history (with the summary of the commit just made). The work itself is `service::import`
+//! (the same engine as the CLI).
 
 use minijinja::{context, Value};
 
@@ -11,12 +13,21 @@ use crate::app::App;
 use crate::error::{human_size, AppError};
 use crate::grades::Term;
 use crate::http::multipart::{boundary_from_content_type, parse_multipart, Limits};
-use crate::http::{Request, Response};
+use crate::http::{Body, Request, Response};
 use crate::service::admin::audit::{self, Action};
 use crate::service::admin::auth::Admin;
 use crate::service::admin::{local_datetime, overview};
-use crate::service::import::jobs::JobState;
+use crate::service::import::error_list;
+use crate::service::import::jobs::{Job, JobState};
 use crate::service::import::plan::{ImportKind, Plan};
+use crate::store::grades::ImportRecord;
+
+/// How long an upload waits for its preview before answering with the progress page: a small
+/// file is planned well within this, so its preview shows without a progress page first.
+const PREVIEW_WAIT: std::time::Duration = std::time::Duration::from_millis(400);
+
+/// The form field a commit that deletes rows must carry (the "我已核对…" box).
+const CONFIRM_REMOVALS: &str = "confirm_removals";
 
 fn form_page(app: &App, admin: &Admin, status: u16, error: Option<String>, kind: &str) -> Handled {
     page(
@@ -40,6 +51,30 @@ pub fn form(app: &App, admin: &Admin, req: &Request) -> Handled {
         _ => "grades",
     };
     form_page(app, admin, 200, None, kind)
+}
+
+/// The admin page for an upload over `max_upload_mb` (413), also the page nginx's
+/// `error_page 413` shows: the limit, what to do, a way back to the upload form.
+pub fn too_large_page(app: &App, limit: u64) -> Handled {
+    let size = human_size(limit);
+    page(
+        app,
+        413,
+        "admin/error.html",
+        None,
+        "",
+        context! {
+            status => 413,
+            heading => format!("文件太大：超过 {size}"),
+            message => format!("内容过大：上传的文件超过了上限 {size}（配置项 max_upload_mb），没有读取或写入任何数据。你可以："),
+            advice => vec![
+                "把文件拆成几个较小的文件分别上传（例如按学期或学院拆分，每个文件都保留表头行）；".to_string(),
+                "删去导入用不到的列（如备注、照片链接）后再上传；".to_string(),
+                "或请系统管理员调高配置中的 max_upload_mb（使用 nginx 时一并调高 /admin/import 的 client_max_body_size），重启服务后再上传。".to_string(),
+            ],
+            link => context! { href => "/admin/import", label => "返回上传页面" },
+        },
+    )
 }
 
 /// The multipart upload: checked (CSRF, kind, file, term), then queued for planning.
@@ -131,6 +166,7 @@ pub fn upload(app: &App, admin: &Admin, req: &Request) -> Handled {
         replace_term,
         app.clock.now(),
     )?;
+    job.wait_planned(PREVIEW_WAIT);
     Ok(Response::redirect(
         303,
         &format!("/admin/import/{}", job.id),
@@ -147,15 +183,50 @@ fn stage_label(stage: usize) -> &'static str {
     }
 }
 
-/// The job page: progress, preview or outcome.
-pub fn job(app: &App, admin: &Admin, id: &str) -> Handled {
-    let job = app.jobs.get(id).ok_or_else(|| AppError::NotFoundWith {
+fn find_job(app: &App, id: &str) -> Result<std::sync::Arc<Job>, AppError> {
+    app.jobs.get(id).ok_or_else(|| AppError::NotFoundWith {
         heading: "预览已失效",
         message:
             "找不到这次上传的预览（服务器重启后预览不保留，较早的预览也会被清理）。请重新上传。"
                 .into(),
         link: ("/admin/import", "重新上传"),
-    })?;
+    })
+}
+
+/// "已提交 100 条（新增 94，修改 5，删除 1），已通知 1 名学生": what a commit did.
+fn commit_summary(r: &ImportRecord, notices_enabled: bool) -> String {
+    let writes = r.added + r.changed + r.removed;
+    let mut parts = vec![
+        format!("新增 {}", thousands(r.added)),
+        format!("修改 {}", thousands(r.changed)),
+    ];
+    if r.removed > 0 {
+        parts.push(format!("删除 {}", thousands(r.removed)));
+    }
+    let notified = match (r.notify, notices_enabled) {
+        (false, _) => "未通知学生".to_string(),
+        (true, true) => format!("已通知 {} 名学生", thousands(r.notices)),
+        (true, false) => "未配置模板消息，通知未发送（已记录）".to_string(),
+    };
+    format!(
+        "已提交 {} 条（{}），{notified}",
+        thousands(writes),
+        parts.join("，")
+    )
+}
+
+fn thousands(n: usize) -> String {
+    crate::views::thousands(&n.to_string())
+}
+
+/// The job page: progress, preview or outcome.
+pub fn job(app: &App, admin: &Admin, id: &str) -> Handled {
+    job_page(app, admin, &*find_job(app, id)?, None)
+}
+
+/// The job page, with `refusal` (status and message) when a commit was refused.
+fn job_page(app: &App, admin: &Admin, job: &Job, refusal: Option<(u16, String)>) -> Handled {
+    let notices_enabled = crate::service::notices::enabled(&app.config);
     let state = job.state();
     let progress = context! {
         stage => stage_label(job.progress.stage.load(std::sync::atomic::Ordering::Relaxed)),
@@ -170,11 +241,19 @@ pub fn job(app: &App, admin: &Admin, id: &str) -> Handled {
         JobState::Committed(r) => (
             200,
             "committed",
-            Some(format!("已提交（导入记录 #{}）", r.id)),
+            Some(format!(
+                "{}（导入记录 #{}）",
+                commit_summary(r, notices_enabled),
+                r.id
+            )),
         ),
         JobState::NotCommitted(m) => (409, "not_committed", Some(m.clone())),
     };
     let preview = job.plan().map(|p| preview(&p)).unwrap_or(Value::from(()));
+    let (status, refusal) = match refusal {
+        Some((code, message)) => (code, Some(message)),
+        None => (status, None),
+    };
     page(
         app,
         status,
@@ -189,7 +268,8 @@ pub fn job(app: &App, admin: &Admin, id: &str) -> Handled {
             message => message,
             progress => progress,
             preview => preview,
-            notices_enabled => !app.config.wechat.grades_template_id.is_empty(),
+            refusal => refusal,
+            notices_enabled => notices_enabled,
         },
     )
 }
@@ -202,7 +282,12 @@ fn preview(p: &Plan) -> Value {
         .errors
         .iter()
         .take(MAX_ERRORS_SHOWN)
-        .map(|e| context! { line => e.line, column => e.column.clone(), message => e.message.clone() })
+        .map(|e| context! { line => e.line, column => e.column_label(), value => e.value.clone(), message => e.message.clone() })
+        .collect();
+    let removals: Vec<Value> = p
+        .removals
+        .iter()
+        .map(|r| context! { student_id => r.student_id.clone(), name => r.name.clone(), term => r.term.clone(), course => r.course.clone(), score => r.score.clone() })
         .collect();
     let samples: Vec<Value> = p
         .samples
@@ -221,6 +306,9 @@ fn preview(p: &Plan) -> Value {
         changed => p.changed,
         unchanged => p.unchanged,
         removed => p.removed,
+        removals => removals,
+        removals_more => p.removed.saturating_sub(p.removals.len()),
+        upserts => p.added + p.changed,
         replace_term => p.replace_term.clone(),
         unknown_count => p.unknown_students.len(),
         unknown => p.unknown_students.iter().take(50).cloned().collect::<Vec<_>>(),
@@ -234,9 +322,77 @@ fn preview(p: &Plan) -> Value {
     }
 }
 
-/// Commit a previewed import (once; not on stale data) → the history.
+/// The preview's errors as a CSV download (every error, not only those the page lists).
+pub fn errors_csv(app: &App, admin: &Admin, req: &Request, id: &str) -> Handled {
+    let job = find_job(app, id)?;
+    let plan = job
+        .plan()
+        .ok_or_else(|| AppError::Conflict("这份文件还没有读完或未能读取，没有错误列表。".into()))?;
+    let text = error_list::csv(&plan.errors);
+    audit::note(
+        app,
+        &admin.actor(),
+        Action::Export,
+        &format!(
+            "导入错误列表《{}》：{} 处",
+            job.file_name,
+            plan.errors.len()
+        ),
+        req.remote,
+    );
+    let name = error_list::file_name(&job.file_name);
+    Ok(Response::new(
+        200,
+        "text/csv; charset=utf-8",
+        Body::Bytes(text.into_bytes()),
+    )
+    .with_header(
+        "Content-Disposition",
+        format!(
+            "attachment; filename=\"import-errors.csv\"; filename*=UTF-8''{}",
+            crate::url::percent_encode(&name)
+        ),
+    )
+    .with_header("Cache-Control", "no-store"))
+}
+
+/// Commit a previewed import (once; not on stale data) → the history. A preview that deletes
+/// rows (替换学期) is committed only with its confirmation box ticked.
 pub fn commit(app: &App, req: &Request, post: &AdminPost, id: &str) -> Handled {
-    let notify = post.form().get("notify") == Some("1");
+    let form = post.form();
+    let notify = form.get("notify") == Some("1");
+    let pending = find_job(app, id)?;
+    if let Some(p) = pending.plan() {
+        if p.removed > 0
+            && form.get(CONFIRM_REMOVALS) != Some("1")
+            && matches!(pending.state(), JobState::Planned)
+        {
+            audit::note(
+                app,
+                &post.admin().actor(),
+                Action::Import,
+                &format!(
+                    "未提交{}《{}》：会删除 {} 条，未勾选删除确认",
+                    pending.kind.label(),
+                    pending.file_name,
+                    p.removed
+                ),
+                req.remote,
+            );
+            return job_page(
+                app,
+                post.admin(),
+                &pending,
+                Some((
+                    400,
+                    format!(
+                        "未提交：这次提交会删除 {} 条成绩。请核对下面列出的将被删除的成绩，勾选“我已核对将被删除的成绩”后再提交。",
+                        thousands(p.removed)
+                    ),
+                )),
+            );
+        }
+    }
     let job = app.jobs.commit(id, notify, app.generation())?;
     let detail = match job.plan() {
         Some(p) => format!(
@@ -292,6 +448,19 @@ pub fn history(app: &App, admin: &Admin, req: &Request) -> Handled {
             }
         })
         .collect();
+    let done: Vec<String> = app
+        .jobs
+        .unshown_commits(&admin.actor())
+        .iter()
+        .filter_map(|j| {
+            let r = j.take_summary()?;
+            Some(format!(
+                "《{}》{}",
+                j.file_name,
+                commit_summary(&r, crate::service::notices::enabled(&app.config))
+            ))
+        })
+        .collect();
     let running: Vec<Value> = app
         .jobs
         .committing()
@@ -304,6 +473,6 @@ pub fn history(app: &App, admin: &Admin, req: &Request) -> Handled {
         "admin/imports.html",
         Some(admin),
         "imports",
-        context! { rows => rows, running => running, pager => pager(page_no, total, "/admin/imports") },
+        context! { rows => rows, done => done, running => running, pager => pager(page_no, total, "/admin/imports") },
     )
 }

@@ -168,7 +168,7 @@ pub fn serve(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>, route: R
             _ => None,
         };
         if declared.is_some_and(|n| n > limit) {
-            let resp = shared.site.too_large(limit);
+            let resp = shared.site.too_large(&req, limit);
             answered(shared, &req, "too_large", 413, started);
             refuse(
                 &mut client,
@@ -219,7 +219,7 @@ pub fn serve(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>, route: R
                 }
                 Err(BodyError::TooLarge) => {
                     answered(shared, &req, "too_large", 413, started);
-                    let resp = shared.site.too_large(limit);
+                    let resp = shared.site.too_large(&req, limit);
                     refuse(&mut client, shared, resp, DRAIN_CAP, Some(&head));
                     return;
                 }

@@ -54,8 +54,8 @@ pub trait Site: Send + Sync + 'static {
         false
     }
 
-    /// The page for a body over its bound (413).
-    fn too_large(&self, limit: u64) -> Response {
+    /// The page for a body over its bound (413) on the request `req` (head only, no body).
+    fn too_large(&self, _req: &Request, limit: u64) -> Response {
         Response::text(413, format!("request body over {limit} bytes"))
     }
 

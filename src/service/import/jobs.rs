@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use super::plan::{
     commit, plan_with_progress, refused_record, ImportError, ImportKind, Plan, Progress, Upload,
@@ -42,7 +42,11 @@ pub struct Job {
     pub created: i64,
     pub progress: Progress,
     state: Mutex<JobState>,
+    /// Signalled whenever `state` changes.
+    changed: Condvar,
     plan: Mutex<Option<Arc<Plan>>>,
+    /// Set once the committed summary has been shown to the person who committed.
+    summary_shown: AtomicBool,
 }
 
 impl Job {
@@ -55,6 +59,37 @@ impl Job {
     fn set(&self, s: JobState) {
         if let Ok(mut st) = self.state.lock() {
             *st = s;
+        }
+        self.changed.notify_all();
+    }
+
+    /// Wait at most `limit` for the job to leave `Planning` (a small file is planned in a few
+    /// milliseconds: its preview can then be shown without a progress page first). Returns
+    /// whether it has.
+    pub fn wait_planned(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let Ok(mut st) = self.state.lock() else {
+            return false;
+        };
+        while matches!(*st, JobState::Planning) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            st = match self.changed.wait_timeout(st, left) {
+                Ok((g, _)) => g,
+                Err(_) => return false,
+            };
+        }
+        true
+    }
+
+    /// The record of this job's commit, the first time it is asked for once committed (the
+    /// "已提交 …" summary is shown once, on the page the commit lands on).
+    pub fn take_summary(&self) -> Option<ImportRecord> {
+        match self.state() {
+            JobState::Committed(r) if !self.summary_shown.swap(true, Ordering::SeqCst) => Some(r),
+            _ => None,
         }
     }
     pub fn plan(&self) -> Option<Arc<Plan>> {
@@ -183,6 +218,23 @@ impl ImportJobs {
             .unwrap_or_default()
     }
 
+    /// Jobs `by` committed whose summary has not been shown yet, oldest first.
+    pub fn unshown_commits(&self, by: &str) -> Vec<Arc<Job>> {
+        let (Ok(jobs), Ok(order)) = (self.jobs.lock(), self.order.lock()) else {
+            return Vec::new();
+        };
+        order
+            .iter()
+            .filter_map(|id| jobs.get(id))
+            .filter(|j| {
+                j.by == by
+                    && !j.summary_shown.load(Ordering::SeqCst)
+                    && matches!(j.state(), JobState::Committed(_))
+            })
+            .cloned()
+            .collect()
+    }
+
     /// Queue a file for planning; returns the job to watch.
     pub fn submit(
         &self,
@@ -201,7 +253,9 @@ impl ImportJobs {
             created: now,
             progress: Progress::default(),
             state: Mutex::new(JobState::Planning),
+            changed: Condvar::new(),
             plan: Mutex::new(None),
+            summary_shown: AtomicBool::new(false),
         });
         {
             let mut jobs = self

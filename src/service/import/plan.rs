@@ -3,7 +3,7 @@
 //! removals, the bound students to notify), then write it all in one transaction — only if the
 //! data is still what the plan was computed on. Used by the CLI and the admin page alike.
 //!
-//! Over 600 lines because of its tests (the last ~200 lines).
+//! Over 600 lines because of its tests (the last ~280 lines).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -14,6 +14,7 @@ use super::layout;
 use super::table::{TableError, TableReader, XlsxLimits, DEFAULT_UPLOAD_BYTES};
 use super::validate::{
     column_mapping, stream, GradeSheet, RosterSheet, RowError, Translation, Validated,
+    MAX_ERROR_VALUE,
 };
 use crate::grades::{GradeRecord, Term};
 use crate::secret;
@@ -69,6 +70,21 @@ pub struct ChangeSample {
     pub after: String,
 }
 
+/// A stored grade row that `--replace-term` would delete, shown in the preview.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removal {
+    pub student_id: String,
+    /// The roster's name, when the student is in it.
+    pub name: Option<String>,
+    pub term: String,
+    /// "高等数学（MA1001，补考）".
+    pub course: String,
+    pub score: String,
+}
+
+/// At most this many of a replace-term's removals are kept for the preview (all are counted).
+pub const MAX_REMOVAL_SAMPLES: usize = 200;
+
 /// A bound student whose grades an import adds or changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NoticeTarget {
@@ -102,6 +118,8 @@ pub struct Plan {
     pub changed: usize,
     pub unchanged: usize,
     pub removed: usize,
+    /// The first [`MAX_REMOVAL_SAMPLES`] rows `removed` counts, in key order.
+    pub removals: Vec<Removal>,
     /// Student IDs of grade rows not in the roster (imported all the same).
     pub unknown_students: Vec<String>,
     pub terms: Vec<String>,
@@ -207,6 +225,14 @@ pub fn plan_with_progress(
         ImportKind::Grades => layout::recognise_grades(reader.headers()),
     };
     let mapping = column_mapping(up.kind == ImportKind::Roster, reader.headers());
+    // Where the grade file's 姓名 column is, for the errors of names that differ from the roster.
+    let name_column = mapping
+        .iter()
+        .find(|(field, _)| *field == layout::GRADE_FIELDS[layout::G_NAME].label)
+        .and_then(|(_, header)| {
+            let at = reader.headers().iter().position(|h| h == header)?;
+            Some((header.clone(), at.saturating_add(reader.first_column())))
+        });
     // Rows are validated as they stream past: no table of strings is ever built.
     let tick = |n: usize| progress.tick(n);
     let (roster, grades) = match up.kind {
@@ -242,6 +268,7 @@ pub fn plan_with_progress(
         changed: 0,
         unchanged: 0,
         removed: 0,
+        removals: Vec::new(),
         unknown_students: Vec::new(),
         terms: Vec::new(),
         replace_term: up.replace_term.as_ref().map(|t| t.as_str().to_string()),
@@ -298,7 +325,7 @@ pub fn plan_with_progress(
                 }
             }
         }
-        (None, Some(v)) => plan_grades(&snap, up, v, &mut plan, progress)?,
+        (None, Some(v)) => plan_grades(&snap, up, v, &mut plan, progress, name_column)?,
         (None, None) => {}
     }
     progress.set(2, plan.rows_read, plan.rows_read);
@@ -323,6 +350,7 @@ fn plan_grades(
     v: Validated<GradeRecord>,
     plan: &mut Plan,
     progress: &Progress,
+    name_column: Option<(String, usize)>,
 ) -> Result<(), ImportError> {
     plan.rows_read = v.rows_read;
     plan.skipped = v.skipped;
@@ -372,7 +400,13 @@ fn plan_grades(
             (Some(rn), Some(given)) if rn != given.trim() => {
                 name_errors.push(RowError {
                     line,
-                    column: Some("姓名".into()),
+                    column: Some(
+                        name_column
+                            .as_ref()
+                            .map_or_else(|| "姓名".to_string(), |(h, _)| h.clone()),
+                    ),
+                    col: name_column.as_ref().map(|(_, at)| *at),
+                    value: Some(given.chars().take(MAX_ERROR_VALUE).collect()),
                     message: format!(
                         "学号 {} 在名册中的姓名是“{}”，文件中是“{}”",
                         r.student_id,
@@ -434,11 +468,33 @@ fn plan_grades(
     }
     if let Some(term) = &up.replace_term {
         for item in grades.iter()? {
-            let (k, _) = item?;
+            let (k, v) = item?;
             let k = k.value();
             let mut parts = k.split('\u{1f}');
             let in_term = parts.nth(1) == Some(term.as_str());
             if in_term && !keys_in_replace_term.contains(k) {
+                if plan.removals.len() < MAX_REMOVAL_SAMPLES {
+                    if let Ok(g) = decode_row(k, v.value()) {
+                        let name = match students.get(g.student_id.as_str())? {
+                            Some(s) => serde_json::from_slice::<Student>(s.value())
+                                .ok()
+                                .map(|s| s.name),
+                            None => None,
+                        };
+                        plan.removals.push(Removal {
+                            name,
+                            term: g.term.as_str().to_string(),
+                            course: format!(
+                                "{}（{}，{}）",
+                                g.course_name,
+                                g.course_code,
+                                g.kind.label()
+                            ),
+                            score: describe_grade(&g),
+                            student_id: g.student_id,
+                        });
+                    }
+                }
                 plan.batch.grade_removals.push(k.to_string());
             }
         }
@@ -692,6 +748,88 @@ mod tests {
         let rows = all_rows(&s);
         assert_eq!(rows.len(), 2, "{rows:?}");
         assert!(rows.iter().any(|(k, _)| k.contains("2024-2025-2")));
+    }
+
+    #[test]
+    fn replace_term_keeps_a_bounded_sample_of_its_removals() {
+        let s = store("removals");
+        import(&s, ImportKind::Roster, "r.csv", ROSTER.as_bytes(), None);
+        let mut f = String::from("学号,学期,课程代码,课程名称,学分,成绩\n");
+        for k in 0..(MAX_REMOVAL_SAMPLES + 5) {
+            f.push_str(&format!("2021001,2024-2025-1,C{k:04},课{k},2,70\n"));
+        }
+        f.push_str("2029999,2024-2025-1,X1,外课,2,80\n");
+        import(&s, ImportKind::Grades, "g.csv", f.as_bytes(), None);
+        let one = "学号,学期,课程代码,课程名称,学分,成绩\n2021001,2024-2025-1,C0000,课0,2,70\n";
+        let up = Upload {
+            kind: ImportKind::Grades,
+            file_name: "one.csv",
+            bytes: one.as_bytes(),
+            replace_term: Some(Term::parse("2024-2025-1").unwrap()),
+        };
+        let p = plan(&s, &VerifyKey::for_tests(), &up).unwrap();
+        assert_eq!(p.removed, MAX_REMOVAL_SAMPLES + 5);
+        assert_eq!(p.removals.len(), MAX_REMOVAL_SAMPLES);
+        assert_eq!(
+            p.removals[0],
+            Removal {
+                student_id: "2021001".into(),
+                name: Some("张三".into()),
+                term: "2024-2025-1".into(),
+                course: "课1（C0001，正常考试）".into(),
+                score: "70 分 · 2 学分".into(),
+            }
+        );
+        assert!(p
+            .removals
+            .iter()
+            .all(|r| r.course != "课0（C0000，正常考试）"));
+    }
+
+    #[test]
+    fn errors_carry_the_column_letter_and_the_cell() {
+        let s = store("letters");
+        import(&s, ImportKind::Roster, "r.csv", ROSTER.as_bytes(), None);
+        let f = "学号,Name,学期,课程代码,课程名称,学分,成绩\n2021001,王五,2024-2025-1,MA1001,高等数学,4,95\n2021001,张三,2024-2025-1,MA1002,线代,4,x\n";
+        let p = preview(&s, ImportKind::Grades, "g.csv", f.as_bytes());
+        let shown: Vec<(usize, Option<String>, Option<&str>)> = p
+            .errors
+            .iter()
+            .map(|e| (e.line, e.column_label(), e.value.as_deref()))
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                (2, Some("Name（B 列）".to_string()), Some("王五")),
+                (3, Some("成绩（G 列）".to_string()), Some("x")),
+            ]
+        );
+        assert!(p.errors[1]
+            .describe()
+            .starts_with("line 3, column 成绩 (G): "));
+    }
+
+    #[test]
+    fn a_sheet_that_starts_right_of_column_a_names_its_real_columns() {
+        let s = store("offset");
+        let cells = |v: [&'static str; 6]| {
+            let mut row = vec![XCell::Empty];
+            row.extend(v.into_iter().map(XCell::Shared));
+            row
+        };
+        let rows = vec![
+            (
+                1,
+                cells(["学号", "学期", "课程代码", "课程名称", "学分", "成绩"]),
+            ),
+            (
+                2,
+                cells(["2021001", "2024-2025-1", "MA1001", "高数", "4", "x"]),
+            ),
+        ];
+        let p = preview(&s, ImportKind::Grades, "g.xlsx", &xlsx_bytes(&rows));
+        assert_eq!(p.errors.len(), 1, "{:?}", p.errors);
+        assert_eq!(p.errors[0].column_label().as_deref(), Some("成绩（G 列）"));
     }
 
     #[test]

@@ -426,6 +426,15 @@ impl<'a> TableReader<'a> {
         self.header_line
     }
 
+    /// The file's column (0 is Excel's A) that a row's first cell is in: a worksheet whose
+    /// used range starts at column C reads C as a row's first cell.
+    pub fn first_column(&self) -> usize {
+        match &self.source {
+            Source::Sheet(s) => s.first_column(),
+            _ => 0,
+        }
+    }
+
     /// The next non-blank data row, or `None` at the end.
     pub fn next_row(&mut self) -> Result<Option<RowRef<'_>>, TableError> {
         let line = loop {
@@ -765,9 +774,37 @@ fn count_line_breaks(chunk: &[u8]) -> usize {
     n
 }
 
+/// A 0-based column's Excel letters: 0 → "A", 25 → "Z", 26 → "AA".
+pub fn column_letter(col: usize) -> String {
+    let mut letters = Vec::new();
+    let mut n = (col as u64).saturating_add(1);
+    while n > 0 {
+        let rem = (n - 1) % 26;
+        letters.push(char::from(b'A' + rem as u8));
+        n = (n - 1) / 26;
+    }
+    letters.iter().rev().collect()
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn column_letters_count_like_excel() {
+        for (col, letters) in [
+            (0, "A"),
+            (6, "G"),
+            (25, "Z"),
+            (26, "AA"),
+            (701, "ZZ"),
+            (702, "AAA"),
+            (16383, "XFD"),
+        ] {
+            assert_eq!(column_letter(col), letters, "{col}");
+        }
+        assert!(!column_letter(usize::MAX).is_empty());
+    }
 
     fn csv(text: &str) -> Table {
         read_table("t.csv", text.as_bytes()).unwrap()

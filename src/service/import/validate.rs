@@ -14,7 +14,7 @@ use super::layout::{
     R_COLLEGE, R_GRADE, R_ID, R_ID_NUMBER, R_MAJOR, R_NAME, R_VERIFY,
 };
 use super::notation;
-use super::table::{CellRow, Table, TableError, TableReader};
+use super::table::{column_letter, CellRow, Table, TableError, TableReader};
 use crate::grades::{shown, Credit, ExamKind, GradeRecord, RosterRecord, Score, Term};
 
 /// The outcome of validating a file: the good records with their row numbers, and every error.
@@ -89,8 +89,51 @@ pub struct RowError {
     pub line: usize,
     /// The column's header as written in the file, when the problem is in one cell.
     pub column: Option<String>,
+    /// That column's place in the file (0 is Excel's column A), when known.
+    pub col: Option<usize>,
+    /// The cell as the file writes it (cut to [`MAX_ERROR_VALUE`] characters), when the
+    /// problem is in one cell.
+    pub value: Option<String>,
     /// What is wrong, in Chinese for the admin page.
     pub message: String,
+}
+
+/// At most this many characters of a faulty cell are kept with its error.
+pub const MAX_ERROR_VALUE: usize = 200;
+
+impl RowError {
+    /// The column by header and Excel letter, "成绩（G 列）"; the header alone when its place
+    /// is unknown.
+    pub fn column_label(&self) -> Option<String> {
+        let column = self.column.as_ref()?;
+        Some(match self.col {
+            Some(c) => format!("{column}（{} 列）", column_letter(c)),
+            None => column.clone(),
+        })
+    }
+
+    /// The column's Excel letter ("G"), when its place is known.
+    pub fn letter(&self) -> Option<String> {
+        self.col.map(column_letter)
+    }
+
+    /// For a terminal: "line 3, column 成绩 (G): …".
+    pub fn describe(&self) -> String {
+        match (&self.column, self.letter()) {
+            (Some(column), Some(l)) => {
+                format!(
+                    "line {}, column {column} ({l}): {}",
+                    self.line, self.message
+                )
+            }
+            _ => self.to_string(),
+        }
+    }
+}
+
+/// A cell's text as kept with its error: at most [`MAX_ERROR_VALUE`] characters.
+fn kept_value(v: &str) -> String {
+    v.chars().take(MAX_ERROR_VALUE).collect()
 }
 
 impl fmt::Display for RowError {
@@ -139,6 +182,8 @@ fn map_columns<const N: usize>(
                 Some(first) => errors.push(RowError {
                     line: header_line,
                     column: Some(header.clone()),
+                    col: Some(i),
+                    value: None,
                     message: format!(
                         "列“{}”与第{}列“{}”重复（都表示{}），请只保留一列",
                         header,
@@ -184,6 +229,8 @@ fn map_columns<const N: usize>(
             RowError {
                 line: header_line,
                 column: None,
+                col: None,
+                value: None,
                 message: format!(
                     "缺少必需的列：{}。文件中的列为：{}",
                     missing.join("、"),
@@ -264,6 +311,8 @@ impl<'r, R: CellRow + ?Sized> RowCheck<'r, '_, R> {
         self.errors.push(RowError {
             line: self.row.line(),
             column: self.headers.get(col).cloned(),
+            col: Some(col),
+            value: Some(kept_value(self.row.cell(col))),
             message,
         });
     }
@@ -446,9 +495,14 @@ impl<S: Sheet> Validator<S> {
                     (records.get(dup), records.get(first))
                 {
                     let (column, message) = S::duplicate(r, *earlier, cols, &self.headers);
+                    let col = column
+                        .as_ref()
+                        .and_then(|c| self.headers.iter().position(|h| h == c));
                     self.out.errors.push(RowError {
                         line: *line,
                         column,
+                        col,
+                        value: None,
                         message,
                     });
                 }
@@ -823,6 +877,8 @@ fn finish_common<T>(mut out: Validated<T>, mapped: bool, header_line: usize) -> 
         out.errors.push(RowError {
             line: header_line,
             column: None,
+            col: None,
+            value: None,
             message: "文件中只有表头，没有数据行".to_string(),
         });
     }
@@ -885,7 +941,15 @@ pub fn stream<S: Sheet>(
         rows += 1;
         tick(rows);
     })?;
-    Ok(v.finish())
+    let mut out = v.finish();
+    // Errors name the file's column: a sheet whose used range starts right of A shifts them.
+    let shift = reader.first_column();
+    if shift > 0 {
+        for e in &mut out.errors {
+            e.col = e.col.map(|c| c.saturating_add(shift));
+        }
+    }
+    Ok(out)
 }
 
 /// Reads and validates a roster file in one streaming pass.

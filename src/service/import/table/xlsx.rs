@@ -107,6 +107,11 @@ impl SheetSource {
     }
 
     /// Back to the first row (the header search read past the header row).
+    /// The sheet column (0 is A) of the used range's first cell.
+    pub(super) fn first_column(&self) -> usize {
+        self.origin.1 as usize
+    }
+
     pub(super) fn rewind(&mut self) {
         self.next = 0;
     }

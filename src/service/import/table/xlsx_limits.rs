@@ -410,15 +410,8 @@ fn cell_ref(s: &str) -> Option<(u64, Option<u64>)> {
 
 /// 0-based (row, column) → `A1` notation.
 fn a1(row: u64, col: u64) -> String {
-    let mut letters = Vec::new();
-    let mut n = col + 1;
-    while n > 0 {
-        let rem = (n - 1) % 26;
-        letters.push(b'A' + rem as u8);
-        n = (n - 1) / 26;
-    }
-    letters.reverse();
-    format!("{}{}", String::from_utf8_lossy(&letters), row + 1)
+    let col = usize::try_from(col).unwrap_or(usize::MAX);
+    format!("{}{}", super::column_letter(col), row + 1)
 }
 
 #[cfg(test)]
