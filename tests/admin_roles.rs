@@ -221,6 +221,12 @@ const TABLE: &[Row] = &[
         "admin_import_commit",
         [404, 404, 403],
     ),
+    row(
+        M::Get,
+        "/admin/import/nojob/errors.csv",
+        "admin_import_errors",
+        [404, 404, 403],
+    ),
     row(M::Get, "/admin/imports", "admin_imports", [200, 200, 403]),
     row(M::Get, "/admin/accounts", "admin_accounts", [200, 403, 403]),
     row(
@@ -321,7 +327,8 @@ fn every_route_label_is_declared_and_tried() {
         labels.contains("admin_dashboard"),
         "scan found labels: {labels:?}"
     );
-    let sign_in = ["admin_login", "admin_signin"];
+    // Served before any session check: the sign-in itself, and the 413 page nginx fetches.
+    let sign_in = ["admin_login", "admin_signin", "admin_too_large"];
     let declared: Vec<&str> = ROUTE_ROLES.iter().map(|(l, _)| *l).collect();
     for l in &labels {
         assert!(

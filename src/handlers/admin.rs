@@ -124,7 +124,7 @@ fn dispatch(app: &App, req: &Request) -> (&'static str, Handled) {
         ),
         ["import", id, "errors.csv"] if get => (
             "admin_import_errors",
-            super::admin_import::errors_csv(app, &admin, req, id),
+            Box::new(|a| super::admin_import::errors_csv(app, &a, req, id)),
         ),
         ["import", id, "commit"] if post => (
             "admin_import_commit",

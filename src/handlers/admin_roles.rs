@@ -31,6 +31,8 @@ pub const ROUTE_ROLES: &[(&str, Role)] = &[
     ("admin_import", Role::Registrar),
     ("admin_import_job", Role::Registrar),
     ("admin_import_commit", Role::Registrar),
+    // A preview's error list names student IDs and cells as written.
+    ("admin_import_errors", Role::Registrar),
     ("admin_imports", Role::Registrar),
     // Accounts and whole-file backups (they hold every password hash).
     ("admin_accounts", Role::Admin),
