@@ -90,7 +90,17 @@ struct RawConfig {
     #[serde(default)]
     backup: RawBackup,
     #[serde(default)]
+    privacy: RawPrivacy,
+    #[serde(default)]
     menu: Vec<MenuButton>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrivacy {
+    notice: Option<String>,
+    contact: Option<String>,
+    keep_signins_days: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -117,6 +127,7 @@ struct RawGrades {
     scale: Option<ScaleConfig>,
     average_attempt: Option<String>,
     level_scores: Option<BTreeMap<String, f64>>,
+    rank: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -155,6 +166,35 @@ pub struct WechatConfig {
     pub token_api: TokenApi,
     pub timeout_secs: u64,
     pub notice_rate_per_sec: u32,
+}
+
+/// `[grades] rank`: within which group a student's place by overall GPA is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RankScope {
+    #[default]
+    None,
+    Class,
+    Major,
+}
+
+impl RankScope {
+    /// The config value ("none", "class", "major").
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RankScope::None => "none",
+            RankScope::Class => "class",
+            RankScope::Major => "major",
+        }
+    }
+}
+
+/// `[privacy]`: the bind page's notice on personal data, whom to ask, and how long sign-ins
+/// are kept. Empty texts in the file mean the defaults (see `service::privacy`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrivacyConfig {
+    pub notice: String,
+    pub contact: String,
+    pub keep_signins_days: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -208,6 +248,9 @@ pub struct Config {
     pub scale: Scale,
     /// `[grades] average_attempt` and `level_scores`: the rules of the 加权平均分.
     pub average: AverageRules,
+    /// `[grades] rank`: whether and within which group students see their place.
+    pub rank: RankScope,
+    pub privacy: PrivacyConfig,
     pub backup: BackupConfig,
     pub menu: Vec<MenuButton>,
     /// Demo mode: WeChat is the built-in simulator under `/_sim/`.
@@ -631,6 +674,29 @@ fn validate(raw: RawConfig, demo: bool) -> Result<Config, ConfigError> {
             },
         },
     };
+    let rank = match raw
+        .grades
+        .rank
+        .as_deref()
+        .map(|r| r.trim().to_ascii_lowercase())
+    {
+        None => RankScope::None,
+        Some(r) if r == "none" => RankScope::None,
+        Some(r) if r == "class" => RankScope::Class,
+        Some(r) if r == "major" => RankScope::Major,
+        Some(r) => {
+            return err(format!(
+                "grades.rank: expected \"none\", \"class\" or \"major\", got {r:?}"
+            ))
+        }
+    };
+    let p = raw.privacy;
+    let privacy = PrivacyConfig {
+        notice: p.notice.unwrap_or_default().trim().to_string(),
+        contact: p.contact.unwrap_or_default().trim().to_string(),
+        keep_signins_days: positive("privacy.keep_signins_days", p.keep_signins_days, 180, 3650)?
+            as u32,
+    };
     let b = raw.backup;
     let every_hours = match b.every_hours {
         Some(n) if !(0..=24 * 365).contains(&n) => {
@@ -702,6 +768,8 @@ fn validate(raw: RawConfig, demo: bool) -> Result<Config, ConfigError> {
         },
         scale,
         average,
+        rank,
+        privacy,
         backup: BackupConfig {
             dir: backup_dir,
             every_hours,

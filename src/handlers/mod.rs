@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod admin_import;
+pub mod my_data;
 pub mod oauth;
 pub mod pages;
 pub mod session;
@@ -46,7 +47,12 @@ fn dispatch(app: &App, req: &Request) -> (&'static str, Handled) {
         "/unbind" if get => ("unbind", student::unbind_form(app, req)),
         "/unbind" if post => ("unbind", student::unbind_submit(app, req)),
         "/grades" if get => ("grades", student::grades(app, req)),
+        "/grades/notices" if post => ("grades_notices", student::notices_submit(app, req)),
         "/me" if get => ("me", pages::whoami(app, req)),
+        "/me/data" if get => ("my_data", my_data::page(app, req)),
+        "/me/data.json" if get => ("my_data_download", my_data::json(app, req)),
+        "/me/data.csv" if get => ("my_data_download", my_data::csv(app, req)),
+        "/me/data/delete" if post => ("my_data_delete", my_data::delete(app, req)),
         "/wx/oauth/start" if get => ("oauth_start", oauth::start(app, req)),
         "/wx/oauth/callback" if get => ("oauth_callback", oauth::callback(app, req)),
         "/logout" if get => ("logout", pages::logout(app, req)),

@@ -12,6 +12,8 @@ pub mod notices;
 pub mod oauth;
 pub mod oauth_states;
 pub mod pacing;
+pub mod privacy;
+pub mod rank;
 pub mod ratelimit;
 pub mod session;
 pub mod students;

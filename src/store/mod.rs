@@ -8,6 +8,8 @@ pub mod auth;
 pub mod backup;
 pub mod grades;
 pub mod notices;
+pub mod privacy;
+pub mod ranks;
 pub mod students;
 pub mod tables;
 
