@@ -5,13 +5,10 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-
+use support::student_data::{import_job, row, seed};
 use support::{Client, TestServer};
-use wxgrades::grades::{CourseFacts, Credit, ExamKind, GradeRecord, Score, Term};
-use wxgrades::service::import::jobs::JobState;
+use wxgrades::grades::ExamKind;
 use wxgrades::service::import::plan::ImportKind;
-use wxgrades::store::grades::{grade_key, grade_value, ImportBatch, ImportRecord};
 
 const ROSTER: &str = "学号,姓名,身份证后六位,班级,专业\n\
 2024001,张三,12345X,计科2401,计算机科学与技术\n\
@@ -45,99 +42,6 @@ fn bound(s: &TestServer, openid: &str, sid: &str, name: &str, verify: &str) -> C
     );
     assert_eq!((r.status, r.location()), (303, "/grades"), "{}", r.body);
     c
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Upload and commit through the import jobs, as the admin page does.
-fn import_job(s: &TestServer, kind: ImportKind, csv: &str, notify: bool) -> ImportRecord {
-    let job = s
-        .app
-        .jobs
-        .submit(
-            "admin",
-            kind,
-            "upload.csv",
-            csv.as_bytes().to_vec(),
-            None,
-            s.app.clock.now(),
-        )
-        .expect("submit");
-    wait_until("planned", || matches!(job.state(), JobState::Planned));
-    let generation = job.plan().expect("plan").generation;
-    s.app
-        .jobs
-        .commit(&job.id, notify, generation)
-        .expect("commit");
-    wait_until("committed", || {
-        matches!(job.state(), JobState::Committed(_))
-    });
-    match job.state() {
-        JobState::Committed(record) => record,
-        _ => unreachable!("waited for Committed"),
-    }
-}
-
-/// Store grade rows carrying course facts, as the registrar import will (one transaction).
-fn seed(s: &TestServer, rows: &[GradeRecord]) {
-    let batch = ImportBatch {
-        grade_upserts: rows
-            .iter()
-            .map(|r| {
-                (
-                    grade_key(&r.student_id, &r.term, &r.course_code, r.kind),
-                    grade_value(r),
-                )
-            })
-            .collect(),
-        ..ImportBatch::default()
-    };
-    let generation = s.app.store.generation().unwrap();
-    s.app
-        .store
-        .apply_import(&batch, ImportRecord::default(), generation, |_, _| Ok(0))
-        .unwrap()
-        .expect("not stale");
-    s.app.data_changed();
-}
-
-/// A row of 2024001 in 2024-2025-1 with its 课程性质 and components.
-fn row(
-    code: &str,
-    name: &str,
-    credit: &str,
-    score: &str,
-    kind: ExamKind,
-    nature: &str,
-    parts: &[(&str, &str)],
-) -> GradeRecord {
-    GradeRecord {
-        student_id: "2024001".into(),
-        term: Term::parse("2024-2025-1").unwrap(),
-        course_code: code.into(),
-        course_name: name.into(),
-        credit: Credit::parse(credit).unwrap(),
-        score: Score::parse(score).unwrap(),
-        kind,
-        name: None,
-        course: CourseFacts {
-            nature: Some(nature.into()),
-            components: parts
-                .iter()
-                .map(|(l, v)| (l.to_string(), v.to_string()))
-                .collect(),
-            ..CourseFacts::default()
-        },
-    }
 }
 
 #[test]
