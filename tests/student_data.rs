@@ -305,6 +305,19 @@ fn my_data_downloads_everything_held_and_deletes_binding_and_wechat_data() {
     assert!(me.contains("href=\"/me/data\""), "{me}");
     assert!(unescape(&c.get("/grades").body).contains("href=\"/me/data\""));
 
+    // A grade notice sent to this WeChat, and one to another student's.
+    let notice = |openid: &str, sid: &str| wxgrades::store::notices::NewNotice {
+        openid: openid.into(),
+        student_id: sid.into(),
+        name: String::new(),
+        terms: vec!["2024-2025-1".into()],
+        courses: vec!["高等数学".into()],
+        import_id: 1,
+    };
+    s.app
+        .store
+        .enqueue_notices(&[notice("oZhang", "2024001"), notice("oLi", "2024002")])
+        .unwrap();
     let page = c.get("/me/data");
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("2024001"), "{}", page.body);
@@ -328,6 +341,8 @@ fn my_data_downloads_everything_held_and_deletes_binding_and_wechat_data() {
     assert_eq!(v["成绩"].as_array().unwrap().len(), 2);
     assert!(!v["登录记录"].as_array().unwrap().is_empty());
     assert_eq!(v["绑定记录"][0]["操作"], "绑定");
+    assert_eq!(v["成绩通知记录"].as_array().unwrap().len(), 1);
+    assert_eq!(v["成绩通知记录"][0]["课程"][0], "高等数学");
     assert!(
         !j.body.contains("12345"),
         "the verification value never leaves: {}",
@@ -373,6 +388,9 @@ fn my_data_downloads_everything_held_and_deletes_binding_and_wechat_data() {
     assert!(store.bound_openid("2024001").unwrap().is_none());
     assert!(store.wx_user("oZhang").unwrap().is_none());
     assert!(store.signins("oZhang", 10).unwrap().is_empty());
+    let notices = store.notices().unwrap();
+    assert_eq!(notices.len(), 1, "only the other student's notice is left");
+    assert_eq!(notices[0].openid, "oLi");
     // The grades and the roster entry stay: they are the school's.
     assert_eq!(store.grades_of("2024001").unwrap().len(), 2);
     assert!(store.student("2024001").unwrap().is_some());

@@ -243,8 +243,8 @@ pub fn delete_my_data(ctx: &Ctx, openid: &str, ip: Option<IpAddr>) -> Result<Cha
         "student",
         Action::Unbind,
         &format!(
-            "学生本人删除绑定与微信数据：学号 {who}（微信 {short}…），登录记录 {} 条",
-            d.signins
+            "学生本人删除绑定与微信数据：学号 {who}（微信 {short}…），登录记录 {} 条，成绩通知 {} 条",
+            d.signins, d.notices
         ),
         ip,
     );

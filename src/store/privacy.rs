@@ -1,13 +1,18 @@
 //! What the data file holds about one WeChat user beyond the roster and grades, for the
 //! student's own view of it (PIPL): the log of web sign-ins (kept `[privacy] keep_signins_days`),
-//! the grade-notice switch, and the one transaction that deletes their binding and WeChat data.
+//! the grade-notice switch, and the one transaction that deletes their binding and WeChat data
+//! (including the grade notices addressed to them; the dashboard's sent/failed counters stay,
+//! they hold nothing personal).
 
 use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::auth::{Session, PURGE_BATCH};
+use super::notices::{bump, Notice, NoticeState};
 use super::students::{log_event, BindEvent, Binding};
-use super::tables::{BINDINGS, BOUND, NOTICES_OFF, SESSIONS, SIGNINS, WX_USERS};
+use super::tables::{
+    BINDINGS, BOUND, NOTICES, NOTICES_OFF, NOTICE_BY_MSGID, NOTICE_DUE, SESSIONS, SIGNINS, WX_USERS,
+};
 use super::{Result, Store};
 
 /// One web sign-in, as the student's data export lists it.
@@ -26,6 +31,7 @@ pub struct Deleted {
     pub student_id: Option<String>,
     pub sessions: usize,
     pub signins: usize,
+    pub notices: usize,
 }
 
 /// Record a sign-in inside the transaction that opens its session.
@@ -40,6 +46,37 @@ pub(crate) fn record_signin_in(tx: &WriteTransaction, openid: &str, s: &SignIn) 
 /// notices it writes follow the switch as of that moment).
 pub fn notices_off_in(tx: &WriteTransaction, openid: &str) -> Result<bool> {
     Ok(tx.open_table(NOTICES_OFF)?.get(openid)?.is_some())
+}
+
+/// Remove every grade notice addressed to `openid` with its indexes; one still to send leaves
+/// the pending count (the sender finds it gone and moves on).
+fn delete_notices_in(tx: &WriteTransaction, openid: &str) -> Result<usize> {
+    let mut notices = tx.open_table(NOTICES)?;
+    let mut theirs: Vec<Notice> = Vec::new();
+    for item in notices.iter()? {
+        let (_, v) = item?;
+        if let Ok(n) = serde_json::from_slice::<Notice>(v.value()) {
+            if n.openid == openid {
+                theirs.push(n);
+            }
+        }
+    }
+    let mut due = tx.open_table(NOTICE_DUE)?;
+    let mut by_msgid = tx.open_table(NOTICE_BY_MSGID)?;
+    let mut pending = 0i64;
+    for n in &theirs {
+        notices.remove(n.id)?;
+        if let Some(m) = n.msg_id {
+            by_msgid.remove(m)?;
+        }
+        if matches!(n.state, NoticeState::Pending | NoticeState::Sending) {
+            due.remove((n.due, n.id))?;
+            pending += 1;
+        }
+    }
+    drop((notices, due, by_msgid));
+    bump(tx, "pending", -pending)?;
+    Ok(theirs.len())
 }
 
 impl Store {
@@ -136,6 +173,7 @@ impl Store {
                 sessions.remove(k.as_slice())?;
             }
             out.sessions = mine.len();
+            out.notices = delete_notices_in(&tx, openid)?;
         }
         tx.commit()?;
         Ok(out)
@@ -191,7 +229,27 @@ mod tests {
             super::super::students::BindResult::Bound
         );
         s.set_notices("oA", false, 100).unwrap();
+        let notice = |openid: &str| super::super::notices::NewNotice {
+            openid: openid.into(),
+            student_id: "2024001".into(),
+            name: "张三".into(),
+            terms: vec!["2024-2025-1".into()],
+            courses: vec!["高等数学".into()],
+            import_id: 1,
+        };
+        s.enqueue_notices(&[notice("oA"), notice("oB"), notice("oA")])
+            .unwrap();
+        assert_eq!(s.notice_counts().unwrap().pending, 3);
         let d = s.delete_wechat_data("oA", 200, "student").unwrap();
+        assert_eq!(d.notices, 2);
+        let left = s.notices().unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].openid, "oB");
+        assert_eq!(s.notice_counts().unwrap().pending, 1);
+        assert_eq!(
+            s.next_due_notice(i64::MAX).unwrap().map(|n| n.openid),
+            Some("oB".into())
+        );
         assert_eq!(d.student_id.as_deref(), Some("2024001"));
         assert_eq!((d.sessions, d.signins), (1, 1));
         assert!(s.binding("oA").unwrap().is_none());
