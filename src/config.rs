@@ -1057,6 +1057,44 @@ mod tests {
     }
 
     #[test]
+    fn rank_and_privacy_from_the_config() {
+        let c = load_str(OK, &[]).unwrap();
+        assert_eq!(c.rank, RankScope::None);
+        assert_eq!(
+            c.privacy,
+            PrivacyConfig {
+                notice: String::new(),
+                contact: String::new(),
+                keep_signins_days: 180
+            }
+        );
+        let c = load_str(
+            &format!("{OK}[grades]\nrank = \"Major\"\n[privacy]\nnotice = \" 说明 \"\ncontact = \"教务处\"\nkeep_signins_days = 30\n"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.rank, RankScope::Major);
+        assert_eq!(c.privacy.notice, "说明");
+        assert_eq!(c.privacy.contact, "教务处");
+        assert_eq!(c.privacy.keep_signins_days, 30);
+        let e = load_str(&format!("{OK}[grades]\nrank = \"school\"\n"), &[])
+            .unwrap_err()
+            .0;
+        assert!(
+            e.starts_with("grades.rank") && e.contains("\"class\""),
+            "{e}"
+        );
+        let e = load_str(&format!("{OK}[privacy]\nkeep_signins_days = 0\n"), &[])
+            .unwrap_err()
+            .0;
+        assert!(e.starts_with("privacy.keep_signins_days"), "{e}");
+        let e = load_str(&format!("{OK}[privacy]\nkeep = 3\n"), &[])
+            .unwrap_err()
+            .0;
+        assert!(e.contains("keep"), "{e}");
+    }
+
+    #[test]
     fn average_rules_from_the_config() {
         use crate::grades::{AverageAttempt, FiveLevel};
         let c = load_str(OK, &[]).unwrap();

@@ -438,3 +438,57 @@ fn the_housekeeping_sweep_drops_sign_ins_past_keep_signins_days() {
         "1 day old: kept"
     );
 }
+
+#[test]
+fn the_command_line_import_recomputes_ranks() {
+    let dir = support::temp_dir("cli-rank");
+    let config = dir.join("wxgrades.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "public_url = \"http://127.0.0.1:18080\"\ndata = \"{}\"\n[grades]\nrank = \"class\"\n\
+             [wechat]\napp_id = \"{}\"\napp_secret = \"{}\"\ntoken = \"testtoken\"\n",
+            dir.join("data.redb").display(),
+            support::APP_ID,
+            support::APP_SECRET,
+        ),
+    )
+    .unwrap();
+    let roster = dir.join("roster.csv");
+    std::fs::write(&roster, ROSTER).unwrap();
+    let grades = dir.join("grades.csv");
+    std::fs::write(
+        &grades,
+        "学号,学期,课程代码,课程名称,学分,成绩\n\
+2024001,2024-2025-1,MA1001,高等数学,4,70\n\
+2024002,2024-2025-1,MA1001,高等数学,4,95\n",
+    )
+    .unwrap();
+    for (kind, file) in [("roster", &roster), ("grades", &grades)] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wxgrades"))
+            .args(["import", kind])
+            .arg(file)
+            .arg("--config")
+            .arg(&config)
+            .env_remove("WXGRADES_CONFIG")
+            .output()
+            .expect("run wxgrades");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if kind == "grades" {
+            let said = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                said.contains("ranks recomputed: 2 students ranked"),
+                "{said}"
+            );
+        }
+    }
+    let store = wxgrades::store::Store::open(&dir.join("data.redb")).unwrap();
+    let place = |sid: &str| store.rank(sid).unwrap().map(|r| (r.place, r.of));
+    assert_eq!(place("2024002"), Some((1, 2)));
+    assert_eq!(place("2024001"), Some((2, 2)));
+    assert_eq!(place("2024003"), None, "no grades, no place");
+}
