@@ -96,7 +96,17 @@ struct RawConfig {
     #[serde(default)]
     backup: RawBackup,
     #[serde(default)]
+    privacy: RawPrivacy,
+    #[serde(default)]
     menu: Vec<MenuButton>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrivacy {
+    notice: Option<String>,
+    contact: Option<String>,
+    keep_signins_days: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -128,6 +138,7 @@ struct RawGrades {
     scale: Option<ScaleConfig>,
     average_attempt: Option<String>,
     level_scores: Option<BTreeMap<String, f64>>,
+    rank: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -168,6 +179,35 @@ pub struct WechatConfig {
     pub notice_rate_per_sec: u32,
     /// `notices`, the channels' template ids, `subscribe_template_fields`, `mp_base`.
     pub notices: NoticesConfig,
+}
+
+/// `[grades] rank`: within which group a student's place by overall GPA is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RankScope {
+    #[default]
+    None,
+    Class,
+    Major,
+}
+
+impl RankScope {
+    /// The config value ("none", "class", "major").
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RankScope::None => "none",
+            RankScope::Class => "class",
+            RankScope::Major => "major",
+        }
+    }
+}
+
+/// `[privacy]`: the bind page's notice on personal data, whom to ask, and how long sign-ins
+/// are kept. Empty texts in the file mean the defaults (see `service::privacy`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrivacyConfig {
+    pub notice: String,
+    pub contact: String,
+    pub keep_signins_days: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -221,6 +261,9 @@ pub struct Config {
     pub scale: Scale,
     /// `[grades] average_attempt` and `level_scores`: the rules of the 加权平均分.
     pub average: AverageRules,
+    /// `[grades] rank`: whether and within which group students see their place.
+    pub rank: RankScope,
+    pub privacy: PrivacyConfig,
     pub backup: BackupConfig,
     pub menu: Vec<MenuButton>,
     /// Demo mode: WeChat is the built-in simulator under `/_sim/`.
@@ -669,6 +712,29 @@ fn validate(raw: RawConfig, demo: bool) -> Result<Config, ConfigError> {
             },
         },
     };
+    let rank = match raw
+        .grades
+        .rank
+        .as_deref()
+        .map(|r| r.trim().to_ascii_lowercase())
+    {
+        None => RankScope::None,
+        Some(r) if r == "none" => RankScope::None,
+        Some(r) if r == "class" => RankScope::Class,
+        Some(r) if r == "major" => RankScope::Major,
+        Some(r) => {
+            return err(format!(
+                "grades.rank: expected \"none\", \"class\" or \"major\", got {r:?}"
+            ))
+        }
+    };
+    let p = raw.privacy;
+    let privacy = PrivacyConfig {
+        notice: p.notice.unwrap_or_default().trim().to_string(),
+        contact: p.contact.unwrap_or_default().trim().to_string(),
+        keep_signins_days: positive("privacy.keep_signins_days", p.keep_signins_days, 180, 3650)?
+            as u32,
+    };
     let b = raw.backup;
     let every_hours = match b.every_hours {
         Some(n) if !(0..=24 * 365).contains(&n) => {
@@ -741,6 +807,8 @@ fn validate(raw: RawConfig, demo: bool) -> Result<Config, ConfigError> {
         },
         scale,
         average,
+        rank,
+        privacy,
         backup: BackupConfig {
             dir: backup_dir,
             every_hours,
@@ -1025,6 +1093,44 @@ mod tests {
             .unwrap_err()
             .0;
         assert!(e.contains("standard5"), "{e}");
+    }
+
+    #[test]
+    fn rank_and_privacy_from_the_config() {
+        let c = load_str(OK, &[]).unwrap();
+        assert_eq!(c.rank, RankScope::None);
+        assert_eq!(
+            c.privacy,
+            PrivacyConfig {
+                notice: String::new(),
+                contact: String::new(),
+                keep_signins_days: 180
+            }
+        );
+        let c = load_str(
+            &format!("{OK}[grades]\nrank = \"Major\"\n[privacy]\nnotice = \" 说明 \"\ncontact = \"教务处\"\nkeep_signins_days = 30\n"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.rank, RankScope::Major);
+        assert_eq!(c.privacy.notice, "说明");
+        assert_eq!(c.privacy.contact, "教务处");
+        assert_eq!(c.privacy.keep_signins_days, 30);
+        let e = load_str(&format!("{OK}[grades]\nrank = \"school\"\n"), &[])
+            .unwrap_err()
+            .0;
+        assert!(
+            e.starts_with("grades.rank") && e.contains("\"class\""),
+            "{e}"
+        );
+        let e = load_str(&format!("{OK}[privacy]\nkeep_signins_days = 0\n"), &[])
+            .unwrap_err()
+            .0;
+        assert!(e.starts_with("privacy.keep_signins_days"), "{e}");
+        let e = load_str(&format!("{OK}[privacy]\nkeep = 3\n"), &[])
+            .unwrap_err()
+            .0;
+        assert!(e.contains("keep"), "{e}");
     }
 
     #[test]

@@ -136,6 +136,11 @@ fn import(
         writing.elapsed().as_secs_f64(),
         started.elapsed().as_secs_f64()
     );
+    let ranked = crate::service::rank::recompute_store(&store, cfg.rank, &cfg.scale)
+        .map_err(|e| format!("ranks not recomputed: {e}"))?;
+    if cfg.rank != crate::config::RankScope::None {
+        println!("ranks recomputed: {ranked} students ranked");
+    }
     Ok(())
 }
 

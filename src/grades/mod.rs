@@ -8,14 +8,16 @@
 //!
 //! A leaf: imports nothing from the crate. `values` holds the validated value types and records,
 //! `scale` the grade-point scales, `transcript` the GPA and credit rules, `average` the
-//! 加权平均分.
+//! 加权平均分, `compulsory` the 必修-only GPA.
 
 mod average;
+mod compulsory;
 mod scale;
 mod transcript;
 mod values;
 
 pub use average::*;
+pub use compulsory::*;
 pub use scale::*;
 pub use transcript::*;
 pub use values::*;

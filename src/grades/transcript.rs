@@ -74,6 +74,9 @@ pub struct CourseLine {
     pub grade_point: Option<u32>,
     pub failed: bool,
     pub passed: bool,
+    /// 课程性质 and score components as the file gave them (empty when it gave none).
+    #[serde(default)]
+    pub facts: CourseFacts,
 }
 
 /// One term of a transcript.
@@ -185,6 +188,7 @@ pub fn transcript(rows: &[GradeRecord], scale: &Scale) -> Transcript {
                 grade_point: point,
                 failed: r.score.failed(),
                 passed,
+                facts: r.course.clone(),
             });
         }
         let (gpa, credits_attempted, credits_earned) = sums(in_term.values());

@@ -8,6 +8,7 @@ pub mod admin_courses;
 pub mod admin_import;
 pub mod admin_roles;
 pub mod notify;
+pub mod my_data;
 pub mod oauth;
 pub mod pages;
 pub mod session;
@@ -50,9 +51,14 @@ fn dispatch(app: &App, req: &Request) -> (&'static str, Handled) {
         "/unbind" if get => ("unbind", student::unbind_form(app, req)),
         "/unbind" if post => ("unbind", student::unbind_submit(app, req)),
         "/grades" if get => ("grades", student::grades(app, req)),
+        "/grades/notices" if post => ("grades_notices", student::notices_submit(app, req)),
         "/me" if get => ("me", pages::whoami(app, req)),
         "/notify/subscribe" if get => ("notify_subscribe", notify::subscribe(app, req)),
         "/notify/subscribed" if get => ("notify_subscribed", notify::subscribed(app, req)),
+        "/me/data" if get => ("my_data", my_data::page(app, req)),
+        "/me/data.json" if get => ("my_data_download", my_data::json(app, req)),
+        "/me/data.csv" if get => ("my_data_download", my_data::csv(app, req)),
+        "/me/data/delete" if post => ("my_data_delete", my_data::delete(app, req)),
         "/wx/oauth/start" if get => ("oauth_start", oauth::start(app, req)),
         "/wx/oauth/callback" if get => ("oauth_callback", oauth::callback(app, req)),
         "/logout" if get => ("logout", pages::logout(app, req)),

@@ -1,16 +1,19 @@
-//! Student pages: `/`, `/bind`, `/unbind`, `/grades`. Each goes through the session guard.
+//! Student pages: `/`, `/bind`, `/unbind`, `/grades` and its notice switch
+//! (`POST /grades/notices`). Each goes through the session guard.
 
 use minijinja::{context, Value};
 
 use super::session::{self, Visitor};
 use super::Handled;
 use crate::app::App;
+use crate::config::RankScope;
 use crate::error::AppError;
 use crate::grades::{AverageAttempt, AverageRules, CourseLine, FiveLevel, Term, Transcript};
 use crate::http::cookie::{SameSite, SetCookie};
 use crate::http::form::Form;
 use crate::http::{csrf, Request, Response};
 use crate::service::students::{self, BindOutcome, BindRefusal};
+use crate::service::{privacy, rank};
 
 /// The session, or the response that sends the visitor through web authorization.
 macro_rules! signed_in {
@@ -68,6 +71,7 @@ fn bind_page(
             demo_hint => demo_hint(app),
             unbound => unbound,
             user => user_ctx(app, &v.openid)?,
+            privacy => context! { notice => privacy::notice(&app.config), contact => privacy::contact(&app.config) },
         },
     )?;
     Ok(Response::html(status, html))
@@ -204,6 +208,39 @@ pub fn unbind_submit(app: &App, req: &Request) -> Handled {
     Ok(Response::redirect(303, "/bind").with_cookie(&flash_cookie(app, UNBOUND, 60)))
 }
 
+/// The student's own place for the page ("班级排名 第 3 / 30 名"), or none.
+fn rank_context(app: &App, student_id: &str) -> Result<Value, AppError> {
+    let scope = match app.config.rank {
+        RankScope::None => return Ok(Value::from(())),
+        RankScope::Class => "班级",
+        RankScope::Major => "专业",
+    };
+    Ok(match rank::rank_of(app, student_id)? {
+        Some(r) => context! { scope => scope, place => r.place, of => r.of },
+        None => Value::from(()),
+    })
+}
+
+/// Turn grade notices on or off for this WeChat (`notices=on|off`), then back to the grades page.
+pub fn notices_submit(app: &App, req: &Request) -> Handled {
+    let Some(v) = session::visitor(app, req)? else {
+        return Ok(session::sign_in_redirect("/grades"));
+    };
+    let form = check_form(app, req, &v)?;
+    let on = match form.get("notices") {
+        Some("on") => true,
+        Some("off") => false,
+        _ => return Err(AppError::BadRequest("notices: expected on or off".into())),
+    };
+    match students::set_notices(app, &v.openid, on)? {
+        Some(changed) => {
+            app.changed(changed);
+            Ok(Response::redirect(303, "/grades"))
+        }
+        None => Ok(Response::redirect(303, "/bind")),
+    }
+}
+
 /// Which terms the grades page shows, from `?term=`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Shown {
@@ -246,11 +283,14 @@ pub fn grades(app: &App, req: &Request) -> Handled {
     let mut shown = Shown::parse(req.query_param("term").as_deref());
     let notice = super::notify::grades_notice(app, req, &v)?;
     // Everything the page shows: the student's data (generation), the terms, who is looking
-    // (their nickname and avatar as of this session's sign-in), and the notices offer.
+    // (their nickname and avatar as of this session's sign-in), and the notices offer. The
+    // page carries this session's CSRF token (the notice switch), so the token is part of the
+    // key too.
+    let csrf_token = csrf::token_for(&v.session_id);
     let key = shown
         .key()
         .filter(|_| !notice.flash_shown)
-        .map(|k| format!("grades|{k}|{}|{}|{}", v.openid, v.since, notice.key));
+        .map(|k| format!("grades|{k}|{}|{}|{}|{csrf_token}", v.openid, v.since, notice.key));
     let generation = app.generation();
     let encoding = super::page_encoding(req);
     if let Some(key) = &key {
@@ -280,6 +320,10 @@ pub fn grades(app: &App, req: &Request) -> Handled {
             average => view.average.map(|a| a.to_string()).unwrap_or_else(|| "—".into()),
             average_rule => average_rule(&app.config.average),
             notify => notice.context,
+            compulsory_gpa => view.compulsory_gpa.map(|g| g.map(|g| g.to_string()).unwrap_or_else(|| "—".into())),
+            rank => rank_context(app, &binding.student_id)?,
+            notices_on => students::notices_on(app, &v.openid)?,
+            csrf_token => csrf_token,
             ..ctx
         },
     )?;
@@ -398,6 +442,8 @@ pub fn course_line(c: &CourseLine) -> Value {
         is_normal_kind => c.kind == crate::grades::ExamKind::Normal,
         failed => c.failed,
         status => !c.failed && !c.passed,
+        nature => c.facts.nature,
+        components => c.facts.components.iter().map(|(label, value)| context! { label => label, value => value }).collect::<Vec<_>>(),
     }
 }
 

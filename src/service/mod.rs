@@ -14,6 +14,8 @@ pub mod notify_consent;
 pub mod oauth;
 pub mod oauth_states;
 pub mod pacing;
+pub mod privacy;
+pub mod rank;
 pub mod ratelimit;
 pub mod session;
 pub mod students;

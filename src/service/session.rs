@@ -194,6 +194,10 @@ pub fn spawn_housekeeping(
         .spawn(move || {
             let tick = std::time::Duration::from_millis(200);
             let mut since = SWEEP_EVERY;
+            // Places computed under another `[grades] rank` (or never) are redone once.
+            if let Err(e) = crate::service::rank::recompute_if_stale(&ctx) {
+                log::warn!("recomputing ranks failed: {e}");
+            }
             while !stop.load(Ordering::SeqCst) {
                 if since >= SWEEP_EVERY {
                     since = std::time::Duration::ZERO;
@@ -213,7 +217,8 @@ pub fn spawn_housekeeping(
     }
 }
 
-/// Drop what has expired: student sessions, OAuth states, admin sessions.
+/// Drop what has expired: student sessions, OAuth states, admin sessions, and sign-in
+/// records past `[privacy] keep_signins_days`.
 pub fn purge(ctx: &Ctx) {
     let now = ctx.clock.now();
     let students = ctx
@@ -226,6 +231,11 @@ pub fn purge(ctx: &Ctx) {
         }
         (Err(e), _) | (_, Err(e)) => log::warn!("sweeping expired sessions failed: {e}"),
         _ => {}
+    }
+    match crate::service::privacy::sweep(ctx) {
+        Ok(n) if n > 0 => log::info!("dropped {n} sign-in records past privacy.keep_signins_days"),
+        Ok(_) => {}
+        Err(e) => log::warn!("sweeping old sign-in records failed: {e}"),
     }
 }
 

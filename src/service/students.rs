@@ -7,7 +7,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::error::AppError;
-use crate::grades::{transcript, weighted_average, Average, Transcript};
+use crate::grades::{
+    compulsory_gpa, has_course_nature, transcript, weighted_average, Average, Gpa, Transcript,
+};
 use crate::service::admin::audit::{self, Action};
 use crate::service::import::validate::check_student_id;
 use crate::service::pacing::Pacer;
@@ -188,13 +190,16 @@ pub fn summary(ctx: &Ctx, student_id: &str) -> Result<(Student, Transcript), App
     Ok((student, transcript(&rows, &ctx.config.scale)))
 }
 
-/// What the grades page shows of a student: their roster entry, transcript and 加权平均分.
-/// (A 必修-only GPA needs the course nature, 课程性质, which the store does not hold yet.)
+/// What the grades page shows of a student: their roster entry, transcript, 加权平均分 and
+/// 必修-only GPA.
 pub struct GradesView {
     pub student: Student,
     pub transcript: Transcript,
     /// By `[grades] average_attempt` and `level_scores`; `None` when no course has a score.
     pub average: Option<Average>,
+    /// The 必修-only GPA (same attempt rule as the average), `Some` only when the student's
+    /// rows carry 课程性质 at all; `Some(None)` when none of the compulsory courses has a point.
+    pub compulsory_gpa: Option<Option<Gpa>>,
 }
 
 /// The grades page's figures for `student_id`, from one read of their grades.
@@ -205,6 +210,8 @@ pub fn grades_view(ctx: &Ctx, student_id: &str) -> Result<GradesView, AppError> 
         student,
         transcript: transcript(&rows, &ctx.config.scale),
         average: weighted_average(&rows, &ctx.config.average),
+        compulsory_gpa: has_course_nature(&rows)
+            .then(|| compulsory_gpa(&rows, &ctx.config.scale, ctx.config.average.attempt)),
     })
 }
 
@@ -230,4 +237,19 @@ pub fn student_or_placeholder(ctx: &Ctx, student_id: &str) -> Result<Student, Ap
         college: None,
         cohort: None,
     }))
+}
+
+/// Whether this WeChat receives grade notices (on unless the student turned them off).
+pub fn notices_on(ctx: &Ctx, openid: &str) -> Result<bool, AppError> {
+    Ok(ctx.store.notices_on(openid)?)
+}
+
+/// Turn grade notices on or off for the bound WeChat `openid` (imports read the switch when
+/// they write notices); the student whose pages changed, or `None` when not bound.
+pub fn set_notices(ctx: &Ctx, openid: &str, on: bool) -> Result<Option<Changed>, AppError> {
+    let Some(b) = ctx.store.binding(openid)? else {
+        return Ok(None);
+    };
+    ctx.store.set_notices(openid, on, ctx.clock.now())?;
+    Ok(Some(Changed::Student(b.student_id)))
 }

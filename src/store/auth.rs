@@ -49,7 +49,7 @@ impl Store {
         self.read_json(OAUTH_STATES, state)
     }
 
-    /// Create the session of a sign-in and record the user, in one transaction.
+    /// Create the session of a sign-in and record the user and the sign-in, in one transaction.
     pub fn complete_login(
         &self,
         openid: &str,
@@ -67,6 +67,14 @@ impl Store {
                 tx.open_table(WX_USERS)?.insert(openid, v.as_slice())?;
             }
         }
+        super::privacy::record_signin_in(
+            &tx,
+            openid,
+            &super::privacy::SignIn {
+                at: session.created,
+                userinfo: user.is_some(),
+            },
+        )?;
         tx.commit()?;
         Ok(())
     }

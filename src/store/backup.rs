@@ -50,6 +50,9 @@ fn visit_all(v: &mut impl TableVisitor) -> Result<()> {
     v.visit(NOTICE_BY_MSGID)?;
     v.visit(NOTICE_STATS)?;
     v.visit(NOTICE_CONSENTS)?;
+    v.visit(SIGNINS)?;
+    v.visit(NOTICES_OFF)?;
+    v.visit(RANKS)?;
     Ok(())
 }
 

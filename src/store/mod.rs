@@ -9,6 +9,8 @@ pub mod backup;
 pub mod consents;
 pub mod grades;
 pub mod notices;
+pub mod privacy;
+pub mod ranks;
 pub mod students;
 pub mod tables;
 

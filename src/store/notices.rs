@@ -115,7 +115,7 @@ fn now_unix() -> i64 {
     crate::clock::unix_now()
 }
 
-pub(super) fn bump(tx: &WriteTransaction, key: &str, delta: i64) -> Result<()> {
+pub(crate) fn bump(tx: &WriteTransaction, key: &str, delta: i64) -> Result<()> {
     let mut t = tx.open_table(NOTICE_STATS)?;
     let old = t.get(key)?.map(|v| v.value()).unwrap_or(0);
     let new = if delta >= 0 {

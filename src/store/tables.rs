@@ -36,6 +36,13 @@ pub const GRADES: TableDefinition<&str, &str> = TableDefinition::new("grades_v1"
 /// import id → JSON `ImportRecord` (history).
 pub const IMPORTS: TableDefinition<u64, &[u8]> = TableDefinition::new("imports_v1");
 
+/// (openid, unix seconds) → JSON `SignIn`: each web sign-in, kept `[privacy] keep_signins_days`.
+pub const SIGNINS: TableDefinition<(&str, i64), &[u8]> = TableDefinition::new("signins_v1");
+/// openid → unix seconds the student turned grade notices off (absent: notices on).
+pub const NOTICES_OFF: TableDefinition<&str, i64> = TableDefinition::new("notices_off_v1");
+/// student_id → JSON `store::ranks::Rank` (place and group size by overall GPA).
+pub const RANKS: TableDefinition<&str, &[u8]> = TableDefinition::new("ranks_v1");
+
 /// admin name → JSON `AdminAccount` (argon2id PHC hash, never the password).
 pub const ADMINS: TableDefinition<&str, &[u8]> = TableDefinition::new("admins_v1");
 /// sha256(admin session id) → JSON `AdminSessionRecord`.
@@ -62,5 +69,8 @@ pub(crate) fn create_all(tx: &WriteTransaction) -> Result<(), redb::TableError> 
     tx.open_table(ADMINS)?;
     tx.open_table(ADMIN_SESSIONS)?;
     tx.open_table(AUDIT)?;
+    tx.open_table(SIGNINS)?;
+    tx.open_table(NOTICES_OFF)?;
+    tx.open_table(RANKS)?;
     Ok(())
 }

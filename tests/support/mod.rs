@@ -6,6 +6,7 @@
 pub mod browser;
 pub mod fake_wechat;
 pub mod load;
+pub mod student_data;
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;

@@ -379,6 +379,10 @@ fn run_commit(ctx: &Ctx, job: &Job, notify: bool) {
     );
     match result {
         Ok(done) => {
+            // Before the generation moves on, so no page of the new data shows an old place.
+            if let Err(e) = crate::service::rank::recompute(ctx) {
+                log::error!("recomputing ranks after import failed: {e}");
+            }
             ctx.data_changed();
             ctx.metrics.event("import", "committed");
             job.progress.set(4, p.writes(), p.writes());
@@ -403,8 +407,8 @@ fn run_commit(ctx: &Ctx, job: &Job, notify: bool) {
 }
 
 /// Grade notices for the students an import touched, written in the import's transaction:
-/// one per bound student, none when no template is configured (the wish to notify stays in
-/// the import record).
+/// one per bound student who has not turned notices off, none when no template is configured
+/// (the wish to notify stays in the import record).
 fn enqueue_notices(
     ctx: &Ctx,
     tx: &redb::WriteTransaction,
@@ -414,8 +418,15 @@ fn enqueue_notices(
     if !crate::service::notices::enabled(&ctx.config) {
         return Ok(0);
     }
-    let notices: Vec<crate::store::notices::NewNotice> = targets
-        .iter()
+    let mut wanted = Vec::with_capacity(targets.len());
+    for t in targets {
+        // A student who turned notices off on the grades page gets none.
+        if !crate::store::privacy::notices_off_in(tx, &t.openid)? {
+            wanted.push(t);
+        }
+    }
+    let notices: Vec<crate::store::notices::NewNotice> = wanted
+        .into_iter()
         .map(|t| crate::store::notices::NewNotice {
             openid: t.openid.clone(),
             student_id: t.student_id.clone(),
