@@ -81,6 +81,21 @@ fn dispatch(app: &App, req: &Request) -> (&'static str, Handled) {
             "admin_import_job",
             super::admin_import::job(app, &admin, id),
         ),
+        ["import", id, "map"] if get => (
+            "admin_import_map",
+            super::admin_import_map::form(app, &admin, id),
+        ),
+        ["import", id, "map"] if post => (
+            "admin_import_map",
+            posted(app, req, admin, |app, req, p| {
+                super::admin_import_map::submit(app, req, p, id)
+            }),
+        ),
+        ["presets"] if get => ("admin_presets", super::admin_import_map::list(app, &admin)),
+        ["presets", "delete"] if post => (
+            "admin_presets_delete",
+            posted(app, req, admin, super::admin_import_map::delete),
+        ),
         ["import", id, "commit"] if post => (
             "admin_import_commit",
             posted(app, req, admin, |app, req, p| {

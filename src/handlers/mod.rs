@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod admin_import;
+pub mod admin_import_map;
 pub mod oauth;
 pub mod pages;
 pub mod session;

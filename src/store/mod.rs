@@ -8,6 +8,7 @@ pub mod auth;
 pub mod backup;
 pub mod grades;
 pub mod notices;
+pub mod presets;
 pub mod students;
 pub mod tables;
 

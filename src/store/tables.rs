@@ -33,6 +33,9 @@ pub const GRADES: TableDefinition<&str, &str> = TableDefinition::new("grades_v1"
 /// import id → JSON `ImportRecord` (history).
 pub const IMPORTS: TableDefinition<u64, &[u8]> = TableDefinition::new("imports_v1");
 
+/// preset name → JSON `store::presets::Preset`: a saved column mapping for imports.
+pub const IMPORT_PRESETS: TableDefinition<&str, &[u8]> = TableDefinition::new("import_presets_v1");
+
 /// admin name → JSON `AdminAccount` (argon2id PHC hash, never the password).
 pub const ADMINS: TableDefinition<&str, &[u8]> = TableDefinition::new("admins_v1");
 /// sha256(admin session id) → JSON `AdminSessionRecord`.
@@ -55,6 +58,7 @@ pub(crate) fn create_all(tx: &WriteTransaction) -> Result<(), redb::TableError> 
     tx.open_table(BIND_LOG)?;
     tx.open_table(GRADES)?;
     tx.open_table(IMPORTS)?;
+    tx.open_table(IMPORT_PRESETS)?;
     tx.open_table(ADMINS)?;
     tx.open_table(ADMIN_SESSIONS)?;
     tx.open_table(AUDIT)?;

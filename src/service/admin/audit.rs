@@ -23,10 +23,12 @@ pub enum Action {
     AccountAdded,
     PasswordChanged,
     AccountRemoved,
+    PresetSaved,
+    PresetRemoved,
 }
 
 impl Action {
-    pub const ALL: [Action; 12] = [
+    pub const ALL: [Action; 14] = [
         Action::Login,
         Action::LoginFailed,
         Action::LoginLocked,
@@ -39,6 +41,8 @@ impl Action {
         Action::AccountAdded,
         Action::PasswordChanged,
         Action::AccountRemoved,
+        Action::PresetSaved,
+        Action::PresetRemoved,
     ];
 
     /// The stored code.
@@ -56,6 +60,8 @@ impl Action {
             Action::AccountAdded => "account_added",
             Action::PasswordChanged => "password_changed",
             Action::AccountRemoved => "account_removed",
+            Action::PresetSaved => "preset_saved",
+            Action::PresetRemoved => "preset_removed",
         }
     }
 
@@ -74,6 +80,8 @@ impl Action {
             Action::AccountAdded => "新增管理员",
             Action::PasswordChanged => "修改密码",
             Action::AccountRemoved => "删除管理员",
+            Action::PresetSaved => "保存导入预设",
+            Action::PresetRemoved => "删除导入预设",
         }
     }
 

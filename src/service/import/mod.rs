@@ -1,9 +1,13 @@
 //! Import engine: file bytes → table (`sniff`, `table`) → columns (`layout`) → validated records
 //! (`validate`, with registrar notations from `notation`) → plan and commit (`plan`, `jobs`).
+//! Files no layout reads are read through a column map staff chose (`mapping`), which can be
+//! saved as a named preset and is then used again for the same header row (`presets`).
 pub mod jobs;
 pub mod layout;
+pub mod mapping;
 pub mod notation;
 pub mod plan;
+pub mod presets;
 pub mod sniff;
 pub mod table;
 pub mod validate;
