@@ -95,6 +95,9 @@ pub struct Plan {
     /// True when no layout read the header row and no column map was given: the file needs
     /// staff to say which column is which (the mapping page).
     pub needs_mapping: bool,
+    /// The column map the file was read with (given, or the preset matching its header row);
+    /// `None` when read by header names. A commit that reads the file again must use it too.
+    pub columns: Option<ChosenMap>,
     /// (our field, the file's header) for every column read, for the preview.
     pub mapping: Vec<(&'static str, String)>,
     pub rows_read: usize,
@@ -245,6 +248,7 @@ pub fn plan_with_map(
     };
     let needs_mapping = chosen.is_none() && mapping.is_empty();
     let by_map = chosen.as_ref().map(|c| &c.map);
+    let columns = chosen.clone();
     // Rows are validated as they stream past: no table of strings is ever built.
     let tick = |n: usize| progress.tick(n);
     let (roster, grades) = match up.kind {
@@ -278,6 +282,7 @@ pub fn plan_with_map(
         format,
         layout,
         needs_mapping,
+        columns,
         mapping,
         rows_read: 0,
         skipped: 0,
