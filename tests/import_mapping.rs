@@ -257,6 +257,33 @@ fn mapping_page_only_for_files_that_need_it() {
     assert_eq!(m.status, 404, "{}", m.body);
     let m = c.get("/admin/import/nosuchjob/map");
     assert_eq!(m.status, 404, "{}", m.body);
+    // A file with some known headers: the form starts with those chosen.
+    let (job, r) = upload(
+        &mut c,
+        "partly.csv",
+        "学号,学期,课程,课程名称,学分,分数\n2024001,2025-2026-1,C1,名,1,60\n",
+    );
+    assert!(r.body.contains("没有识别出这个文件的列"), "{}", r.body);
+    let m = c.get(&format!("{job}/map"));
+    assert_eq!(m.status, 200, "{}", m.body);
+    for (field, header) in [
+        ("student_id", "学号"),
+        ("term", "学期"),
+        ("course_name", "课程名称"),
+    ] {
+        let select = &m.body[m.body.find(&format!("name=\"f_{field}\"")).expect(field)..];
+        let select = &select[..select.find("</select>").unwrap_or(select.len())];
+        assert!(
+            select.contains(&format!("<option value=\"{header}\" selected>")),
+            "{field}: {select}"
+        );
+    }
+    let code = &m.body[m.body.find("name=\"f_course_code\"").expect("code")..];
+    let code = &code[..code.find("</select>").unwrap_or(code.len())];
+    assert!(
+        !code.contains("selected"),
+        "nothing guessed for 课程代码: {code}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

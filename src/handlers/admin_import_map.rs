@@ -1,7 +1,8 @@
 //! The column-mapping page for a file no layout reads (`/admin/import/ID/map`: the file's
-//! columns with their Excel letters and first rows, one `<select>` per field of ours, an
-//! optional preset name) and the presets page (`/admin/presets`: list, delete). Saving and
-//! deleting a preset are audited. The work is `service::import::{mapping, presets}`.
+//! columns with their Excel letters and first rows, one `<select>` per field of ours — those
+//! whose header names we know already chosen — an optional preset name) and the presets page
+//! (`/admin/presets`: list, delete). Saving and deleting a preset are audited. The work is
+//! `service::import::{mapping, presets}`.
 
 use minijinja::{context, Value};
 
@@ -110,7 +111,11 @@ fn form_page(
 pub fn form(app: &App, admin: &Admin, id: &str) -> Handled {
     let (job, bytes) = waiting(app, id)?;
     let sample = read_sample(app, &job, &bytes)?;
-    form_page(app, admin, 200, (&job, &sample), Filled::default())
+    let filled = Filled {
+        chosen: mapping::guess(job.kind == ImportKind::Roster, &sample.headers),
+        ..Filled::default()
+    };
+    form_page(app, admin, 200, (&job, &sample), filled)
 }
 
 /// POST: check the map against the file's header row; save it as a preset when named

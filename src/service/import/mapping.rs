@@ -145,6 +145,24 @@ impl ColumnMap {
     }
 }
 
+/// The map the header names already suggest, to start the mapping form from: each field whose
+/// header name (or a weaker alias) is a header of the file, the first such column.
+pub fn guess(roster: bool, headers: &[String]) -> ColumnMap {
+    let normalised: Vec<String> = headers.iter().map(|h| normalise_header(h)).collect();
+    let mut pairs = Vec::new();
+    for f in fields(roster) {
+        let found = [f.aliases, f.weak]
+            .into_iter()
+            .find_map(|names| normalised.iter().position(|n| names.contains(&n.as_str())));
+        if let Some(h) = found.and_then(|at| headers.get(at)) {
+            if !pairs.iter().any(|(_, taken): &(String, String)| taken == h) {
+                pairs.push((f.key.to_string(), h.clone()));
+            }
+        }
+    }
+    ColumnMap { pairs }
+}
+
 /// Indices of the columns whose header is `name` (compared in header form).
 fn positions(headers: &[String], name: &str) -> Vec<usize> {
     let n = normalise_header(name);
@@ -295,6 +313,17 @@ mod tests {
         let twice = ColumnMap::from_names(true, &pairs("学号=XH,姓名=XH,验证码=YZM")).unwrap();
         let errs = twice.resolve(&ROSTER_FIELDS, &h("XH,YZM"), 1).unwrap_err();
         assert_eq!(errs[0].message, "列“XH”不能同时对应学号和姓名");
+    }
+
+    #[test]
+    fn the_form_starts_from_the_headers_we_know() {
+        let g = guess(false, &h("学号,学期,课程,学分,分数,总评,期末"));
+        assert_eq!(
+            g.pairs,
+            pairs("student_id=学号,term=学期,credit=学分,score=总评,final_score=期末")
+        );
+        assert!(guess(false, &h("XH,KCH")).pairs.is_empty());
+        assert_eq!(guess(true, &h("XH,姓名")).pairs, pairs("name=姓名"));
     }
 
     #[test]
