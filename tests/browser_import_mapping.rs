@@ -61,7 +61,8 @@ fn unknown_layout_mapped_committed_and_recognised_next_time() {
             .click();
     }
     b.find("#preset_name").send_keys("浏览器预设");
-    b.find("form[action$='/map'] button[type=submit]").click();
+    b.find("form[method=post][action$='/map'] button[type=submit]")
+        .click();
     b.wait_for_text("预设 浏览器预设", T);
     let page = b.page_source();
     assert!(page.contains("课程性质 ← KCXZ"), "the mapping is shown");

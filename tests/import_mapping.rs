@@ -286,6 +286,46 @@ fn mapping_page_only_for_files_that_need_it() {
     );
 }
 
+#[test]
+fn title_rows_above_an_unknown_header_row() {
+    let (s, mut c) = server();
+    let titled = format!("某某大学学生成绩表,,,,,,,,,,\n打印时间：2026-01-20,,,,,,,,,,\n{UNKNOWN}");
+    let (job, r) = upload(&mut c, "带标题.csv", &titled);
+    assert!(r.body.contains("没有识别出这个文件的列"), "{}", r.body);
+    // First read: the title row is taken for the header; staff name row 3 instead.
+    let m = c.get(&format!("{job}/map"));
+    assert!(m.body.contains("A 列<br>某某大学学生成绩表"), "{}", m.body);
+    let m = c.get(&format!("{job}/map?header=3"));
+    assert_eq!(m.status, 200, "{}", m.body);
+    assert!(
+        m.body.contains("表头在第 3 行") && m.body.contains("A 列<br>XH"),
+        "{}",
+        m.body
+    );
+    assert!(
+        m.body.contains("name=\"header_line\" value=\"3\""),
+        "{}",
+        m.body
+    );
+    let t = Client::hidden(&m.body, "csrf_token");
+    let mut fields = map_fields(&t, "带标题的导出");
+    fields.push(("header_line", "3"));
+    let r = c.post_form(&format!("{job}/map"), &fields);
+    assert_eq!(r.status, 303, "{}", r.body);
+    let p = wait_while_busy(&mut c, r.location());
+    assert!(p.body.contains("预设 带标题的导出"), "{}", p.body);
+    assert!(p.body.contains("/commit\""), "{}", p.body);
+    // Next time the preset's 学号 header finds the header row below the titles by itself.
+    let (_, r) = upload(&mut c, "带标题2.csv", &titled);
+    assert!(
+        r.body.contains("识别为</dt><dd>预设 带标题的导出"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("/commit\""), "{}", r.body);
+    assert_eq!(s.app.store.presets().expect("presets").len(), 1);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Command line
 // ---------------------------------------------------------------------------------------------

@@ -45,7 +45,8 @@ fn given_map(kind: ImportKind, c: &ImportCommand) -> Result<Option<ColumnMap>, F
 
 /// `--map`'s headers must all be in the file's header row (a usage error names the missing).
 fn check_headers(map: &ColumnMap, name: &str, bytes: &[u8], limits: &XlsxLimits) -> Outcome {
-    let reader = TableReader::open_limited(name, bytes, limits)
+    let rule = saved::header_rule(std::slice::from_ref(map));
+    let reader = TableReader::open_with_header(name, bytes, limits, &rule)
         .map_err(|e| Failure::Failed(format!("{name}: {e}")))?;
     let absent = map.absent_headers(reader.headers());
     if absent.is_empty() {

@@ -83,7 +83,7 @@ fn dispatch(app: &App, req: &Request) -> (&'static str, Handled) {
         ),
         ["import", id, "map"] if get => (
             "admin_import_map",
-            super::admin_import_map::form(app, &admin, id),
+            super::admin_import_map::form(app, &admin, req, id),
         ),
         ["import", id, "map"] if post => (
             "admin_import_map",

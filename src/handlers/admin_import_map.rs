@@ -16,11 +16,12 @@ use crate::service::admin::audit::{self, Action};
 use crate::service::admin::auth::Admin;
 use crate::service::admin::local_datetime;
 use crate::service::import::jobs::Job;
+use crate::service::import::layout::HEADER_SEARCH_ROWS;
 use crate::service::import::layout::{fields, Required};
 use crate::service::import::mapping::{self, column_letter, ChosenMap, ColumnMap, Sample};
 use crate::service::import::plan::ImportKind;
 use crate::service::import::presets;
-use crate::service::import::table::XlsxLimits;
+use crate::service::import::table::{HeaderRule, XlsxLimits};
 
 /// The job and its file, while the file waits for a column map.
 fn waiting(
@@ -40,9 +41,20 @@ fn waiting(
     Ok((job, bytes))
 }
 
-fn read_sample(app: &App, job: &Job, bytes: &[u8]) -> Result<Sample, AppError> {
+/// The file's header row and first rows; `header_line` names the header row when staff chose
+/// it (title rows above a header no layout knows).
+fn read_sample(
+    app: &App,
+    job: &Job,
+    bytes: &[u8],
+    header_line: Option<&str>,
+) -> Result<Sample, AppError> {
     let limits = XlsxLimits::for_upload(app.config.max_upload_bytes);
-    mapping::sample(&job.file_name, bytes, &limits)
+    let rule = match header_line.and_then(|h| h.trim().parse::<usize>().ok()) {
+        Some(line) if line > 0 => HeaderRule::Line(line),
+        _ => HeaderRule::Auto,
+    };
+    mapping::sample(&job.file_name, bytes, &limits, &rule)
         .map_err(|e| AppError::BadRequest(format!("无法读取这个文件：{e}")))
 }
 
@@ -97,6 +109,7 @@ fn form_page(
             roster => roster,
             file_name => job.file_name.clone(),
             header_line => sample.header_line,
+            search_rows => HEADER_SEARCH_ROWS,
             columns => columns,
             rows => sample.rows.clone(),
             fields => field_rows,
@@ -107,10 +120,10 @@ fn form_page(
     )
 }
 
-/// GET: the mapping form.
-pub fn form(app: &App, admin: &Admin, id: &str) -> Handled {
+/// GET: the mapping form (`?header=N`: the header is row N).
+pub fn form(app: &App, admin: &Admin, req: &Request, id: &str) -> Handled {
     let (job, bytes) = waiting(app, id)?;
-    let sample = read_sample(app, &job, &bytes)?;
+    let sample = read_sample(app, &job, &bytes, req.query_param("header").as_deref())?;
     let filled = Filled {
         chosen: mapping::guess(job.kind == ImportKind::Roster, &sample.headers),
         ..Filled::default()
@@ -122,9 +135,9 @@ pub fn form(app: &App, admin: &Admin, id: &str) -> Handled {
 /// (audited); plan the file again with it → the new preview.
 pub fn submit(app: &App, req: &Request, post: &AdminPost, id: &str) -> Handled {
     let (job, bytes) = waiting(app, id)?;
-    let sample = read_sample(app, &job, &bytes)?;
-    let roster = job.kind == ImportKind::Roster;
     let form = post.form();
+    let sample = read_sample(app, &job, &bytes, form.get("header_line"))?;
+    let roster = job.kind == ImportKind::Roster;
     let pairs: Vec<(String, String)> = fields(roster)
         .iter()
         .filter_map(|f| {

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::layout::{field_named, fields, missing_fields, normalise_header, Field};
-use super::table::{TableError, TableReader, XlsxLimits};
+use super::table::{HeaderRule, TableError, TableReader, XlsxLimits};
 use super::validate::RowError;
 
 /// Our field (by key) → the file's header as written.
@@ -215,9 +215,14 @@ pub const MAX_COLUMNS: usize = 100;
 /// Characters of a cell shown on the mapping form.
 const MAX_CELL_CHARS: usize = 40;
 
-/// Reads the header row and the first data rows of a file.
-pub fn sample(file_name: &str, bytes: &[u8], limits: &XlsxLimits) -> Result<Sample, TableError> {
-    let mut reader = TableReader::open_limited(file_name, bytes, limits)?;
+/// Reads the header row (found by `rule`) and the first data rows of a file.
+pub fn sample(
+    file_name: &str,
+    bytes: &[u8],
+    limits: &XlsxLimits,
+    rule: &HeaderRule,
+) -> Result<Sample, TableError> {
+    let mut reader = TableReader::open_with_header(file_name, bytes, limits, rule)?;
     let width = reader.headers().len().min(MAX_COLUMNS);
     let headers: Vec<String> = reader.headers().iter().take(width).cloned().collect();
     let header_line = reader.header_line();
@@ -348,10 +353,14 @@ mod tests {
         for i in 0..9 {
             text.push_str(&format!("{i},名{i},9{i}\n"));
         }
-        let s = sample("x.csv", text.as_bytes(), &XlsxLimits::for_upload(1 << 20)).unwrap();
+        let limits = XlsxLimits::for_upload(1 << 20);
+        let s = sample("x.csv", text.as_bytes(), &limits, &HeaderRule::Auto).unwrap();
         assert_eq!(s.headers, h("XH,XM,CJ"));
         assert_eq!(s.header_line, 1);
         assert_eq!(s.rows.len(), SAMPLE_ROWS);
         assert_eq!(s.rows[4], h("4,名4,94"));
+        let titled = format!("成绩单\n{text}");
+        let s = sample("x.csv", titled.as_bytes(), &limits, &HeaderRule::Line(2)).unwrap();
+        assert_eq!((s.header_line, s.headers), (2, h("XH,XM,CJ")));
     }
 }

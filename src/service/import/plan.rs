@@ -222,8 +222,13 @@ pub fn plan_with_map(
     progress: &Progress,
 ) -> Result<Plan, ImportError> {
     progress.set(0, 0, 0);
-    let mut reader =
-        TableReader::open_limited(up.file_name, up.bytes, limits).map_err(ImportError::File)?;
+    // Title rows above a mapped header row are skipped too: its student-ID header marks it.
+    let rule = match map {
+        Some(m) => super::presets::header_rule(std::slice::from_ref(&m.map)),
+        None => super::presets::header_rule_for(store, up.kind)?,
+    };
+    let mut reader = TableReader::open_with_header(up.file_name, up.bytes, limits, &rule)
+        .map_err(ImportError::File)?;
     let format = reader.format().to_string();
     let roster = up.kind == ImportKind::Roster;
     let chosen = match map {

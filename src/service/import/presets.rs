@@ -5,6 +5,7 @@
 
 use super::mapping::{signature, ColumnMap};
 use super::plan::ImportKind;
+use super::table::HeaderRule;
 use crate::service::Ctx;
 use crate::store::presets::Preset;
 use crate::store::{Store, StoreError};
@@ -55,6 +56,30 @@ pub fn named(store: &Store, kind: ImportKind, name: &str) -> Result<ColumnMap, S
             ))
         }
     }
+}
+
+/// The header rule for files read with these maps: a row with one of their student-ID headers
+/// is a header row too (so title rows above it are skipped).
+pub fn header_rule(maps: &[ColumnMap]) -> HeaderRule {
+    let names: Vec<String> = maps
+        .iter()
+        .filter_map(|m| m.header_for("student_id").map(str::to_string))
+        .collect();
+    if names.is_empty() {
+        HeaderRule::Auto
+    } else {
+        HeaderRule::AlsoNamed(names)
+    }
+}
+
+/// The header rule for a file of `kind` that may match any saved preset.
+pub fn header_rule_for(store: &Store, kind: ImportKind) -> Result<HeaderRule, StoreError> {
+    let maps: Vec<ColumnMap> = list_in(store)?
+        .into_iter()
+        .filter(|(_, p)| p.kind == kind.as_str())
+        .map(|(_, p)| ColumnMap { pairs: p.mapping })
+        .collect();
+    Ok(header_rule(&maps))
 }
 
 /// The preset saved for this kind of file and this header row, if any: (name, map).
