@@ -228,6 +228,25 @@ const TABLE: &[Row] = &[
         [404, 404, 403],
     ),
     row(M::Get, "/admin/imports", "admin_imports", [200, 200, 403]),
+    row(
+        M::Get,
+        "/admin/import/nojob/map",
+        "admin_import_map",
+        [404, 404, 403],
+    ),
+    row(
+        M::Post,
+        "/admin/import/nojob/map",
+        "admin_import_map",
+        [404, 404, 403],
+    ),
+    row(M::Get, "/admin/presets", "admin_presets", [200, 200, 403]),
+    row(
+        M::Post,
+        "/admin/presets/delete",
+        "admin_presets_delete",
+        [404, 404, 403],
+    ),
     row(M::Get, "/admin/accounts", "admin_accounts", [200, 403, 403]),
     row(
         M::Post,

@@ -112,12 +112,8 @@ fn commands_without_an_engine_say_so_and_change_nothing() {
     std::fs::write(&csv, "学号,学期,课程代码,课程名称,学分,成绩\n").expect("csv");
     let csv = csv.display().to_string();
     for args in [
-        vec!["presets", "list"],
-        vec!["presets", "show", "教务"],
         vec!["releases", "list"],
         vec!["releases", "withdraw", "3"],
-        vec!["import", "grades", &csv, "--map", "学号=XH"],
-        vec!["import", "roster", &csv, "--preset", "教务"],
         vec!["import", "grades", &csv, "--publish-at", "2026-12-01 08:00"],
     ] {
         let (code, _, err) = run(&s.config, &args, "long-enough-pass\n");

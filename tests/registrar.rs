@@ -162,6 +162,55 @@ fn urp_gbk_csv_autumn_and_spring() {
     );
 }
 
+/// Course facts (课程性质, 开课学院, 教学班) are stored from every layout that has them: 强智's
+/// 课程属性 is the 必修/选修 one, URP's 课序号 is the teaching class, 旧正方's 学院名称 is the
+/// teaching school; our own layout has none.
+#[test]
+fn course_facts_kept_from_every_layout() {
+    for (file, sid, code, want) in [
+        (
+            "xinzhengfang.xlsx",
+            "2025010101",
+            "B1100011",
+            "必修课|数学与统计学院|(2025-2026-1)-B1100011-01",
+        ),
+        (
+            "jiuzhengfang.xls",
+            "2024020201",
+            "0210032",
+            "必修课|数学学院|-",
+        ),
+        ("qiangzhi.xls", "2023030302", "08010025", "选修|-|-"),
+        ("urp.csv", "2022040401", "100102", "任选|-|02"),
+        ("own.csv", "2025010101", "GE102", "-|-|-"),
+    ] {
+        let cli = Cli::new(&format!("facts-{code}"));
+        let (code_run, out) = cli.import("grades", file);
+        assert_eq!(code_run, 0, "{file}: {out}");
+        let store = Store::open(&cli.data).expect("open store");
+        let rows = store.grades_of(sid).expect("grades");
+        let facts: Vec<String> = rows
+            .iter()
+            .filter(|r| r.course_code == code)
+            .map(|r| {
+                let c = &r.course;
+                format!(
+                    "{}|{}|{}",
+                    c.nature.as_deref().unwrap_or("-"),
+                    c.college.as_deref().unwrap_or("-"),
+                    c.class_group.as_deref().unwrap_or("-")
+                )
+            })
+            .collect();
+        assert!(!facts.is_empty(), "{file}: no rows for {code}");
+        assert!(facts.iter().all(|f| f == want), "{file}: {facts:?}");
+        if file == "xinzhengfang.xlsx" {
+            assert!(out.contains("课程性质=课程性质"), "{out}");
+            assert!(out.contains("教学班=教学班"), "{out}");
+        }
+    }
+}
+
 #[test]
 fn own_layout_utf8_bom_csv() {
     let cli = Cli::new("own");

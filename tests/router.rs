@@ -208,6 +208,16 @@ fn admin_pages_need_a_sign_in() {
     let fake = format!("wxg_admin={}", "a".repeat(64));
     let r = get(&f.app, "/admin", Some(&fake));
     assert_eq!(r.status, 303);
+    // The column-mapping and presets pages too; their POSTs change nothing without a session.
+    for path in ["/admin/presets", "/admin/import/0123456789ab/map"] {
+        let r = get(&f.app, path, None);
+        assert_eq!(r.status, 303, "{path}");
+        assert!(location(&r).starts_with("/admin/login?next="), "{path}");
+    }
+    for path in ["/admin/presets/delete", "/admin/import/0123456789ab/map"] {
+        let r = post(&f.app, path, None, "name=x");
+        assert_eq!(r.status, 303, "{path}");
+    }
 }
 
 #[test]

@@ -1,51 +1,99 @@
-//! `wxgrades import roster|grades FILE`: the admin page's import engine for scripts, with a
-//! progress display on a terminal.
+//! `wxgrades import roster|grades FILE [--map MAP | --preset NAME]`: the admin page's import
+//! engine for scripts, with a progress display on a terminal; and `wxgrades presets`, the saved
+//! column maps.
 
-use std::path::Path;
-
-use super::ImportCommand;
+use super::run::Failure;
+use super::{ImportCommand, PresetsCommand};
 use crate::config::Config;
-use crate::service::import::plan::{self, Upload};
-use crate::service::import::table::XlsxLimits;
+use crate::service::admin::audit::{self, Action};
+use crate::service::import::mapping::{ChosenMap, ColumnMap};
+use crate::service::import::plan::{self, ImportKind, Upload};
+use crate::service::import::presets as saved;
+use crate::service::import::table::{TableReader, XlsxLimits};
 use crate::store::Store;
 
-type Outcome = Result<(), String>;
+type Outcome = Result<(), Failure>;
 
-fn failed<T>(msg: impl Into<String>) -> Result<T, String> {
-    Err(msg.into())
+fn failed<T>(msg: impl Into<String>) -> Result<T, Failure> {
+    Err(Failure::Failed(msg.into()))
 }
 
-/// Run an import whose new options (`--map`, `--preset`, `--publish-at`) are not set.
+fn usage<T>(msg: impl Into<String>) -> Result<T, Failure> {
+    Err(Failure::Usage(msg.into()))
+}
+
+/// Run an import (`--publish-at` is not available yet).
 pub fn run(cfg: &Config, c: &ImportCommand) -> Outcome {
-    let pending = [
-        (c.map.is_some(), "--map"),
-        (c.preset.is_some(), "--preset"),
-        (c.publish_at.is_some(), "--publish-at"),
-    ];
-    if let Some((_, opt)) = pending.iter().find(|(set, _)| *set) {
-        return failed(super::run::not_yet(&format!("import {opt}")));
+    if c.publish_at.is_some() {
+        return failed(super::run::not_yet("import --publish-at"));
     }
-    import(cfg, c.kind, &c.file, c.dry_run, c.replace_term)
+    if c.map.is_some() && c.preset.is_some() {
+        return usage("--map and --preset: give one of them, not both");
+    }
+    import(cfg, c)
 }
 
-fn import(
-    cfg: &Config,
-    kind: plan::ImportKind,
-    file: &Path,
-    dry_run: bool,
-    replace_term: Option<crate::grades::Term>,
-) -> Outcome {
+/// `--map`: our field names checked for this kind of file (a usage error names a bad one).
+fn given_map(kind: ImportKind, c: &ImportCommand) -> Result<Option<ColumnMap>, Failure> {
+    match &c.map {
+        None => Ok(None),
+        Some(m) => ColumnMap::from_names(kind == ImportKind::Roster, &m.0)
+            .map(Some)
+            .map_err(|e| Failure::Usage(format!("--map: {e}"))),
+    }
+}
+
+/// `--map`'s headers must all be in the file's header row (a usage error names the missing).
+fn check_headers(map: &ColumnMap, name: &str, bytes: &[u8], limits: &XlsxLimits) -> Outcome {
+    let rule = saved::header_rule(std::slice::from_ref(map));
+    let reader = TableReader::open_with_header(name, bytes, limits, &rule)
+        .map_err(|e| Failure::Failed(format!("{name}: {e}")))?;
+    let absent = map.absent_headers(reader.headers());
+    if absent.is_empty() {
+        return Ok(());
+    }
+    usage(format!(
+        "--map: {} not in the header row of {name} (its headers: {})",
+        absent
+            .iter()
+            .map(|h| format!("{h:?}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        reader.headers().join(", ")
+    ))
+}
+
+fn import(cfg: &Config, c: &ImportCommand) -> Outcome {
+    let (kind, file, dry_run, replace_term) = (c.kind, c.file.as_path(), c.dry_run, c.replace_term);
+    let map = given_map(kind, c)?;
     let started = std::time::Instant::now();
     let bytes = match std::fs::read(file) {
         Ok(b) => b,
         Err(e) => return failed(format!("cannot read {}: {e}", file.display())),
     };
-    let store = Store::open(&cfg.data).map_err(|e| e.to_string())?;
-    let key = crate::service::verify::VerifyKey::load_or_create(&cfg.data)?;
     let name = file
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
+    // A file given on the command line may be larger than an upload; the XLSX limits scale with it.
+    let limits = XlsxLimits::for_upload(cfg.max_upload_bytes.max(bytes.len() as u64));
+    if let Some(m) = &map {
+        check_headers(m, &name, &bytes, &limits)?;
+    }
+    let store = Store::open(&cfg.data).map_err(|e| e.to_string())?;
+    let chosen = match (map, &c.preset) {
+        (Some(map), _) => Some(ChosenMap {
+            map,
+            source: "命令行 --map 指定的列对应".into(),
+        }),
+        (None, Some(preset)) => Some(ChosenMap {
+            map: saved::named(&store, kind, preset)
+                .map_err(|e| Failure::Usage(format!("--preset: {e}")))?,
+            source: format!("预设 {preset}"),
+        }),
+        (None, None) => None,
+    };
+    let key = crate::service::verify::VerifyKey::load_or_create(&cfg.data)?;
     progress(&format!(
         "reading {} ({})",
         file.display(),
@@ -57,11 +105,10 @@ fn import(
         bytes: &bytes,
         replace_term,
     };
-    // A file given on the command line may be larger than an upload; the XLSX limits scale with it.
-    let limits = XlsxLimits::for_upload(cfg.max_upload_bytes.max(bytes.len() as u64));
     let prog = plan::Progress::default();
     let planned = std::thread::scope(|scope| {
-        let worker = scope.spawn(|| plan::plan_with_progress(&store, &key, &up, &limits, &prog));
+        let worker =
+            scope.spawn(|| plan::plan_with_map(&store, &key, &up, chosen.as_ref(), &limits, &prog));
         watch_progress(&prog, || worker.is_finished());
         worker.join()
     });
@@ -115,6 +162,11 @@ fn import(
         for e in &p.errors {
             eprintln!("  {}", e.describe());
         }
+        if p.needs_mapping {
+            eprintln!(
+                "  no known layout reads this header row: name the columns with --map \"学号=HEADER,学期=HEADER,…\" or a saved --preset NAME"
+            );
+        }
         return failed(format!(
             "{}: {} errors; nothing was written",
             file.display(),
@@ -128,8 +180,8 @@ fn import(
     let writing = std::time::Instant::now();
     progress(&format!("writing {} rows in one transaction", p.writes()));
     let now = crate::clock::unix_now();
-    let done =
-        plan::commit(&store, &p, "cli", now, false, |_, _, _| Ok(0)).map_err(|e| e.to_string())?;
+    let done = plan::commit(&store, &p, "cli", now, false, |_, _, _| Ok(0))
+        .map_err(|e| Failure::Failed(e.to_string()))?;
     println!(
         "committed import #{} in {:.1} s ({:.1} s in all)",
         done.record.id,
@@ -142,6 +194,67 @@ fn import(
         println!("ranks recomputed: {ranked} students ranked");
     }
     Ok(())
+}
+
+/// `wxgrades presets list | show NAME | remove NAME`.
+pub fn presets(cfg: &Config, p: &PresetsCommand) -> Result<(), String> {
+    let store = Store::open(&cfg.data).map_err(|e| e.to_string())?;
+    match p {
+        PresetsCommand::List => {
+            let all = saved::list_in(&store).map_err(|e| e.to_string())?;
+            if all.is_empty() {
+                println!("no saved presets");
+            }
+            for (name, preset) in all {
+                println!(
+                    "{name}\t{}\t{} columns\t{}\t{}",
+                    preset.kind,
+                    preset.mapping.len(),
+                    preset.created_by,
+                    crate::clock::local_datetime(preset.at)
+                );
+            }
+            Ok(())
+        }
+        PresetsCommand::Show { name } => {
+            let all = saved::list_in(&store).map_err(|e| e.to_string())?;
+            let Some((_, preset)) = all.iter().find(|(n, _)| n == name) else {
+                let names: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
+                return Err(format!(
+                    "no preset named {name:?}; saved presets: {}",
+                    if names.is_empty() {
+                        "(none)".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                ));
+            };
+            let roster = preset.kind == "roster";
+            let map = ColumnMap {
+                pairs: preset.mapping.clone(),
+            };
+            println!("{name} ({})", preset.kind);
+            for (field, header) in map.listed(roster) {
+                println!("  {field}={header}");
+            }
+            Ok(())
+        }
+        PresetsCommand::Remove { name } => {
+            if !saved::remove_in(&store, name).map_err(|e| e.to_string())? {
+                return Err(format!("no preset named {name:?}"));
+            }
+            audit::record(
+                &store,
+                crate::clock::unix_now(),
+                "cli",
+                Action::PresetRemoved,
+                name,
+                None,
+            );
+            println!("removed preset {name}");
+            Ok(())
+        }
+    }
 }
 
 /// What the import recognised: the layout, the column mapping, translated values, void rows.

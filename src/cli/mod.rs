@@ -189,9 +189,13 @@ where
     match parse(args) {
         Ok(inv) => match run::execute(&inv) {
             Ok(()) => 0,
-            Err(message) => {
+            Err(run::Failure::Failed(message)) => {
                 eprintln!("wxgrades: {message}");
                 1
+            }
+            Err(run::Failure::Usage(message)) => {
+                eprintln!("wxgrades: {message}");
+                2
             }
         },
         Err(UsageError(m)) => {

@@ -20,8 +20,32 @@ pub(super) fn not_yet(what: &str) -> String {
     format!("{what}: not yet available in this version (nothing was changed)")
 }
 
+/// Why a command failed: exit 1 with a message, or exit 2 for a usage error found only when
+/// the command ran (a `--map` header the file lacks).
+#[derive(Debug)]
+pub enum Failure {
+    Failed(String),
+    Usage(String),
+}
+
+impl From<String> for Failure {
+    fn from(m: String) -> Failure {
+        Failure::Failed(m)
+    }
+}
+
 /// Run one parsed command line.
-pub fn execute(inv: &Invocation) -> Outcome {
+pub fn execute(inv: &Invocation) -> Result<(), Failure> {
+    let cfg = || load_config(inv.config.as_deref(), false);
+    match &inv.command {
+        Command::Import(i) => super::import::run(&cfg()?, i),
+        Command::Presets(p) => super::import::presets(&cfg()?, p).map_err(Failure::Failed),
+        _ => execute_plain(inv).map_err(Failure::Failed),
+    }
+}
+
+/// Run a command whose failures all exit 1.
+fn execute_plain(inv: &Invocation) -> Outcome {
     let cfg = |demo: bool| load_config(inv.config.as_deref(), demo);
     match &inv.command {
         Command::Help(None) => {
@@ -43,7 +67,7 @@ pub fn execute(inv: &Invocation) -> Outcome {
         Command::Menu(MenuCommand::Show) => menu_show(&cfg(false)?),
         Command::Menu(MenuCommand::Push) => menu_push(&cfg(false)?),
         Command::Admin(a) => admin(&cfg(false)?, a),
-        Command::Import(i) => super::import::run(&cfg(false)?, i),
+        Command::Import(_) | Command::Presets(_) => failed("internal: run by execute"),
         Command::Export { term, output } => {
             crate::admin_cli::export_grades(&cfg(false)?, term.as_deref(), output.as_deref())
         }
@@ -63,7 +87,6 @@ pub fn execute(inv: &Invocation) -> Outcome {
             );
             Ok(())
         }
-        Command::Presets(_) => failed(not_yet("presets (saved column mappings)")),
         Command::Releases(_) => failed(not_yet("releases (scheduled grade releases)")),
     }
 }

@@ -8,33 +8,24 @@ fn usage<T>(msg: impl Into<String>) -> Result<T, UsageError> {
     Err(UsageError(msg.into()))
 }
 
-/// The columns of SPEC.md's file formats, in English and Chinese, that `--map` may name.
-const COLUMNS: &[&str] = &[
-    "student_id",
-    "学号",
-    "name",
-    "姓名",
-    "verify",
-    "验证码",
-    "身份证后六位",
-    "class",
-    "班级",
-    "major",
-    "专业",
-    "term",
-    "学期",
-    "course_code",
-    "课程代码",
-    "课程号",
-    "course_name",
-    "课程名称",
-    "credit",
-    "学分",
-    "score",
-    "成绩",
-    "kind",
-    "考试性质",
-];
+/// True for a name `--map` may give on the left: a field of a roster or of a grade sheet, by
+/// label, key or header alias (`service::import::layout`).
+fn known_column(name: &str) -> bool {
+    use crate::service::import::layout::{field_named, fields};
+    field_named(fields(true), name).is_some() || field_named(fields(false), name).is_some()
+}
+
+/// Our fields' labels, for the error message.
+fn column_labels() -> String {
+    use crate::service::import::layout::fields;
+    let mut labels: Vec<&str> = Vec::new();
+    for f in fields(false).iter().chain(fields(true)) {
+        if !labels.contains(&f.label) {
+            labels.push(f.label);
+        }
+    }
+    labels.join(", ")
+}
 
 /// `学号=XH,学期=XNXQDM`: our column = the file's header, comma-separated (`，` too).
 pub fn column_map(spec: &str) -> Result<ColumnMap, UsageError> {
@@ -48,10 +39,10 @@ pub fn column_map(spec: &str) -> Result<ColumnMap, UsageError> {
             return usage(format!("--map: expected COLUMN=HEADER, got {part:?}"));
         };
         let (ours, theirs) = (ours.trim(), theirs.trim());
-        if !COLUMNS.contains(&ours) {
+        if !known_column(ours) {
             return usage(format!(
                 "--map: unknown column {ours:?} (one of: {})",
-                COLUMNS.join(", ")
+                column_labels()
             ));
         }
         if theirs.is_empty() || theirs.contains('=') || theirs.chars().any(char::is_control) {

@@ -126,6 +126,26 @@ fn dispatch(app: &App, req: &Request) -> (&'static str, Handled) {
             "admin_import_errors",
             Box::new(|a| super::admin_import::errors_csv(app, &a, req, id)),
         ),
+        ["import", id, "map"] if get => (
+            "admin_import_map",
+            Box::new(|a| super::admin_import_map::form(app, &a, req, id)),
+        ),
+        ["import", id, "map"] if post => (
+            "admin_import_map",
+            Box::new(|a| {
+                posted(app, req, a, |app, req, p| {
+                    super::admin_import_map::submit(app, req, p, id)
+                })
+            }),
+        ),
+        ["presets"] if get => (
+            "admin_presets",
+            Box::new(|a| super::admin_import_map::list(app, &a)),
+        ),
+        ["presets", "delete"] if post => (
+            "admin_presets_delete",
+            Box::new(|a| posted(app, req, a, super::admin_import_map::delete)),
+        ),
         ["import", id, "commit"] if post => (
             "admin_import_commit",
             Box::new(|a| {

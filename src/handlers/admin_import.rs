@@ -297,7 +297,8 @@ fn preview(p: &Plan) -> Value {
     context! {
         sha256 => p.sha256.clone(),
         format => p.format.clone(),
-        layout => p.layout,
+        layout => p.layout.clone(),
+        needs_mapping => p.needs_mapping,
         translated => p.translated.iter().map(|t| format!("{}：{} → {}（{} 行）", t.field, t.from, t.to, t.rows)).collect::<Vec<_>>(),
         mapping => p.mapping.iter().map(|(field, header)| format!("{field} ← {header}")).collect::<Vec<_>>(),
         skipped => p.skipped,

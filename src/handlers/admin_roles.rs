@@ -34,6 +34,10 @@ pub const ROUTE_ROLES: &[(&str, Role)] = &[
     // A preview's error list names student IDs and cells as written.
     ("admin_import_errors", Role::Registrar),
     ("admin_imports", Role::Registrar),
+    // Column maps for files no layout reads, and the saved presets.
+    ("admin_import_map", Role::Registrar),
+    ("admin_presets", Role::Registrar),
+    ("admin_presets_delete", Role::Registrar),
     // Accounts and whole-file backups (they hold every password hash).
     ("admin_accounts", Role::Admin),
     ("admin_account_role", Role::Admin),

@@ -287,10 +287,12 @@ pub fn grades(app: &App, req: &Request) -> Handled {
     // page carries this session's CSRF token (the notice switch), so the token is part of the
     // key too.
     let csrf_token = csrf::token_for(&v.session_id);
-    let key = shown
-        .key()
-        .filter(|_| !notice.flash_shown)
-        .map(|k| format!("grades|{k}|{}|{}|{}|{csrf_token}", v.openid, v.since, notice.key));
+    let key = shown.key().filter(|_| !notice.flash_shown).map(|k| {
+        format!(
+            "grades|{k}|{}|{}|{}|{csrf_token}",
+            v.openid, v.since, notice.key
+        )
+    });
     let generation = app.generation();
     let encoding = super::page_encoding(req);
     if let Some(key) = &key {

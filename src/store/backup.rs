@@ -42,6 +42,7 @@ fn visit_all(v: &mut impl TableVisitor) -> Result<()> {
     v.visit(BIND_LOG)?;
     v.visit(GRADES)?;
     v.visit(IMPORTS)?;
+    v.visit(IMPORT_PRESETS)?;
     v.visit(ADMINS)?;
     v.visit(ADMIN_SESSIONS)?;
     v.visit(AUDIT)?;

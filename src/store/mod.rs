@@ -9,6 +9,7 @@ pub mod backup;
 pub mod consents;
 pub mod grades;
 pub mod notices;
+pub mod presets;
 pub mod privacy;
 pub mod ranks;
 pub mod students;

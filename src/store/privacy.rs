@@ -150,7 +150,8 @@ impl Store {
             tx.open_table(WX_USERS)?.remove(openid)?;
             tx.open_table(NOTICES_OFF)?.remove(openid)?;
             // An unused 一次性订阅 consent is WeChat data about this user too.
-            tx.open_table(super::tables::NOTICE_CONSENTS)?.remove(openid)?;
+            tx.open_table(super::tables::NOTICE_CONSENTS)?
+                .remove(openid)?;
             let mut signins = tx.open_table(SIGNINS)?;
             let keys: Vec<i64> = signins
                 .range((openid, i64::MIN)..=(openid, i64::MAX))?

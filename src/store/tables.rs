@@ -42,6 +42,8 @@ pub const SIGNINS: TableDefinition<(&str, i64), &[u8]> = TableDefinition::new("s
 pub const NOTICES_OFF: TableDefinition<&str, i64> = TableDefinition::new("notices_off_v1");
 /// student_id → JSON `store::ranks::Rank` (place and group size by overall GPA).
 pub const RANKS: TableDefinition<&str, &[u8]> = TableDefinition::new("ranks_v1");
+/// preset name → JSON `store::presets::Preset`: a saved column mapping for imports.
+pub const IMPORT_PRESETS: TableDefinition<&str, &[u8]> = TableDefinition::new("import_presets_v1");
 
 /// admin name → JSON `AdminAccount` (argon2id PHC hash, never the password).
 pub const ADMINS: TableDefinition<&str, &[u8]> = TableDefinition::new("admins_v1");
@@ -66,6 +68,7 @@ pub(crate) fn create_all(tx: &WriteTransaction) -> Result<(), redb::TableError> 
     tx.open_table(BIND_LOG)?;
     tx.open_table(GRADES)?;
     tx.open_table(IMPORTS)?;
+    tx.open_table(IMPORT_PRESETS)?;
     tx.open_table(ADMINS)?;
     tx.open_table(ADMIN_SESSIONS)?;
     tx.open_table(AUDIT)?;

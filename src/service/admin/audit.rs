@@ -26,10 +26,12 @@ pub enum Action {
     RoleChanged,
     /// A page or POST refused because of the account's role.
     Denied,
+    PresetSaved,
+    PresetRemoved,
 }
 
 impl Action {
-    pub const ALL: [Action; 14] = [
+    pub const ALL: [Action; 16] = [
         Action::Login,
         Action::LoginFailed,
         Action::LoginLocked,
@@ -44,6 +46,8 @@ impl Action {
         Action::AccountRemoved,
         Action::RoleChanged,
         Action::Denied,
+        Action::PresetSaved,
+        Action::PresetRemoved,
     ];
 
     /// The stored code.
@@ -63,6 +67,8 @@ impl Action {
             Action::AccountRemoved => "account_removed",
             Action::RoleChanged => "role_changed",
             Action::Denied => "denied",
+            Action::PresetSaved => "preset_saved",
+            Action::PresetRemoved => "preset_removed",
         }
     }
 
@@ -83,6 +89,8 @@ impl Action {
             Action::AccountRemoved => "删除管理员",
             Action::RoleChanged => "更改角色",
             Action::Denied => "越权被拒",
+            Action::PresetSaved => "保存导入预设",
+            Action::PresetRemoved => "删除导入预设",
         }
     }
 

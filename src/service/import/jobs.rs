@@ -9,8 +9,9 @@ use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use super::mapping::ChosenMap;
 use super::plan::{
-    commit, plan_with_progress, refused_record, ImportError, ImportKind, Plan, Progress, Upload,
+    commit, plan_with_map, refused_record, ImportError, ImportKind, Plan, Progress, Upload,
 };
 use super::table::XlsxLimits;
 use crate::error::AppError;
@@ -41,12 +42,16 @@ pub struct Job {
     pub file_name: String,
     pub created: i64,
     pub progress: Progress,
+    /// Grades only: the term to replace, kept for a second plan with a column map.
+    pub replace_term: Option<Term>,
     state: Mutex<JobState>,
     /// Signalled whenever `state` changes.
     changed: Condvar,
     plan: Mutex<Option<Arc<Plan>>>,
     /// Set once the committed summary has been shown to the person who committed.
     summary_shown: AtomicBool,
+    /// The file, kept only while its plan needs a column map (the mapping page reads it).
+    source: Mutex<Option<Arc<Vec<u8>>>>,
 }
 
 impl Job {
@@ -96,6 +101,11 @@ impl Job {
         self.plan.lock().ok().and_then(|p| p.clone())
     }
 
+    /// The uploaded file, while its plan needs a column map.
+    pub fn source(&self) -> Option<Arc<Vec<u8>>> {
+        self.source.lock().ok().and_then(|s| s.clone())
+    }
+
     /// Whether this job's commit wrote grade notices (the sender is woken then).
     fn notices_written(&self) -> bool {
         matches!(self.state(), JobState::Committed(r) if r.notices > 0)
@@ -105,8 +115,8 @@ impl Job {
 enum Task {
     Plan {
         job: Arc<Job>,
-        bytes: Vec<u8>,
-        replace_term: Option<Term>,
+        bytes: Arc<Vec<u8>>,
+        map: Option<ChosenMap>,
     },
     Commit {
         job: Arc<Job>,
@@ -168,11 +178,9 @@ impl ImportJobs {
                 rx.recv_timeout(Duration::from_millis(100))
             };
             match task {
-                Ok(Task::Plan {
-                    job,
-                    bytes,
-                    replace_term,
-                }) => run_plan(ctx, &self.verify_key, &job, &bytes, replace_term),
+                Ok(Task::Plan { job, bytes, map }) => {
+                    run_plan(ctx, &self.verify_key, &job, bytes, map.as_ref())
+                }
                 Ok(Task::Commit { job, notify }) => {
                     run_commit(ctx, &job, notify);
                     if job.notices_written() {
@@ -245,6 +253,30 @@ impl ImportJobs {
         replace_term: Option<Term>,
         now: i64,
     ) -> Result<Arc<Job>, AppError> {
+        self.submit_mapped(
+            by,
+            kind,
+            file_name,
+            Arc::new(bytes),
+            replace_term,
+            None,
+            now,
+        )
+    }
+
+    /// Queue a file for planning with a column map staff chose (`None`: by header names or a
+    /// saved preset); returns the job to watch.
+    #[allow(clippy::too_many_arguments)]
+    pub fn submit_mapped(
+        &self,
+        by: &str,
+        kind: ImportKind,
+        file_name: &str,
+        bytes: Arc<Vec<u8>>,
+        replace_term: Option<Term>,
+        map: Option<ChosenMap>,
+        now: i64,
+    ) -> Result<Arc<Job>, AppError> {
         let job = Arc::new(Job {
             id: crate::secret::random_hex::<12>(),
             by: by.to_string(),
@@ -252,10 +284,12 @@ impl ImportJobs {
             file_name: file_name.to_string(),
             created: now,
             progress: Progress::default(),
+            replace_term,
             state: Mutex::new(JobState::Planning),
             changed: Condvar::new(),
             plan: Mutex::new(None),
             summary_shown: AtomicBool::new(false),
+            source: Mutex::new(None),
         });
         {
             let mut jobs = self
@@ -276,7 +310,7 @@ impl ImportJobs {
         self.send(Task::Plan {
             job: job.clone(),
             bytes,
-            replace_term,
+            map,
         })?;
         Ok(job)
     }
@@ -327,18 +361,23 @@ fn run_plan(
     ctx: &Ctx,
     verify_key: &VerifyKey,
     job: &Job,
-    bytes: &[u8],
-    replace_term: Option<Term>,
+    bytes: Arc<Vec<u8>>,
+    map: Option<&ChosenMap>,
 ) {
     let up = Upload {
         kind: job.kind,
         file_name: &job.file_name,
-        bytes,
-        replace_term,
+        bytes: &bytes,
+        replace_term: job.replace_term,
     };
     let limits = XlsxLimits::for_upload(ctx.config.max_upload_bytes);
-    match plan_with_progress(&ctx.store, verify_key, &up, &limits, &job.progress) {
+    match plan_with_map(&ctx.store, verify_key, &up, map, &limits, &job.progress) {
         Ok(p) => {
+            if p.needs_mapping {
+                if let Ok(mut slot) = job.source.lock() {
+                    *slot = Some(bytes.clone());
+                }
+            }
             if p.has_errors() {
                 let why = format!("有 {} 处错误，未写入", p.errors.len());
                 if let Err(e) = ctx.store.record_refused_import(refused_record(

@@ -125,7 +125,17 @@ pub const G_VOID: usize = 10;
 pub const G_MAKEUP: usize = 11;
 /// 重修成绩 (旧正方): a retake attempt on the same row.
 pub const G_RETAKE: usize = 12;
-pub const GRADE_FIELDS: [Field; 13] = [
+/// 课程性质 / 课程属性 (必修, 选修, …). 强智 exports both: its 课程属性 is the 必修/选修 one
+/// (its 课程性质 is 公共课/专业课), so 课程性质 counts only when there is no 课程属性.
+pub const G_NATURE: usize = 13;
+/// 开课学院 (旧正方's 学院名称 on a grade sheet names the teaching school too).
+pub const G_COLLEGE: usize = 14;
+/// 教学班: 新正方's 教学班 and URP's 课序号 (a section of one course). 强智's 分组名 is a
+/// grouping inside a class, not a teaching class, and is not read.
+pub const G_CLASS_GROUP: usize = 15;
+/// Score components (平时成绩 … 卷面成绩): kept as written, in file order.
+pub const G_COMPONENTS: std::ops::Range<usize> = 16..22;
+pub const GRADE_FIELDS: [Field; 22] = [
     field(
         "学号",
         "student_id",
@@ -199,7 +209,115 @@ pub const GRADE_FIELDS: [Field; 13] = [
         &[],
         Required::No,
     ),
+    field(
+        "课程性质",
+        "nature",
+        &["nature", "课程属性"],
+        &["课程性质"],
+        Required::No,
+    ),
+    field(
+        "开课学院",
+        "course_college",
+        &[
+            "course_college",
+            "开课学院",
+            "开课单位",
+            "开课院系",
+            "开课部门",
+        ],
+        &["学院名称"],
+        Required::No,
+    ),
+    field(
+        "教学班",
+        "class_group",
+        &["class_group", "教学班", "教学班名称", "教学班号", "课序号"],
+        &[],
+        Required::No,
+    ),
+    field(
+        "平时成绩",
+        "usual_score",
+        &["usual_score", "平时成绩", "平时"],
+        &[],
+        Required::No,
+    ),
+    field(
+        "期中成绩",
+        "midterm_score",
+        &["midterm_score", "期中成绩", "期中"],
+        &[],
+        Required::No,
+    ),
+    field(
+        "期末成绩",
+        "final_score",
+        &["final_score", "期末成绩", "期末"],
+        &[],
+        Required::No,
+    ),
+    field(
+        "实验成绩",
+        "lab_score",
+        &["lab_score", "实验成绩", "实验"],
+        &[],
+        Required::No,
+    ),
+    field(
+        "实践成绩",
+        "practice_score",
+        &["practice_score", "实践成绩", "实践"],
+        &[],
+        Required::No,
+    ),
+    field(
+        "卷面成绩",
+        "paper_score",
+        &["paper_score", "卷面成绩", "卷面"],
+        &[],
+        Required::No,
+    ),
 ];
+
+/// The fields of a roster (`true`) or a grade sheet.
+pub fn fields(roster: bool) -> &'static [Field] {
+    if roster {
+        &ROSTER_FIELDS
+    } else {
+        &GRADE_FIELDS
+    }
+}
+
+/// The field a name means: our label (学号), our key (student_id) or one of its header names
+/// (课程号), compared in header form.
+pub fn field_named(fields: &[Field], name: &str) -> Option<usize> {
+    let n = normalise_header(name);
+    fields.iter().position(|f| {
+        normalise_header(f.label) == n
+            || f.key == n
+            || f.aliases.contains(&n.as_str())
+            || f.weak.contains(&n.as_str())
+    })
+}
+
+/// The required fields a column map lacks, as "学号（student_id）".
+pub fn missing_fields(fields: &[Field], map: &[Option<usize>]) -> Vec<String> {
+    let present = |i: usize| map.get(i).copied().flatten().is_some();
+    fields
+        .iter()
+        .enumerate()
+        .filter(|&(i, f)| {
+            !present(i)
+                && match f.required {
+                    Required::Yes => true,
+                    Required::No => false,
+                    Required::UnlessPresent(other) => !present(other),
+                }
+        })
+        .map(|(_, f)| format!("{}（{}）", f.label, f.key))
+        .collect()
+}
 
 /// Header comparison form: trimmed, `*` markers dropped, lower case, spaces and hyphens as `_`
 /// (so `Student ID`, `student-id` and `STUDENT_ID` all match `student_id`).

@@ -11,9 +11,10 @@ use redb::{ReadableTable, WriteTransaction};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::layout;
+use super::mapping::ChosenMap;
 use super::table::{TableError, TableReader, XlsxLimits, DEFAULT_UPLOAD_BYTES};
 use super::validate::{
-    column_mapping, stream, GradeSheet, RosterSheet, RowError, Translation, Validated,
+    column_mapping, stream_mapped, GradeSheet, RosterSheet, RowError, Translation, Validated,
     MAX_ERROR_VALUE,
 };
 use crate::grades::{GradeRecord, Term};
@@ -104,8 +105,15 @@ pub struct Plan {
     pub file_name: String,
     pub sha256: String,
     pub format: String,
-    /// The layout recognised from the header row ("新正方 成绩导出", …), shown as "识别为：…".
-    pub layout: &'static str,
+    /// The layout recognised from the header row ("新正方 成绩导出", …) or the column map used
+    /// ("预设 NAME", "手动指定的列对应"), shown as "识别为：…".
+    pub layout: String,
+    /// True when no layout read the header row and no column map was given: the file needs
+    /// staff to say which column is which (the mapping page).
+    pub needs_mapping: bool,
+    /// The column map the file was read with (given, or the preset matching its header row);
+    /// `None` when read by header names. A commit that reads the file again must use it too.
+    pub columns: Option<ChosenMap>,
     /// (our field, the file's header) for every column read, for the preview.
     pub mapping: Vec<(&'static str, String)>,
     pub rows_read: usize,
@@ -209,6 +217,7 @@ pub fn plan(store: &Store, key: &VerifyKey, up: &Upload<'_>) -> Result<Plan, Imp
 }
 
 /// `plan`, reporting how far it has come; an XLSX is checked against `limits` before it is read.
+/// Columns are found by header names, or by the preset saved for this header row.
 pub fn plan_with_progress(
     store: &Store,
     key: &VerifyKey,
@@ -216,15 +225,53 @@ pub fn plan_with_progress(
     limits: &XlsxLimits,
     progress: &Progress,
 ) -> Result<Plan, ImportError> {
+    plan_with_map(store, key, up, None, limits, progress)
+}
+
+/// `plan_with_progress` with the columns found by `map` when one is given (`--map`, `--preset`,
+/// the mapping page); without one, a preset saved for this header row is used when there is
+/// one, else the header names.
+pub fn plan_with_map(
+    store: &Store,
+    key: &VerifyKey,
+    up: &Upload<'_>,
+    map: Option<&ChosenMap>,
+    limits: &XlsxLimits,
+    progress: &Progress,
+) -> Result<Plan, ImportError> {
     progress.set(0, 0, 0);
-    let mut reader =
-        TableReader::open_limited(up.file_name, up.bytes, limits).map_err(ImportError::File)?;
-    let format = reader.format().to_string();
-    let layout = match up.kind {
-        ImportKind::Roster => layout::recognise_roster(reader.headers()),
-        ImportKind::Grades => layout::recognise_grades(reader.headers()),
+    // Title rows above a mapped header row are skipped too: its student-ID header marks it.
+    let rule = match map {
+        Some(m) => super::presets::header_rule(std::slice::from_ref(&m.map)),
+        None => super::presets::header_rule_for(store, up.kind)?,
     };
-    let mapping = column_mapping(up.kind == ImportKind::Roster, reader.headers());
+    let mut reader = TableReader::open_with_header(up.file_name, up.bytes, limits, &rule)
+        .map_err(ImportError::File)?;
+    let format = reader.format().to_string();
+    let roster = up.kind == ImportKind::Roster;
+    let chosen = match map {
+        Some(m) => Some(m.clone()),
+        None => super::presets::recognise(store, up.kind, reader.headers())?.map(|(name, map)| {
+            ChosenMap {
+                map,
+                source: format!("预设 {name}"),
+            }
+        }),
+    };
+    let (layout, mapping) = match &chosen {
+        Some(c) => (c.source.clone(), c.map.listed(roster)),
+        None => (
+            match up.kind {
+                ImportKind::Roster => layout::recognise_roster(reader.headers()),
+                ImportKind::Grades => layout::recognise_grades(reader.headers()),
+            }
+            .to_string(),
+            column_mapping(roster, reader.headers()),
+        ),
+    };
+    let needs_mapping = chosen.is_none() && mapping.is_empty();
+    let by_map = chosen.as_ref().map(|c| &c.map);
+    let columns = chosen.clone();
     // Where the grade file's 姓名 column is, for the errors of names that differ from the roster.
     let name_column = mapping
         .iter()
@@ -237,12 +284,18 @@ pub fn plan_with_progress(
     let tick = |n: usize| progress.tick(n);
     let (roster, grades) = match up.kind {
         ImportKind::Roster => (
-            Some(stream::<RosterSheet>(&mut reader, tick).map_err(ImportError::File)?),
+            Some(
+                stream_mapped::<RosterSheet>(&mut reader, by_map, tick)
+                    .map_err(ImportError::File)?,
+            ),
             None,
         ),
         ImportKind::Grades => (
             None,
-            Some(stream::<GradeSheet>(&mut reader, tick).map_err(ImportError::File)?),
+            Some(
+                stream_mapped::<GradeSheet>(&mut reader, by_map, tick)
+                    .map_err(ImportError::File)?,
+            ),
         ),
     };
     let rows = roster
@@ -259,6 +312,8 @@ pub fn plan_with_progress(
         sha256: secret::hex(&secret::sha256(&[up.bytes])),
         format,
         layout,
+        needs_mapping,
+        columns,
         mapping,
         rows_read: 0,
         skipped: 0,

@@ -24,7 +24,7 @@ mod xlsx_limits;
 use xlsx::{without_panic, SheetSource};
 pub use xlsx_limits::XlsxLimits;
 
-use super::layout::{looks_like_header, HEADER_SEARCH_ROWS};
+use super::layout::{looks_like_header, normalise_header, HEADER_SEARCH_ROWS};
 use super::sniff::{self, Container};
 
 /// The upload cap [`TableReader::open`] assumes (the default `max_upload_mb`).
@@ -183,6 +183,35 @@ pub fn read_table(file_name: &str, bytes: &[u8]) -> Result<Table, TableError> {
     })
 }
 
+/// How the header row is told from the title rows above it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum HeaderRule {
+    /// The first row naming the student ID by one of its header names (`layout`).
+    #[default]
+    Auto,
+    /// That, or a row with one of these headers (a column map's student-ID column).
+    AlsoNamed(Vec<String>),
+    /// The row with this number, when it is among the first rows searched.
+    Line(usize),
+}
+
+impl HeaderRule {
+    fn is_header<'c>(&self, line: usize, cells: impl Iterator<Item = &'c str>) -> bool {
+        match self {
+            HeaderRule::Auto => looks_like_header(cells),
+            HeaderRule::AlsoNamed(names) => {
+                let cells: Vec<&str> = cells.collect();
+                looks_like_header(cells.iter().copied())
+                    || cells.iter().any(|c| {
+                        let n = normalise_header(c);
+                        names.iter().any(|name| normalise_header(name) == n)
+                    })
+            }
+            HeaderRule::Line(at) => line == *at,
+        }
+    }
+}
+
 /// A streaming reader: the header row is read by [`open`](TableReader::open), data rows one by
 /// one by [`next_row`](TableReader::next_row), blank rows skipped.
 pub struct TableReader<'a> {
@@ -306,6 +335,17 @@ impl<'a> TableReader<'a> {
         bytes: &'a [u8],
         limits: &XlsxLimits,
     ) -> Result<TableReader<'a>, TableError> {
+        TableReader::open_with_header(file_name, bytes, limits, &HeaderRule::Auto)
+    }
+
+    /// [`open_limited`](TableReader::open_limited), with the header row found by `rule`: a
+    /// column map's student-ID header names mark a header row too, or staff named its row.
+    pub fn open_with_header(
+        file_name: &str,
+        bytes: &'a [u8],
+        limits: &XlsxLimits,
+        rule: &HeaderRule,
+    ) -> Result<TableReader<'a>, TableError> {
         let lower = file_name.to_ascii_lowercase();
         // Content decides; the name only sharpens an error message or picks tabs for .tsv.
         let (format, mut source) = match sniff::container(bytes) {
@@ -379,7 +419,7 @@ impl<'a> TableReader<'a> {
                 Some(_) if source.is_blank() => continue,
                 Some(line) => {
                     let cells = source.cells();
-                    if looks_like_header((0..source.len()).map(|i| cells.get(i))) {
+                    if rule.is_header(line, (0..source.len()).map(|i| cells.get(i))) {
                         break line;
                     }
                     first.get_or_insert(line);
@@ -960,6 +1000,31 @@ pub(crate) mod tests {
         // A short file without one: the same, from the first row.
         let t = csv("课程,成绩\n高数,90\n");
         assert_eq!((t.header_line, t.rows.len()), (1, 1));
+    }
+
+    #[test]
+    fn header_row_named_by_a_column_map_or_by_its_number() {
+        let text = "某大学成绩单,,\n打印时间：2026-01-20,,\nXH,KCH,CJ\n2021001,C1,90\n";
+        let open = |rule: &HeaderRule| {
+            let r = TableReader::open_with_header(
+                "x.csv",
+                text.as_bytes(),
+                &XlsxLimits::for_upload(1 << 20),
+                rule,
+            )
+            .unwrap();
+            (r.header_line(), r.headers().to_vec())
+        };
+        assert_eq!(open(&HeaderRule::Auto).0, 1, "no 学号: the first row");
+        let named = open(&HeaderRule::AlsoNamed(vec!["xh".into()]));
+        assert_eq!(
+            named,
+            (3, vec!["XH".to_string(), "KCH".into(), "CJ".into()])
+        );
+        assert_eq!(open(&HeaderRule::Line(3)), named);
+        assert_eq!(open(&HeaderRule::Line(2)).0, 2);
+        // A row number beyond the search: the first row, as without one.
+        assert_eq!(open(&HeaderRule::Line(40)).0, 1);
     }
 
     #[test]

@@ -9,13 +9,15 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 
 use super::layout::{
-    normalise_header, Field, Required, GRADE_FIELDS, G_CODE, G_COURSE, G_CREDIT, G_FLAG, G_ID,
-    G_KIND, G_MAKEUP, G_NAME, G_RETAKE, G_SCORE, G_TERM, G_VOID, G_YEAR, ROSTER_FIELDS, R_CLASS,
-    R_COLLEGE, R_GRADE, R_ID, R_ID_NUMBER, R_MAJOR, R_NAME, R_VERIFY,
+    missing_fields, normalise_header, Field, GRADE_FIELDS, G_CLASS_GROUP, G_CODE, G_COLLEGE,
+    G_COMPONENTS, G_COURSE, G_CREDIT, G_FLAG, G_ID, G_KIND, G_MAKEUP, G_NAME, G_NATURE, G_RETAKE,
+    G_SCORE, G_TERM, G_VOID, G_YEAR, ROSTER_FIELDS, R_CLASS, R_COLLEGE, R_GRADE, R_ID, R_ID_NUMBER,
+    R_MAJOR, R_NAME, R_VERIFY,
 };
+use super::mapping::ColumnMap;
 use super::notation;
 use super::table::{column_letter, CellRow, Table, TableError, TableReader};
-use crate::grades::{shown, Credit, ExamKind, GradeRecord, RosterRecord, Score, Term};
+use crate::grades::{shown, CourseFacts, Credit, ExamKind, GradeRecord, RosterRecord, Score, Term};
 
 /// The outcome of validating a file: the good records with their row numbers, and every error.
 /// An import may be committed only when `errors` is empty.
@@ -200,19 +202,7 @@ fn map_columns<const N: usize>(
             }
         }
     }
-    let missing: Vec<String> = fields
-        .iter()
-        .zip(map.iter())
-        .filter(|(f, at)| {
-            at.is_none()
-                && match f.required {
-                    Required::Yes => true,
-                    Required::No => false,
-                    Required::UnlessPresent(other) => map.get(other).copied().flatten().is_none(),
-                }
-        })
-        .map(|(f, _)| format!("{}（{}）", f.label, f.key))
-        .collect();
+    let missing = missing_fields(fields, &map);
     if !missing.is_empty() {
         let found: Vec<&str> = headers
             .iter()
@@ -389,6 +379,12 @@ pub trait Sheet {
     /// Where each field is: `[Option<usize>; N]`.
     type Columns: Copy;
     fn columns(headers: &[String], header_line: usize) -> Result<Self::Columns, Vec<RowError>>;
+    /// Where each field is by a column map staff chose.
+    fn mapped(
+        map: &ColumnMap,
+        headers: &[String],
+        header_line: usize,
+    ) -> Result<Self::Columns, Vec<RowError>>;
     /// Check one row; `None` when it has errors (already recorded in `c`).
     fn record<R: CellRow + ?Sized>(
         c: &mut RowCheck<'_, '_, R>,
@@ -436,7 +432,20 @@ pub type RosterValidator = Validator<RosterSheet>;
 impl<S: Sheet> Validator<S> {
     /// Maps the header row; column errors are reported by `finish`.
     pub fn new(headers: &[String], header_line: usize) -> Validator<S> {
-        let (columns, errors) = match S::columns(headers, header_line) {
+        Validator::with_columns(headers, header_line, S::columns(headers, header_line))
+    }
+
+    /// Maps the header row by a column map staff chose.
+    pub fn mapped(headers: &[String], header_line: usize, map: &ColumnMap) -> Validator<S> {
+        Validator::with_columns(headers, header_line, S::mapped(map, headers, header_line))
+    }
+
+    fn with_columns(
+        headers: &[String],
+        header_line: usize,
+        columns: Result<S::Columns, Vec<RowError>>,
+    ) -> Validator<S> {
+        let (columns, errors) = match columns {
             Ok(map) => (Some(map), Vec::new()),
             Err(errors) => (None, errors),
         };
@@ -519,10 +528,18 @@ pub struct GradeSheet;
 
 impl Sheet for GradeSheet {
     type Record = GradeRecord;
-    type Columns = [Option<usize>; 13];
+    type Columns = [Option<usize>; 22];
 
     fn columns(headers: &[String], header_line: usize) -> Result<Self::Columns, Vec<RowError>> {
         map_columns(&GRADE_FIELDS, headers, header_line)
+    }
+
+    fn mapped(
+        map: &ColumnMap,
+        headers: &[String],
+        header_line: usize,
+    ) -> Result<Self::Columns, Vec<RowError>> {
+        map.resolve(&GRADE_FIELDS, headers, header_line)
     }
 
     fn record<R: CellRow + ?Sized>(
@@ -604,6 +621,7 @@ impl Sheet for GradeSheet {
             },
         };
         let name = c.optional_text(col(G_NAME), "姓名", 64);
+        let course = course_facts(c, cols);
         Some(GradeRecord {
             student_id: student_id?,
             term: term?,
@@ -613,7 +631,7 @@ impl Sheet for GradeSheet {
             score: score?,
             kind: kind?,
             name,
-            course: Default::default(),
+            course: course?,
         })
     }
 
@@ -682,6 +700,38 @@ impl Sheet for GradeSheet {
     }
 }
 
+/// 课程性质, 开课学院, 教学班 and the score components of a grade row, each as written (checked
+/// as text only). `None` when a cell has an error (already recorded).
+fn course_facts<R: CellRow + ?Sized>(
+    c: &mut RowCheck<'_, '_, R>,
+    cols: [Option<usize>; 22],
+) -> Option<CourseFacts> {
+    let col = |i: usize| cols.get(i).copied().flatten();
+    let before = c.ok;
+    c.ok = true;
+    let nature = c.optional_text(col(G_NATURE), "课程性质", 20);
+    let college = c.optional_text(col(G_COLLEGE), "开课学院", 100);
+    let class_group = c.optional_text(col(G_CLASS_GROUP), "教学班", 100);
+    let mut components: Vec<(usize, String, String)> = Vec::new();
+    for field in G_COMPONENTS {
+        let Some(at) = col(field) else { continue };
+        let label = GRADE_FIELDS.get(field).map_or("成绩", |f| f.label);
+        if let Some(v) = c.optional_text(Some(at), label, 20) {
+            let header = c.headers.get(at).cloned().unwrap_or_default();
+            components.push((at, header, v));
+        }
+    }
+    components.sort_by_key(|(at, ..)| *at);
+    let ok = c.ok;
+    c.ok = before && ok;
+    ok.then(|| CourseFacts {
+        nature,
+        college,
+        class_group,
+        components: components.into_iter().map(|(_, h, v)| (h, v)).collect(),
+    })
+}
+
 /// The label of a non-numeric score (numbers are not translations).
 fn score_label(s: &Score) -> Option<&'static str> {
     match *s {
@@ -702,6 +752,14 @@ impl Sheet for RosterSheet {
 
     fn columns(headers: &[String], header_line: usize) -> Result<Self::Columns, Vec<RowError>> {
         map_columns(&ROSTER_FIELDS, headers, header_line)
+    }
+
+    fn mapped(
+        map: &ColumnMap,
+        headers: &[String],
+        header_line: usize,
+    ) -> Result<Self::Columns, Vec<RowError>> {
+        map.resolve(&ROSTER_FIELDS, headers, header_line)
     }
 
     fn record<R: CellRow + ?Sized>(
@@ -932,9 +990,21 @@ pub fn validate_grades(table: &Table) -> Validated<GradeRecord> {
 /// `tick` with the number of rows read so far.
 pub fn stream<S: Sheet>(
     reader: &mut TableReader<'_>,
+    tick: impl FnMut(usize),
+) -> Result<Validated<S::Record>, TableError> {
+    stream_mapped::<S>(reader, None, tick)
+}
+
+/// [`stream`] with the columns found by a column map staff chose (`None`: by header names).
+pub fn stream_mapped<S: Sheet>(
+    reader: &mut TableReader<'_>,
+    map: Option<&ColumnMap>,
     mut tick: impl FnMut(usize),
 ) -> Result<Validated<S::Record>, TableError> {
-    let mut v = Validator::<S>::new(reader.headers(), reader.header_line());
+    let mut v = match map {
+        Some(m) => Validator::<S>::mapped(reader.headers(), reader.header_line(), m),
+        None => Validator::<S>::new(reader.headers(), reader.header_line()),
+    };
     let mut rows = 0usize;
     reader.for_each_row(|row| {
         v.push(row);
@@ -1564,6 +1634,94 @@ abc$,2025-2026-1,C5,课程,1,60,,
         let mut v: Vec<usize> = (0..6).collect();
         remove_indices(&mut v, &[(2, 0), (3, 0), (5, 1)]);
         assert_eq!(v, [0, 1, 4]);
+    }
+
+    #[test]
+    fn course_facts_are_read_from_every_layout_that_has_them() {
+        let facts = |v: &Validated<GradeRecord>| -> Vec<String> {
+            v.records
+                .iter()
+                .map(|(_, r)| {
+                    let c = &r.course;
+                    let comps: Vec<String> = c
+                        .components
+                        .iter()
+                        .map(|(l, v)| format!("{l}={v}"))
+                        .collect();
+                    format!(
+                        "{}|{}|{}|{}",
+                        c.nature.as_deref().unwrap_or("-"),
+                        c.college.as_deref().unwrap_or("-"),
+                        c.class_group.as_deref().unwrap_or("-"),
+                        comps.join(",")
+                    )
+                })
+                .collect()
+        };
+        // 强智: 课程属性 (必修/选修) wins over its 课程性质 (专业核心); 分组名 is no teaching class.
+        let v = grades("序号,学号,姓名,开课学期,课程编号,课程名称,分组名,成绩,学分,课程属性,课程性质,平时成绩,期末成绩\n1,1,甲,2025-2026-1,C,名,A组,80,2,必修,专业核心,90,75\n");
+        assert!(v.is_ok(), "{:?}", v.errors);
+        assert_eq!(facts(&v), ["必修|-|-|平时成绩=90,期末成绩=75"]);
+        // 新正方: 课程性质, 开课学院, 教学班.
+        let v = grades("学年,学期,课程代码,课程名称,课程性质,学分,开课学院,教学班,学号,成绩\n2025-2026,1,C,名,必修课,2,数学学院,(2025-2026-1)-C-01,1,80\n");
+        assert_eq!(facts(&v), ["必修课|数学学院|(2025-2026-1)-C-01|"]);
+        assert!(v.records[0].1.course.is_compulsory());
+        // URP: 课序号 is the section; 旧正方: 学院名称 names the teaching school.
+        let v = grades("学号,学年,学期,课程号,课序号,课程名,学分,课程属性,成绩\n1,2025-2026,秋,C,02,名,2,任选,80\n");
+        assert_eq!(facts(&v), ["任选|-|02|"]);
+        let v = grades("学号,学年,学期,课程代码,课程名称,课程性质,学分,成绩,补考成绩,学院名称\n1,2024-2025,2,C,名,必修课,3,45,70,数学学院\n");
+        assert_eq!(facts(&v), ["必修课|数学学院|-|", "必修课|数学学院|-|"]);
+        // Our own layout: none.
+        let v = grades("学号,学期,课程代码,课程名称,学分,成绩\n1,2025-2026-1,C,名,2,80\n");
+        assert!(v.records[0].1.course.is_empty());
+        // A fact is text: too long is an error naming the column.
+        let long = "很".repeat(21);
+        let v = grades(&format!(
+            "学号,学期,课程代码,课程名称,学分,成绩,课程性质\n1,2025-2026-1,C,名,2,80,{long}\n"
+        ));
+        assert_eq!(
+            errs(&v),
+            vec![(
+                2,
+                Some("课程性质"),
+                "课程性质不能超过20个字符，实际为21个字符"
+            )]
+        );
+        assert!(v.records.is_empty());
+    }
+
+    #[test]
+    fn a_column_map_reads_an_unknown_layout() {
+        let text = "XH,XNXQDM,KCH,KCMC,XF,ZCJ,KCXZ,PSCJ\n1,2025-2026-1,C,名,2,88,必修,90\n";
+        let map = ColumnMap::from_names(
+            false,
+            &[
+                ("学号", "XH"),
+                ("学期", "XNXQDM"),
+                ("课程代码", "KCH"),
+                ("课程名称", "KCMC"),
+                ("学分", "XF"),
+                ("成绩", "ZCJ"),
+                ("课程性质", "KCXZ"),
+                ("平时成绩", "PSCJ"),
+            ]
+            .map(|(a, b)| (a.to_string(), b.to_string())),
+        )
+        .unwrap();
+        let mut reader = TableReader::open("x.csv", text.as_bytes()).unwrap();
+        let v = stream_mapped::<GradeSheet>(&mut reader, Some(&map), |_| {}).unwrap();
+        assert!(v.is_ok(), "{:?}", v.errors);
+        assert_eq!(rows(&v), ["2 1 2025-2026-1 C 名 2 88 正常考试"]);
+        let c = &v.records[0].1.course;
+        assert_eq!(c.nature.as_deref(), Some("必修"));
+        assert_eq!(c.components, [("PSCJ".to_string(), "90".to_string())]);
+        // Without the map the same file lacks every column.
+        let v = grades(text);
+        assert!(
+            v.errors[0].message.starts_with("缺少必需的列"),
+            "{:?}",
+            v.errors
+        );
     }
 
     #[test]
