@@ -114,11 +114,8 @@ fn commands_without_an_engine_say_so_and_change_nothing() {
     for args in [
         vec!["presets", "list"],
         vec!["presets", "show", "教务"],
-        vec!["releases", "list"],
-        vec!["releases", "withdraw", "3"],
         vec!["import", "grades", &csv, "--map", "学号=XH"],
         vec!["import", "roster", &csv, "--preset", "教务"],
-        vec!["import", "grades", &csv, "--publish-at", "2026-12-01 08:00"],
         vec![
             "admin",
             "add",

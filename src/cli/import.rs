@@ -7,6 +7,7 @@ use super::ImportCommand;
 use crate::config::Config;
 use crate::service::import::plan::{self, Upload};
 use crate::service::import::table::XlsxLimits;
+use crate::service::releases::{self, Destination};
 use crate::store::Store;
 
 type Outcome = Result<(), String>;
@@ -15,17 +16,24 @@ fn failed<T>(msg: impl Into<String>) -> Result<T, String> {
     Err(msg.into())
 }
 
-/// Run an import whose new options (`--map`, `--preset`, `--publish-at`) are not set.
+/// Run an import whose new options (`--map`, `--preset`) are not set.
 pub fn run(cfg: &Config, c: &ImportCommand) -> Outcome {
-    let pending = [
-        (c.map.is_some(), "--map"),
-        (c.preset.is_some(), "--preset"),
-        (c.publish_at.is_some(), "--publish-at"),
-    ];
+    let pending = [(c.map.is_some(), "--map"), (c.preset.is_some(), "--preset")];
     if let Some((_, opt)) = pending.iter().find(|(set, _)| *set) {
         return failed(super::run::not_yet(&format!("import {opt}")));
     }
-    import(cfg, c.kind, &c.file, c.dry_run, c.replace_term)
+    let destination = match c.publish_at {
+        None => Destination::Live,
+        Some(p) => {
+            let at =
+                crate::clock::china_minute(i32::from(p.year), p.month, p.day, p.hour, p.minute)
+                    .ok_or("--publish-at: no such minute in the calendar")?;
+            releases::check_future(at, crate::clock::unix_now())
+                .map_err(|e| format!("--publish-at: {e}"))?;
+            Destination::Held { publish_at: at }
+        }
+    };
+    import(cfg, c.kind, &c.file, c.dry_run, c.replace_term, destination)
 }
 
 fn import(
@@ -34,6 +42,7 @@ fn import(
     file: &Path,
     dry_run: bool,
     replace_term: Option<crate::grades::Term>,
+    destination: Destination,
 ) -> Outcome {
     let started = std::time::Instant::now();
     let bytes = match std::fs::read(file) {
@@ -128,14 +137,22 @@ fn import(
     let writing = std::time::Instant::now();
     progress(&format!("writing {} rows in one transaction", p.writes()));
     let now = crate::clock::unix_now();
-    let done =
-        plan::commit(&store, &p, "cli", now, false, |_, _, _| Ok(0)).map_err(|e| e.to_string())?;
+    let done = plan::commit_to(&store, &p, "cli", now, false, destination, |_, _, _| Ok(0))
+        .map_err(|e| e.to_string())?;
     println!(
         "committed import #{} in {:.1} s ({:.1} s in all)",
         done.record.id,
         writing.elapsed().as_secs_f64(),
         started.elapsed().as_secs_f64()
     );
+    if let Some(at) = done.record.publish_at {
+        println!(
+            "held as release #{}: students see it from {} (China time); `wxgrades releases publish {}` publishes it earlier",
+            done.record.id,
+            crate::clock::local_datetime(at),
+            done.record.id
+        );
+    }
     Ok(())
 }
 

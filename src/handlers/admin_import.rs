@@ -17,6 +17,7 @@ use crate::service::admin::auth::Admin;
 use crate::service::admin::{local_datetime, overview};
 use crate::service::import::jobs::JobState;
 use crate::service::import::plan::{ImportKind, Plan};
+use crate::service::releases::Destination;
 
 fn form_page(app: &App, admin: &Admin, status: u16, error: Option<String>, kind: &str) -> Handled {
     page(
@@ -170,7 +171,14 @@ pub fn job(app: &App, admin: &Admin, id: &str) -> Handled {
         JobState::Committed(r) => (
             200,
             "committed",
-            Some(format!("已提交（导入记录 #{}）", r.id)),
+            Some(match r.publish_at {
+                Some(at) => format!(
+                    "已提交（导入记录 #{}），将于 {} 发布，发布前学生看不到",
+                    r.id,
+                    local_datetime(at)
+                ),
+                None => format!("已提交（导入记录 #{}）", r.id),
+            }),
         ),
         JobState::NotCommitted(m) => (409, "not_committed", Some(m.clone())),
     };
@@ -184,6 +192,7 @@ pub fn job(app: &App, admin: &Admin, id: &str) -> Handled {
         context! {
             id => job.id.clone(),
             kind => job.kind.label(),
+            is_grades => job.kind == ImportKind::Grades,
             file_name => job.file_name.clone(),
             state => state_name,
             message => message,
@@ -234,21 +243,50 @@ fn preview(p: &Plan) -> Value {
     }
 }
 
-/// Commit a previewed import (once; not on stale data) → the history.
+/// Where a commit's grades go: now, or held until the form's `发布时间` (`publish_at`).
+fn destination(app: &App, post: &AdminPost) -> Result<Destination, AppError> {
+    match post.form().get("publish_at").map(str::trim) {
+        None | Some("") => Ok(Destination::Live),
+        Some(text) => crate::service::releases::parse_publish_at(text, app.clock.now())
+            .map(|publish_at| Destination::Held { publish_at })
+            .map_err(AppError::BadRequest),
+    }
+}
+
+/// Commit a previewed import (once; not on stale data) → the history; with a `发布时间`, the
+/// grades are held for a release until then.
 pub fn commit(app: &App, req: &Request, post: &AdminPost, id: &str) -> Handled {
     let notify = post.form().get("notify") == Some("1");
-    let job = app.jobs.commit(id, notify, app.generation())?;
+    let destination = destination(app, post)?;
+    if destination != Destination::Live
+        && app
+            .jobs
+            .get(id)
+            .is_some_and(|j| j.kind == ImportKind::Roster)
+    {
+        return Err(AppError::BadRequest(
+            "学生名册不能定时发布，只有成绩可以。".into(),
+        ));
+    }
+    let job = app.jobs.commit(id, notify, app.generation(), destination)?;
     let detail = match job.plan() {
-        Some(p) => format!(
-            "{}《{}》sha256 {} 新增 {} 修改 {} 删除 {}{}",
-            job.kind.label(),
-            job.file_name,
-            &p.sha256[..12.min(p.sha256.len())],
-            p.added,
-            p.changed,
-            p.removed,
-            if notify { "，通知学生" } else { "" }
-        ),
+        Some(p) => {
+            format!(
+                "{}《{}》sha256 {} 新增 {} 修改 {} 删除 {}{}",
+                job.kind.label(),
+                job.file_name,
+                &p.sha256[..12.min(p.sha256.len())],
+                p.added,
+                p.changed,
+                p.removed,
+                if notify { "，通知学生" } else { "" }
+            ) + &match destination {
+                Destination::Live => String::new(),
+                Destination::Held { publish_at } => {
+                    format!("，定时发布于 {}", local_datetime(publish_at))
+                }
+            }
+        }
         None => job.file_name.clone(),
     };
     audit::note(
@@ -287,6 +325,7 @@ pub fn history(app: &App, admin: &Admin, req: &Request) -> Handled {
                 },
                 notify => r.notify,
                 notices => r.notices,
+                publish_at => r.publish_at.map(local_datetime),
                 ok => r.result == "committed",
                 result => r.result,
             }

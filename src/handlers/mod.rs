@@ -3,7 +3,9 @@
 //! layout elsewhere). Handlers are thin: parse, call a service, render.
 
 pub mod admin;
+pub mod admin_corrections;
 pub mod admin_import;
+pub mod admin_releases;
 pub mod oauth;
 pub mod pages;
 pub mod session;

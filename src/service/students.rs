@@ -195,6 +195,8 @@ pub struct GradesView {
     pub transcript: Transcript,
     /// By `[grades] average_attempt` and `level_scores`; `None` when no course has a score.
     pub average: Option<Average>,
+    /// The rows staff corrected (成绩更正), marked 已更正.
+    pub corrected: crate::service::corrections::Corrected,
 }
 
 /// The grades page's figures for `student_id`, from one read of their grades.
@@ -205,6 +207,7 @@ pub fn grades_view(ctx: &Ctx, student_id: &str) -> Result<GradesView, AppError> 
         student,
         transcript: transcript(&rows, &ctx.config.scale),
         average: weighted_average(&rows, &ctx.config.average),
+        corrected: crate::service::corrections::corrected_rows(ctx, student_id)?,
     })
 }
 

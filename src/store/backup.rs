@@ -42,6 +42,10 @@ fn visit_all(v: &mut impl TableVisitor) -> Result<()> {
     v.visit(BIND_LOG)?;
     v.visit(GRADES)?;
     v.visit(IMPORTS)?;
+    v.visit(RELEASES)?;
+    v.visit(RELEASE_ROWS)?;
+    v.visit(RELEASE_DUE)?;
+    v.visit(CORRECTIONS)?;
     v.visit(ADMINS)?;
     v.visit(ADMIN_SESSIONS)?;
     v.visit(AUDIT)?;

@@ -6,8 +6,10 @@
 pub mod admin;
 pub mod auth;
 pub mod backup;
+pub mod corrections;
 pub mod grades;
 pub mod notices;
+pub mod releases;
 pub mod students;
 pub mod tables;
 

@@ -23,10 +23,13 @@ pub enum Action {
     AccountAdded,
     PasswordChanged,
     AccountRemoved,
+    ReleasePublished,
+    ReleaseWithdrawn,
+    GradeCorrected,
 }
 
 impl Action {
-    pub const ALL: [Action; 12] = [
+    pub const ALL: [Action; 15] = [
         Action::Login,
         Action::LoginFailed,
         Action::LoginLocked,
@@ -39,6 +42,9 @@ impl Action {
         Action::AccountAdded,
         Action::PasswordChanged,
         Action::AccountRemoved,
+        Action::ReleasePublished,
+        Action::ReleaseWithdrawn,
+        Action::GradeCorrected,
     ];
 
     /// The stored code.
@@ -56,6 +62,9 @@ impl Action {
             Action::AccountAdded => "account_added",
             Action::PasswordChanged => "password_changed",
             Action::AccountRemoved => "account_removed",
+            Action::ReleasePublished => "release_published",
+            Action::ReleaseWithdrawn => "release_withdrawn",
+            Action::GradeCorrected => "grade_corrected",
         }
     }
 
@@ -74,6 +83,9 @@ impl Action {
             Action::AccountAdded => "新增管理员",
             Action::PasswordChanged => "修改密码",
             Action::AccountRemoved => "删除管理员",
+            Action::ReleasePublished => "发布成绩",
+            Action::ReleaseWithdrawn => "撤回定时发布",
+            Action::GradeCorrected => "成绩更正",
         }
     }
 

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::plan::{
-    commit, plan_with_progress, refused_record, ImportError, ImportKind, Plan, Progress, Upload,
+    commit_to, plan_with_progress, refused_record, ImportError, ImportKind, Plan, Progress, Upload,
 };
 use super::table::XlsxLimits;
 use crate::error::AppError;
@@ -19,6 +19,7 @@ use crate::service::notices::Wake;
 use crate::service::verify::VerifyKey;
 use crate::service::Ctx;
 use crate::store::grades::ImportRecord;
+use crate::store::releases::Destination;
 
 /// Where a job is.
 #[derive(Debug, Clone)]
@@ -76,6 +77,7 @@ enum Task {
     Commit {
         job: Arc<Job>,
         notify: bool,
+        destination: Destination,
     },
     /// A task that panics, so tests can see the import thread restarted.
     #[cfg(test)]
@@ -138,8 +140,12 @@ impl ImportJobs {
                     bytes,
                     replace_term,
                 }) => run_plan(ctx, &self.verify_key, &job, &bytes, replace_term),
-                Ok(Task::Commit { job, notify }) => {
-                    run_commit(ctx, &job, notify);
+                Ok(Task::Commit {
+                    job,
+                    notify,
+                    destination,
+                }) => {
+                    run_commit(ctx, &job, notify, destination);
                     if job.notices_written() {
                         self.wake.notify();
                     }
@@ -227,9 +233,15 @@ impl ImportJobs {
         Ok(job)
     }
 
-    /// Queue a planned job's commit. Refused (409) unless it is planned, error-free and not
-    /// committed yet.
-    pub fn commit(&self, id: &str, notify: bool, generation: u64) -> Result<Arc<Job>, AppError> {
+    /// Queue a planned job's commit, to `destination` (live, or held for a release). Refused
+    /// (409) unless it is planned, error-free and not committed yet.
+    pub fn commit(
+        &self,
+        id: &str,
+        notify: bool,
+        generation: u64,
+        destination: Destination,
+    ) -> Result<Arc<Job>, AppError> {
         let job = self.get(id).ok_or(AppError::NotFound)?;
         if job.plan().is_some_and(|p| p.generation != generation)
             && matches!(job.state(), JobState::Planned)
@@ -264,6 +276,7 @@ impl ImportJobs {
         self.send(Task::Commit {
             job: job.clone(),
             notify,
+            destination,
         })?;
         Ok(job)
     }
@@ -309,18 +322,19 @@ fn run_plan(
     }
 }
 
-fn run_commit(ctx: &Ctx, job: &Job, notify: bool) {
+fn run_commit(ctx: &Ctx, job: &Job, notify: bool, destination: Destination) {
     let Some(p) = job.plan() else {
         job.set(JobState::NotCommitted("预览已失效，请重新上传。".into()));
         return;
     };
     job.progress.set(3, 0, p.writes());
-    let result = commit(
+    let result = commit_to(
         &ctx.store,
         &p,
         &job.by,
         ctx.clock.now(),
         notify,
+        destination,
         |tx, id, targets| enqueue_notices(ctx, tx, id, targets),
     );
     match result {
@@ -348,10 +362,10 @@ fn run_commit(ctx: &Ctx, job: &Job, notify: bool) {
     }
 }
 
-/// Grade notices for the students an import touched, written in the import's transaction:
-/// one per bound student, none when no template is configured (the wish to notify stays in
-/// the import record).
-fn enqueue_notices(
+/// Grade notices for the students an import (or a published release) touched, written in its
+/// transaction: one per bound student, none when no template is configured (the wish to
+/// notify stays in the import record).
+pub(crate) fn enqueue_notices(
     ctx: &Ctx,
     tx: &redb::WriteTransaction,
     import_id: u64,
