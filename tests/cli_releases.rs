@@ -68,30 +68,54 @@ fn held_imports_publish_and_withdraw_from_the_command_line() {
     ok(&config, &["import", "roster", &roster]);
 
     // A past time: exit 1, nothing held or written.
-    let (code, _, err) = run(&config, &["import", "grades", &first, "--publish-at", &past]);
+    let (code, _, err) = run(
+        &config,
+        &["import", "grades", &first, "--publish-at", &past],
+    );
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("--publish-at") && err.contains("已经过去"), "{err}");
+    assert!(
+        err.contains("--publish-at") && err.contains("已经过去"),
+        "{err}"
+    );
     assert!(ok(&config, &["releases", "list"]).contains("no releases"));
 
-    let out = ok(&config, &["import", "grades", &first, "--publish-at", &future]);
+    let out = ok(
+        &config,
+        &["import", "grades", &first, "--publish-at", &future],
+    );
     assert!(out.contains("held as release #2"), "{out}");
     let list = ok(&config, &["releases", "list"]);
-    assert!(list.contains("#2\tscheduled") && list.contains(&future), "{list}");
+    assert!(
+        list.contains("#2\tscheduled") && list.contains(&future),
+        "{list}"
+    );
     let export = ok(&config, &["export", "grades"]);
-    assert!(!export.contains("线性代数"), "held grades exported: {export}");
+    assert!(
+        !export.contains("线性代数"),
+        "held grades exported: {export}"
+    );
 
     let out = ok(&config, &["releases", "publish", "2"]);
-    assert!(out.contains("published release #2: 1 rows changed"), "{out}");
+    assert!(
+        out.contains("published release #2: 1 rows changed"),
+        "{out}"
+    );
     assert!(ok(&config, &["export", "grades"]).contains("线性代数"));
     let (code, _, err) = run(&config, &["releases", "publish", "2"]);
     assert_eq!(code, 1);
     assert!(err.contains("已经发布"), "{err}");
 
-    ok(&config, &["import", "grades", &second, "--publish-at", &future]);
+    ok(
+        &config,
+        &["import", "grades", &second, "--publish-at", &future],
+    );
     let out = ok(&config, &["releases", "withdraw", "3"]);
     assert!(out.contains("withdrew release #3"), "{out}");
     let list = ok(&config, &["releases", "list"]);
-    assert!(list.contains("#3\twithdrawn") && list.contains("#2\tpublished"), "{list}");
+    assert!(
+        list.contains("#3\twithdrawn") && list.contains("#2\tpublished"),
+        "{list}"
+    );
     assert!(!ok(&config, &["export", "grades"]).contains("大学物理"));
 
     let (code, _, err) = run(&config, &["releases", "withdraw", "99"]);

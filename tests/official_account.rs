@@ -140,7 +140,7 @@ fn import_with_notify(
     let JobState::Committed(record) = job.state() else {
         unreachable!()
     };
-    record
+    *record
 }
 
 #[test]

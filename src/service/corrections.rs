@@ -100,7 +100,7 @@ pub fn correct(
                 c.new_score
             );
             let sid = c.student_id.clone();
-            Ok((c, Changed::Student(sid)))
+            Ok((*c, Changed::Student(sid)))
         }
         CorrectionOutcome::NoSuchRow => Err(AppError::BadRequest(
             "找不到要更正的成绩记录（可能已被导入删除），请刷新页面。".into(),

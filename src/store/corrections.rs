@@ -45,7 +45,7 @@ pub struct CorrectionRequest<'a> {
 /// What a correction found.
 #[derive(Debug)]
 pub enum CorrectionOutcome {
-    Done(Correction),
+    Done(Box<Correction>),
     /// No such grade row.
     NoSuchRow,
     /// The new score is the stored one: nothing written.
@@ -111,7 +111,7 @@ impl Store {
             correction
         };
         tx.commit()?;
-        Ok(CorrectionOutcome::Done(correction))
+        Ok(CorrectionOutcome::Done(Box::new(correction)))
     }
 
     /// A student's corrections, oldest first.

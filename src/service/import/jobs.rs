@@ -30,7 +30,7 @@ pub enum JobState {
     /// The file could not be read at all.
     Unreadable(String),
     Committing,
-    Committed(ImportRecord),
+    Committed(Box<ImportRecord>),
     /// The commit was refused (stale, errors) or failed; nothing was written.
     NotCommitted(String),
 }
@@ -350,7 +350,7 @@ fn run_commit(ctx: &Ctx, job: &Job, notify: bool, destination: Destination) {
                 done.record.changed,
                 done.record.removed
             );
-            job.set(JobState::Committed(done.record));
+            job.set(JobState::Committed(Box::new(done.record)));
         }
         Err(ImportError::Stale) => job.set(JobState::NotCommitted(ImportError::Stale.to_string())),
         Err(e) => {
