@@ -116,6 +116,20 @@ fn a_correction_is_kept_in_the_history_and_marked_for_the_student() {
     assert!(audit.iter().any(|(_, e)| e.action == "grade_corrected"
         && e.actor == "admin:alice"
         && e.detail.contains("58 → 62")));
+
+    // A later import of the row replaces the corrected score; the mark goes, the history stays.
+    s.import(
+        "grades",
+        "学号,学期,课程代码,课程名称,学分,成绩\n2024001,2025-2026-1,MA1001,高等数学,4,70\n",
+    );
+    let again = student.get("/grades");
+    assert!(
+        again.body.contains(">70<") && !again.body.contains("已更正"),
+        "{}",
+        again.body
+    );
+    let page = c.get("/admin/students/2024001");
+    assert!(page.body.contains("阅卷登分错误，经任课教师核实"));
 }
 
 #[test]

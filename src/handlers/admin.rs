@@ -466,7 +466,7 @@ fn student(app: &App, admin: &Admin, id: &str) -> Handled {
                 .courses
                 .iter()
                 .map(|c| {
-                    let marked = corrected.contains(&s.term, c.kind, &c.course_code);
+                    let marked = corrected.contains(&s.term, c.kind, &c.course_code, &c.score);
                     super::student::course_line(c, marked)
                 })
                 .collect();

@@ -330,7 +330,12 @@ pub fn grades_context(t: &Transcript, shown: &Shown, corrected: &Corrected) -> V
             let courses: Vec<Value> = ts
                 .courses
                 .iter()
-                .map(|c| course_line(c, corrected.contains(&ts.term, c.kind, &c.course_code)))
+                .map(|c| {
+                    course_line(
+                        c,
+                        corrected.contains(&ts.term, c.kind, &c.course_code, &c.score),
+                    )
+                })
                 .collect();
             context! {
                 term => ts.term.as_str(),

@@ -2,7 +2,7 @@
 //! reason, kept with the old value, who and when, optionally with a notice to the student.
 //! The row is named as the admin student page's form names it ([`row_ref`]).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use crate::error::AppError;
 use crate::grades::{ExamKind, GradeRecord, Score, Term};
@@ -118,28 +118,33 @@ pub fn history(ctx: &Ctx, student_id: &str) -> Result<Vec<Correction>, AppError>
     Ok(all)
 }
 
-/// The grade rows of one student that staff corrected, for the 已更正 mark.
+/// The grade rows of one student that staff corrected, for the 已更正 mark: each row's
+/// latest corrected score. A row whose score has since been replaced (by an import) is no
+/// longer marked.
 #[derive(Debug, Default, Clone)]
-pub struct Corrected(HashSet<(String, String, String)>);
+pub struct Corrected(HashMap<(String, String, String), String>);
 
 impl Corrected {
-    /// Whether the row (term, exam kind, course code) was corrected.
-    pub fn contains(&self, term: &Term, kind: ExamKind, course_code: &str) -> bool {
-        self.0.contains(&(
-            term.as_str().to_string(),
-            kind.code().to_string(),
-            course_code.to_string(),
-        ))
+    /// Whether the row (term, exam kind, course code) shows the score a correction gave it.
+    pub fn contains(&self, term: &Term, kind: ExamKind, course_code: &str, score: &Score) -> bool {
+        self.0
+            .get(&(
+                term.as_str().to_string(),
+                kind.code().to_string(),
+                course_code.to_string(),
+            ))
+            .is_some_and(|s| *s == score.to_string())
     }
 }
 
 /// The rows of a student that were corrected.
 pub fn corrected_rows(ctx: &Ctx, student_id: &str) -> Result<Corrected, AppError> {
+    // Oldest first: a later correction of the same row wins.
     Ok(Corrected(
         ctx.store
             .corrections_of(student_id)?
             .into_iter()
-            .map(|c| (c.term, c.kind, c.course_code))
+            .map(|c| ((c.term, c.kind, c.course_code), c.new_score))
             .collect(),
     ))
 }
