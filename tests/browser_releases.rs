@@ -1,7 +1,8 @@
 //! Staged publishing (定时发布) in headless Chromium on the demo data: the student binds;
 //! staff upload a grade for them and commit it with a 发布时间 and notify; the student sees
 //! nothing of it and no notice is written; staff press 立即发布 on /admin/releases; the
-//! student sees the grade and exactly one notice is sent.
+//! student sees the grade and exactly one notice is sent. axe-core checks the release list and
+//! the admin student page with its correction form.
 
 mod support;
 
@@ -74,6 +75,7 @@ fn a_scheduled_grade_stays_hidden_until_published_then_one_notice_goes_out() {
     b.wait_for_text("待发布", T);
     assert!(b.page_source().contains("staged.csv"));
     b.screenshot(screenshot_path("releases-scheduled.png"));
+    b.assert_accessible("/admin/releases with a scheduled release");
     b.find("form[action$=publish] button[type=submit]").click();
     b.wait_for_page("the release marked 已发布", T, |p| {
         p.contains("已发布") && !p.contains("action=\"/admin/releases/")
@@ -83,6 +85,14 @@ fn a_scheduled_grade_stays_hidden_until_published_then_one_notice_goes_out() {
     b.goto(&format!("{}/grades?term=all", s.url));
     b.wait_for_text(COURSE, T);
     b.screenshot(screenshot_path("release-student.png"));
+    b.goto(&format!(
+        "{}/admin/students/{}",
+        s.url,
+        wxgrades::demo::HINT_STUDENT_ID
+    ));
+    b.wait_for_text("成绩更正", T);
+    b.screenshot_full_page(screenshot_path("admin-student-corrections.png"));
+    b.assert_accessible("the admin student page with the correction form");
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let (pending, sent, _) = notice_counts(&s.app).expect("counts");
