@@ -225,6 +225,13 @@ fn a_scheduled_release_shows_nothing_until_published_early_then_notifies_once() 
         (r.state, r.published_rows, r.notices),
         (ReleaseState::Published, 2, 1)
     );
+    assert_eq!(
+        s.app.store.grades_of("2024002").expect("grades")[0]
+            .score
+            .to_string(),
+        "70",
+        "the release's value"
+    );
     assert_eq!(r.done_by.as_deref(), Some("admin:alice"));
     let audit = s.app.store.audit_events(0, 10).expect("audit");
     assert!(audit

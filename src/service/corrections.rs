@@ -108,6 +108,9 @@ pub fn correct(
         CorrectionOutcome::Unchanged => Err(AppError::BadRequest(format!(
             "新成绩“{score}”与原成绩相同，无需更正。"
         ))),
+        CorrectionOutcome::HeldInRelease(id) => Err(AppError::Conflict(format!(
+            "这门课程在待发布的成绩（发布 #{id}）中有新的成绩，发布时会覆盖更正。请先在“发布”页发布或撤回它，再更正。"
+        ))),
     }
 }
 

@@ -6,7 +6,7 @@ use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::grades::{bump_generation, decode_row, grade_key, grade_value};
-use super::tables::{CORRECTIONS, GRADES};
+use super::tables::{CORRECTIONS, GRADES, RELEASE_DUE, RELEASE_ROWS};
 use super::{Result, Store};
 use crate::grades::{ExamKind, GradeRecord, Score, Term};
 
@@ -50,6 +50,9 @@ pub enum CorrectionOutcome {
     NoSuchRow,
     /// The new score is the stored one: nothing written.
     Unchanged,
+    /// A scheduled release holds a new value for this row (its id): publishing it would
+    /// overwrite the correction, so nothing is written.
+    HeldInRelease(u64),
 }
 
 impl Store {
@@ -75,6 +78,17 @@ impl Store {
         };
         if &old.score == c.score {
             return Ok(CorrectionOutcome::Unchanged);
+        }
+        {
+            let due = tx.open_table(RELEASE_DUE)?;
+            let held = tx.open_table(RELEASE_ROWS)?;
+            for item in due.iter()? {
+                let (k, _) = item?;
+                let (_, release) = k.value();
+                if held.get((release, key.as_str()))?.is_some() {
+                    return Ok(CorrectionOutcome::HeldInRelease(release));
+                }
+            }
         }
         let new = GradeRecord {
             score: *c.score,
