@@ -414,4 +414,7 @@ fn the_store_publishes_only_scheduled_releases_and_restores_removals() {
     let e = commit_to(&s.app.store, &p, "test", now, false, held, |_, _, _| Ok(0));
     assert!(e.is_err());
     assert!(wxgrades::service::releases::publish(&s.app, &s.app.notice_wake, 999, "test").is_err());
+    // The last possible id is no overflow.
+    assert_eq!(s.app.store.held_row_count(u64::MAX).expect("count"), 0);
+    assert!(wxgrades::service::releases::withdraw(&s.app, u64::MAX, "test").is_err());
 }

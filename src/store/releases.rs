@@ -4,6 +4,8 @@
 //! transaction) or withdrawing (the held rows are dropped; nothing visible ever happened).
 //! Readers of the grades table need no filter: held rows are simply not in it.
 
+use std::ops::Bound;
+
 use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
@@ -184,11 +186,22 @@ pub fn bound_student_in(
     Ok(Some((openid, s.name)))
 }
 
+/// The key range of release `id`'s held rows (no overflow at the last id).
+fn held_range(id: u64) -> (Bound<(u64, &'static str)>, Bound<(u64, &'static str)>) {
+    (
+        Bound::Included((id, "")),
+        match id.checked_add(1) {
+            Some(next) => Bound::Excluded((next, "")),
+            None => Bound::Unbounded,
+        },
+    )
+}
+
 /// The held rows of release `id`: (grade key, value or [`REMOVAL`]).
 fn held_rows(tx: &WriteTransaction, id: u64) -> Result<Vec<(String, String)>> {
     let t = tx.open_table(RELEASE_ROWS)?;
     let mut out = Vec::new();
-    for item in t.range((id, "")..(id + 1, ""))? {
+    for item in t.range(held_range(id))? {
         let (k, v) = item?;
         out.push((k.value().1.to_string(), v.value().to_string()));
     }
@@ -316,7 +329,7 @@ impl Store {
         let tx = self.db().begin_read()?;
         let t = tx.open_table(RELEASE_ROWS)?;
         let mut n = 0;
-        for item in t.range((id, "")..(id + 1, ""))? {
+        for item in t.range(held_range(id))? {
             item?;
             n += 1;
         }
