@@ -186,8 +186,11 @@ pub fn bound_student_in(
     Ok(Some((openid, s.name)))
 }
 
+/// A bound of a key of `release_rows_v1`.
+type HeldBound = Bound<(u64, &'static str)>;
+
 /// The key range of release `id`'s held rows (no overflow at the last id).
-fn held_range(id: u64) -> (Bound<(u64, &'static str)>, Bound<(u64, &'static str)>) {
+fn held_range(id: u64) -> (HeldBound, HeldBound) {
     (
         Bound::Included((id, "")),
         match id.checked_add(1) {
