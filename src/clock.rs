@@ -58,6 +58,46 @@ pub fn local_datetime(unix: i64) -> String {
     )
 }
 
+/// A China Standard Time minute as a Unix time; None when the calendar has no such minute.
+pub fn china_minute(year: i32, month: u8, day: u8, hour: u8, minute: u8) -> Option<i64> {
+    let month = time::Month::try_from(month).ok()?;
+    let date = time::Date::from_calendar_date(year, month, day).ok()?;
+    let clock = time::Time::from_hms(hour, minute, 0).ok()?;
+    Some(
+        time::PrimitiveDateTime::new(date, clock)
+            .assume_offset(CHINA)
+            .unix_timestamp(),
+    )
+}
+
+/// "2026-12-01 08:00" (or "2026-12-01T08:00", as a browser's datetime-local field sends it)
+/// in China Standard Time, the inverse of [`local_datetime`]; None for anything else.
+pub fn parse_local_datetime(s: &str) -> Option<i64> {
+    let b = s.trim().as_bytes();
+    if b.len() != 16
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !(b[10] == b' ' || b[10] == b'T')
+        || b[13] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u16> {
+        let part = b.get(r)?;
+        part.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| part.iter().fold(0u16, |a, d| a * 10 + u16::from(d - b'0')))
+    };
+    let small = |n: u16| u8::try_from(n).ok();
+    china_minute(
+        i32::from(num(0..4)?),
+        small(num(5..7)?)?,
+        small(num(8..10)?)?,
+        small(num(11..13)?)?,
+        small(num(14..16)?)?,
+    )
+}
+
 /// A Unix time as "16:30" in China Standard Time, for "try again at" messages.
 pub fn clock_time(unix: i64) -> String {
     let t = at(unix, CHINA);
@@ -127,6 +167,19 @@ mod tests {
         assert_eq!(parse_stamp("2026011XT083005Z"), None);
         assert_eq!(parse_stamp("20261315T083005Z"), None);
         assert_eq!(parse_stamp(""), None);
+    }
+
+    #[test]
+    fn china_minutes_round_trip() {
+        let t = 1_768_465_800; // 2026-01-15 16:30 China time
+        assert_eq!(parse_local_datetime("2026-01-15 16:30"), Some(t));
+        assert_eq!(parse_local_datetime("2026-01-15T16:30"), Some(t));
+        assert_eq!(local_datetime(t), "2026-01-15 16:30");
+        assert_eq!(parse_local_datetime("2026-02-30 08:00"), None);
+        assert_eq!(parse_local_datetime("2026-01-15 24:00"), None);
+        assert_eq!(parse_local_datetime("2026-1-15 08:00"), None);
+        assert_eq!(parse_local_datetime("明天早上八点点点点点点"), None);
+        assert_eq!(parse_local_datetime(""), None);
     }
 
     #[test]

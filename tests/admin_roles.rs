@@ -241,6 +241,25 @@ const TABLE: &[Row] = &[
         [404, 404, 403],
     ),
     row(M::Get, "/admin/presets", "admin_presets", [200, 200, 403]),
+    row(M::Get, "/admin/releases", "admin_releases", [200, 200, 403]),
+    row(
+        M::Post,
+        "/admin/releases/999/publish",
+        "admin_release_publish",
+        [404, 404, 403],
+    ),
+    row(
+        M::Post,
+        "/admin/releases/999/withdraw",
+        "admin_release_withdraw",
+        [404, 404, 403],
+    ),
+    row(
+        M::Post,
+        "/admin/students/2025001/correct",
+        "admin_correct",
+        [400, 400, 403],
+    ),
     row(
         M::Post,
         "/admin/presets/delete",

@@ -101,35 +101,6 @@ fn version_help_and_usage_errors() {
 }
 
 #[test]
-fn commands_without_an_engine_say_so_and_change_nothing() {
-    let s = setup(
-        "cli-notyet",
-        "https://jw.example.edu.cn",
-        "",
-        "http://127.0.0.1:9",
-    );
-    let csv = s.dir.join("g.csv");
-    std::fs::write(&csv, "学号,学期,课程代码,课程名称,学分,成绩\n").expect("csv");
-    let csv = csv.display().to_string();
-    for args in [
-        vec!["releases", "list"],
-        vec!["releases", "withdraw", "3"],
-        vec!["import", "grades", &csv, "--publish-at", "2026-12-01 08:00"],
-    ] {
-        let (code, _, err) = run(&s.config, &args, "long-enough-pass\n");
-        assert_eq!(code, 1, "{args:?}: {err}");
-        assert!(err.contains("not yet available"), "{args:?}: {err}");
-    }
-    assert!(
-        !s.dir.join("data.redb").exists(),
-        "nothing opened the data file"
-    );
-    let (code, out, _) = run(&s.config, &["admin", "list"], "");
-    assert_eq!(code, 0);
-    assert!(out.contains("no admins"), "{out}");
-}
-
-#[test]
 fn admin_add_with_a_role_and_list_shows_it() {
     let s = setup(
         "cli-roles",

@@ -141,7 +141,11 @@ fn confirm_records_one_consent_and_the_page_says_so() {
     assert_eq!((r.status, r.location()), (303, "/grades"), "{}", r.body);
     let page = c.follow(&r);
     assert_eq!(page.status, 200);
-    assert!(page.body.contains("已开启"), "{}", page.body);
+    assert!(
+        page.body.contains("已开启：有新成绩时，微信会通知你一次"),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains("有新成绩时会通知你（一次）"));
     assert!(!page.body.contains("href=\"/notify/subscribe\""));
     let consent = consent_of(&s, "oZhang").expect("recorded");
@@ -155,7 +159,7 @@ fn confirm_records_one_consent_and_the_page_says_so() {
     );
     // The message is shown once; the next visit has the standing line only.
     let later = c.get("/grades");
-    assert!(!later.body.contains("已开启"));
+    assert!(!later.body.contains("已开启：有新成绩时，微信会通知你一次"));
     assert!(later.body.contains("有新成绩时会通知你（一次）"));
     // A second consent does not add up.
     let back = consent_return(&s, &mut c, "oZhang", "confirm");
@@ -252,7 +256,15 @@ fn import_with_notify(s: &TestServer, name: &str, csv: &str) -> usize {
         matches!(job.state(), JobState::Planned)
     });
     let generation = job.plan().unwrap().generation;
-    s.app.jobs.commit(&job.id, true, generation).unwrap();
+    s.app
+        .jobs
+        .commit(
+            &job.id,
+            true,
+            generation,
+            wxgrades::store::releases::Destination::Live,
+        )
+        .unwrap();
     wait_until("committed", Duration::from_secs(10), || {
         matches!(job.state(), JobState::Committed(_))
     });

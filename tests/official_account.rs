@@ -13,6 +13,7 @@ use support::{Resp, TestServer, APP_ID, APP_SECRET};
 use wxgrades::service::import::jobs::JobState;
 use wxgrades::service::import::plan::ImportKind;
 use wxgrades::service::notices::{notice_counts, TEMPLATE_SEND};
+use wxgrades::service::releases::Destination;
 use wxgrades::service::wxapi;
 use wxgrades::store::notices::{NewNotice, NoticeState};
 use wxgrades::store::Store;
@@ -129,14 +130,17 @@ fn import_with_notify(
         matches!(job.state(), JobState::Planned)
     });
     let generation = job.plan().unwrap().generation;
-    s.app.jobs.commit(&job.id, true, generation).unwrap();
+    s.app
+        .jobs
+        .commit(&job.id, true, generation, Destination::Live)
+        .unwrap();
     wait_until("committed", Duration::from_secs(10), || {
         matches!(job.state(), JobState::Committed(_))
     });
     let JobState::Committed(record) = job.state() else {
         unreachable!()
     };
-    record
+    *record
 }
 
 #[test]

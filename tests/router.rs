@@ -262,3 +262,21 @@ fn domain_check_files_are_served_from_verify_dir_and_nothing_else() {
         assert_eq!(get(&f.app, path, None).status, 404, "{path}");
     }
 }
+
+#[test]
+fn release_and_correction_routes_need_a_sign_in() {
+    let f = fixture();
+    let r = get(&f.app, "/admin/releases", None);
+    assert_eq!(r.status, 303);
+    assert_eq!(location(&r), "/admin/login?next=%2Fadmin%2Freleases");
+    for path in [
+        "/admin/releases/1/publish",
+        "/admin/releases/1/withdraw",
+        "/admin/students/2024001/correct",
+    ] {
+        let r = post(&f.app, path, None, "");
+        assert_eq!(r.status, 303, "{path}");
+        assert_eq!(location(&r), "/admin/login", "{path}");
+    }
+    assert_eq!(f.app.store.grades_of("2024001").expect("grades").len(), 1);
+}

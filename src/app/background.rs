@@ -1,6 +1,6 @@
 //! Every background thread of a server, started and stopped in one place with one stop
-//! signal: the grade-notice sender, the housekeeping sweep, timed backups, and the import
-//! worker. A supervisor restarts the import worker if it dies (a panic in a task) and keeps
+//! signal: the grade-notice sender, the housekeeping sweep, the release publisher (due
+//! 定时发布), timed backups, and the import worker. A supervisor restarts the import worker if it dies (a panic in a task) and keeps
 //! [`Health`] up to date, so `/healthz` answers 503 while any of them is dead.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::App;
 use crate::service::admin::backup;
-use crate::service::{notices, session};
+use crate::service::{notices, releases, session};
 
 /// How often the supervisor looks at its threads.
 const TICK: Duration = Duration::from_millis(100);
@@ -73,6 +73,14 @@ impl App {
             Thread {
                 name: "import",
                 handle: spawn_import(app, &stop),
+            },
+            Thread {
+                name: "releases",
+                handle: releases::spawn_publisher(
+                    app.ctx.clone(),
+                    app.notice_wake.clone(),
+                    stop.clone(),
+                ),
             },
         ];
         if timed_backups && app.config.backup.every_hours > 0 {

@@ -10,6 +10,7 @@ use crate::service::import::mapping::{ChosenMap, ColumnMap};
 use crate::service::import::plan::{self, ImportKind, Upload};
 use crate::service::import::presets as saved;
 use crate::service::import::table::{TableReader, XlsxLimits};
+use crate::service::releases::{self, Destination};
 use crate::store::Store;
 
 type Outcome = Result<(), Failure>;
@@ -22,15 +23,25 @@ fn usage<T>(msg: impl Into<String>) -> Result<T, Failure> {
     Err(Failure::Usage(msg.into()))
 }
 
-/// Run an import (`--publish-at` is not available yet).
+/// Run an import: live, or held as a release until `--publish-at`.
 pub fn run(cfg: &Config, c: &ImportCommand) -> Outcome {
-    if c.publish_at.is_some() {
-        return failed(super::run::not_yet("import --publish-at"));
-    }
     if c.map.is_some() && c.preset.is_some() {
         return usage("--map and --preset: give one of them, not both");
     }
-    import(cfg, c)
+    let destination = match c.publish_at {
+        None => Destination::Live,
+        Some(p) => {
+            let Some(at) =
+                crate::clock::china_minute(i32::from(p.year), p.month, p.day, p.hour, p.minute)
+            else {
+                return failed("--publish-at: no such minute in the calendar");
+            };
+            releases::check_future(at, crate::clock::unix_now())
+                .map_err(|e| Failure::Failed(format!("--publish-at: {e}")))?;
+            Destination::Held { publish_at: at }
+        }
+    };
+    import(cfg, c, destination)
 }
 
 /// `--map`: our field names checked for this kind of file (a usage error names a bad one).
@@ -63,7 +74,7 @@ fn check_headers(map: &ColumnMap, name: &str, bytes: &[u8], limits: &XlsxLimits)
     ))
 }
 
-fn import(cfg: &Config, c: &ImportCommand) -> Outcome {
+fn import(cfg: &Config, c: &ImportCommand, destination: Destination) -> Outcome {
     let (kind, file, dry_run, replace_term) = (c.kind, c.file.as_path(), c.dry_run, c.replace_term);
     let map = given_map(kind, c)?;
     let started = std::time::Instant::now();
@@ -180,7 +191,7 @@ fn import(cfg: &Config, c: &ImportCommand) -> Outcome {
     let writing = std::time::Instant::now();
     progress(&format!("writing {} rows in one transaction", p.writes()));
     let now = crate::clock::unix_now();
-    let done = plan::commit(&store, &p, "cli", now, false, |_, _, _| Ok(0))
+    let done = plan::commit_to(&store, &p, "cli", now, false, destination, |_, _, _| Ok(0))
         .map_err(|e| Failure::Failed(e.to_string()))?;
     println!(
         "committed import #{} in {:.1} s ({:.1} s in all)",
@@ -188,6 +199,15 @@ fn import(cfg: &Config, c: &ImportCommand) -> Outcome {
         writing.elapsed().as_secs_f64(),
         started.elapsed().as_secs_f64()
     );
+    if let Some(at) = done.record.publish_at {
+        println!(
+            "held as release #{}: students see it from {} (China time); `wxgrades releases publish {}` publishes it earlier",
+            done.record.id,
+            crate::clock::local_datetime(at),
+            done.record.id
+        );
+        return Ok(());
+    }
     let ranked = crate::service::rank::recompute_store(&store, cfg.rank, &cfg.scale)
         .map_err(|e| format!("ranks not recomputed: {e}"))?;
     if cfg.rank != crate::config::RankScope::None {

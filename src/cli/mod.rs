@@ -6,6 +6,7 @@ mod check;
 mod help;
 mod import;
 pub mod parse;
+mod releases;
 mod run;
 #[cfg(test)]
 mod tests;

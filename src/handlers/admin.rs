@@ -154,6 +154,34 @@ fn dispatch(app: &App, req: &Request) -> (&'static str, Handled) {
                 })
             }),
         ),
+        ["releases"] if get => (
+            "admin_releases",
+            Box::new(|a| super::admin_releases::list(app, &a)),
+        ),
+        ["releases", id, "publish"] if post => (
+            "admin_release_publish",
+            Box::new(|a| {
+                posted(app, req, a, |app, req, p| {
+                    super::admin_releases::publish(app, req, p, id)
+                })
+            }),
+        ),
+        ["releases", id, "withdraw"] if post => (
+            "admin_release_withdraw",
+            Box::new(|a| {
+                posted(app, req, a, |app, req, p| {
+                    super::admin_releases::withdraw(app, req, p, id)
+                })
+            }),
+        ),
+        ["students", id, "correct"] if post => (
+            "admin_correct",
+            Box::new(|a| {
+                posted(app, req, a, |app, req, p| {
+                    super::admin_corrections::correct(app, req, p, &percent_decode(id))
+                })
+            }),
+        ),
         ["imports"] if get => (
             "admin_imports",
             Box::new(|a| super::admin_import::history(app, &a, req)),
@@ -526,11 +554,20 @@ fn student(app: &App, admin: &Admin, id: &str) -> Handled {
         })
         .collect();
     let t = transcript(&rows, &app.config.scale);
+    let corrections = super::admin_corrections::panel(app, id, &rows)?;
+    let corrected = crate::service::corrections::corrected_rows(app, id)?;
     let terms: Vec<Value> = t
         .terms
         .iter()
         .map(|s| {
-            let courses: Vec<Value> = s.courses.iter().map(super::student::course_line).collect();
+            let courses: Vec<Value> = s
+                .courses
+                .iter()
+                .map(|c| {
+                    let marked = corrected.contains(&s.term, c.kind, &c.course_code, &c.score);
+                    super::student::course_line(c, marked)
+                })
+                .collect();
             context! {
                 term => s.term.as_str(),
                 label => s.term.label(),
@@ -558,6 +595,7 @@ fn student(app: &App, admin: &Admin, id: &str) -> Handled {
             overall_gpa => t.overall_gpa.map(|g| g.to_string()),
             credits_earned => t.credits_earned.to_string(),
             rows => rows.len(),
+            corrections => corrections,
         },
     )
 }

@@ -28,6 +28,7 @@ const PREVIEW_WAIT: std::time::Duration = std::time::Duration::from_millis(400);
 
 /// The form field a commit that deletes rows must carry (the "我已核对…" box).
 const CONFIRM_REMOVALS: &str = "confirm_removals";
+use crate::service::releases::Destination;
 
 fn form_page(app: &App, admin: &Admin, status: u16, error: Option<String>, kind: &str) -> Handled {
     page(
@@ -241,11 +242,18 @@ fn job_page(app: &App, admin: &Admin, job: &Job, refusal: Option<(u16, String)>)
         JobState::Committed(r) => (
             200,
             "committed",
-            Some(format!(
-                "{}（导入记录 #{}）",
-                commit_summary(r, notices_enabled),
-                r.id
-            )),
+            Some(match r.publish_at {
+                Some(at) => format!(
+                    "已提交（导入记录 #{}），将于 {} 发布，发布前学生看不到",
+                    r.id,
+                    local_datetime(at)
+                ),
+                None => format!(
+                    "{}（导入记录 #{}）",
+                    commit_summary(r, notices_enabled),
+                    r.id
+                ),
+            }),
         ),
         JobState::NotCommitted(m) => (409, "not_committed", Some(m.clone())),
     };
@@ -263,6 +271,7 @@ fn job_page(app: &App, admin: &Admin, job: &Job, refusal: Option<(u16, String)>)
         context! {
             id => job.id.clone(),
             kind => job.kind.label(),
+            is_grades => job.kind == ImportKind::Grades,
             file_name => job.file_name.clone(),
             state => state_name,
             message => message,
@@ -357,12 +366,28 @@ pub fn errors_csv(app: &App, admin: &Admin, req: &Request, id: &str) -> Handled 
     .with_header("Cache-Control", "no-store"))
 }
 
+/// Where a commit's grades go: now, or held until the form's `发布时间` (`publish_at`).
+fn destination(app: &App, post: &AdminPost) -> Result<Destination, AppError> {
+    match post.form().get("publish_at").map(str::trim) {
+        None | Some("") => Ok(Destination::Live),
+        Some(text) => crate::service::releases::parse_publish_at(text, app.clock.now())
+            .map(|publish_at| Destination::Held { publish_at })
+            .map_err(AppError::BadRequest),
+    }
+}
+
 /// Commit a previewed import (once; not on stale data) → the history. A preview that deletes
 /// rows (替换学期) is committed only with its confirmation box ticked.
 pub fn commit(app: &App, req: &Request, post: &AdminPost, id: &str) -> Handled {
     let form = post.form();
     let notify = form.get("notify") == Some("1");
+    let destination = destination(app, post)?;
     let pending = find_job(app, id)?;
+    if destination != Destination::Live && pending.kind == ImportKind::Roster {
+        return Err(AppError::BadRequest(
+            "学生名册不能定时发布，只有成绩可以。".into(),
+        ));
+    }
     if let Some(p) = pending.plan() {
         if p.removed > 0
             && form.get(CONFIRM_REMOVALS) != Some("1")
@@ -394,18 +419,25 @@ pub fn commit(app: &App, req: &Request, post: &AdminPost, id: &str) -> Handled {
             );
         }
     }
-    let job = app.jobs.commit(id, notify, app.generation())?;
+    let job = app.jobs.commit(id, notify, app.generation(), destination)?;
     let detail = match job.plan() {
-        Some(p) => format!(
-            "{}《{}》sha256 {} 新增 {} 修改 {} 删除 {}{}",
-            job.kind.label(),
-            job.file_name,
-            &p.sha256[..12.min(p.sha256.len())],
-            p.added,
-            p.changed,
-            p.removed,
-            if notify { "，通知学生" } else { "" }
-        ),
+        Some(p) => {
+            format!(
+                "{}《{}》sha256 {} 新增 {} 修改 {} 删除 {}{}",
+                job.kind.label(),
+                job.file_name,
+                &p.sha256[..12.min(p.sha256.len())],
+                p.added,
+                p.changed,
+                p.removed,
+                if notify { "，通知学生" } else { "" }
+            ) + &match destination {
+                Destination::Live => String::new(),
+                Destination::Held { publish_at } => {
+                    format!("，定时发布于 {}", local_datetime(publish_at))
+                }
+            }
+        }
         None => job.file_name.clone(),
     };
     audit::note(
@@ -444,6 +476,7 @@ pub fn history(app: &App, admin: &Admin, req: &Request) -> Handled {
                 },
                 notify => r.notify,
                 notices => r.notices,
+                publish_at => r.publish_at.map(local_datetime),
                 ok => r.result == "committed",
                 result => r.result,
             }

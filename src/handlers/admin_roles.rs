@@ -38,6 +38,11 @@ pub const ROUTE_ROLES: &[(&str, Role)] = &[
     ("admin_import_map", Role::Registrar),
     ("admin_presets", Role::Registrar),
     ("admin_presets_delete", Role::Registrar),
+    // Staged publishing and grade corrections.
+    ("admin_releases", Role::Registrar),
+    ("admin_release_publish", Role::Registrar),
+    ("admin_release_withdraw", Role::Registrar),
+    ("admin_correct", Role::Registrar),
     // Accounts and whole-file backups (they hold every password hash).
     ("admin_accounts", Role::Admin),
     ("admin_account_role", Role::Admin),

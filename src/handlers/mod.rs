@@ -4,9 +4,11 @@
 
 pub mod admin;
 pub mod admin_accounts;
+pub mod admin_corrections;
 pub mod admin_courses;
 pub mod admin_import;
 pub mod admin_import_map;
+pub mod admin_releases;
 pub mod admin_roles;
 pub mod my_data;
 pub mod notify;

@@ -12,6 +12,7 @@ use crate::grades::{AverageAttempt, AverageRules, CourseLine, FiveLevel, Term, T
 use crate::http::cookie::{SameSite, SetCookie};
 use crate::http::form::Form;
 use crate::http::{csrf, Request, Response};
+use crate::service::corrections::Corrected;
 use crate::service::students::{self, BindOutcome, BindRefusal};
 use crate::service::{privacy, rank};
 
@@ -313,7 +314,7 @@ pub fn grades(app: &App, req: &Request) -> Handled {
         }
     }
     let student = &view.student;
-    let ctx = grades_context(&view.transcript, &shown);
+    let ctx = grades_context(&view.transcript, &shown, &view.corrected);
     let html = app.views.render(
         "grades.html",
         context! {
@@ -353,7 +354,7 @@ fn with_cookie(resp: Response, cookie: Option<SetCookie>) -> Response {
 }
 
 /// The grades page's data, in the shape `grades.html` expects.
-pub fn grades_context(t: &Transcript, shown: &Shown) -> Value {
+pub fn grades_context(t: &Transcript, shown: &Shown, corrected: &Corrected) -> Value {
     let newest = t.terms.first().map(|ts| &ts.term);
     let is_selected = |term: &Term| match shown {
         Shown::Newest => newest == Some(term),
@@ -388,7 +389,16 @@ pub fn grades_context(t: &Transcript, shown: &Shown) -> Value {
         .iter()
         .filter(|ts| *shown == Shown::All || is_selected(&ts.term))
         .map(|ts| {
-            let courses: Vec<Value> = ts.courses.iter().map(course_line).collect();
+            let courses: Vec<Value> = ts
+                .courses
+                .iter()
+                .map(|c| {
+                    course_line(
+                        c,
+                        corrected.contains(&ts.term, c.kind, &c.course_code, &c.score),
+                    )
+                })
+                .collect();
             context! {
                 term => ts.term.as_str(),
                 label => ts.term.label(),
@@ -432,8 +442,9 @@ fn average_rule(rules: &AverageRules) -> Value {
     context! { attempt => attempt, levels => levels.join("、") }
 }
 
-/// One course of a transcript, as the student and admin pages show it.
-pub fn course_line(c: &CourseLine) -> Value {
+/// One course of a transcript, as the student and admin pages show it; `corrected`: staff
+/// corrected its score (成绩更正), marked 已更正.
+pub fn course_line(c: &CourseLine, corrected: bool) -> Value {
     context! {
         code => c.course_code,
         name => c.course_name,
@@ -446,6 +457,7 @@ pub fn course_line(c: &CourseLine) -> Value {
         status => !c.failed && !c.passed,
         nature => c.facts.nature,
         components => c.facts.components.iter().map(|(label, value)| context! { label => label, value => value }).collect::<Vec<_>>(),
+        corrected => corrected,
     }
 }
 

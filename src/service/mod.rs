@@ -4,6 +4,7 @@
 //! bump of the data generation ([`Ctx::data_changed`]); no service touches the page cache.
 
 pub mod admin;
+pub mod corrections;
 pub mod import;
 pub mod locks;
 pub mod menu;
@@ -17,6 +18,7 @@ pub mod pacing;
 pub mod privacy;
 pub mod rank;
 pub mod ratelimit;
+pub mod releases;
 pub mod session;
 pub mod students;
 pub mod verify;

@@ -200,6 +200,8 @@ pub struct GradesView {
     /// The 必修-only GPA (same attempt rule as the average), `Some` only when the student's
     /// rows carry 课程性质 at all; `Some(None)` when none of the compulsory courses has a point.
     pub compulsory_gpa: Option<Option<Gpa>>,
+    /// The rows staff corrected (成绩更正), marked 已更正.
+    pub corrected: crate::service::corrections::Corrected,
 }
 
 /// The grades page's figures for `student_id`, from one read of their grades.
@@ -212,6 +214,7 @@ pub fn grades_view(ctx: &Ctx, student_id: &str) -> Result<GradesView, AppError> 
         average: weighted_average(&rows, &ctx.config.average),
         compulsory_gpa: has_course_nature(&rows)
             .then(|| compulsory_gpa(&rows, &ctx.config.scale, ctx.config.average.attempt)),
+        corrected: crate::service::corrections::corrected_rows(ctx, student_id)?,
     })
 }
 

@@ -43,6 +43,10 @@ fn visit_all(v: &mut impl TableVisitor) -> Result<()> {
     v.visit(GRADES)?;
     v.visit(IMPORTS)?;
     v.visit(IMPORT_PRESETS)?;
+    v.visit(RELEASES)?;
+    v.visit(RELEASE_ROWS)?;
+    v.visit(RELEASE_DUE)?;
+    v.visit(CORRECTIONS)?;
     v.visit(ADMINS)?;
     v.visit(ADMIN_SESSIONS)?;
     v.visit(AUDIT)?;

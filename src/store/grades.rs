@@ -4,6 +4,7 @@
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
+use super::releases::{Destination, GradeSink};
 use super::tables::{GRADES, IMPORTS, META, STUDENTS};
 use super::{Result, Store, StoreError};
 use crate::grades::{CourseFacts, Credit, ExamKind, GradeRecord, Score, Term};
@@ -158,6 +159,10 @@ pub struct ImportRecord {
     pub notices: usize,
     /// "committed" or why not.
     pub result: String,
+    /// Set when the grades were held for a release at this time (the release's id is the
+    /// import's); absent in records written before releases existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish_at: Option<i64>,
 }
 
 impl Store {
@@ -205,29 +210,47 @@ impl Store {
         read_generation(&tx.open_table(META)?)
     }
 
-    /// Write an import in one transaction, if the data is still at `expected_generation`.
-    /// `extra` runs inside the same transaction (grade notices go in with the grades).
-    /// Returns the new import id, or None when the data changed since the plan.
+    /// Write an import in one transaction into the grades students see:
+    /// [`Store::apply_import_to`] with [`Destination::Live`].
     pub fn apply_import(
+        &self,
+        batch: &ImportBatch,
+        record: ImportRecord,
+        expected_generation: u64,
+        extra: impl FnOnce(&WriteTransaction, u64) -> Result<usize>,
+    ) -> Result<Option<ImportRecord>> {
+        self.apply_import_to(batch, record, expected_generation, Destination::Live, extra)
+    }
+
+    /// Write an import in one transaction, if the data is still at `expected_generation`.
+    /// `destination` says where its grade rows go: into the grades students see, or held in a
+    /// release until its publish time (see `store::releases`; then no notices are written
+    /// now, the release writes them when it is published). `extra` runs inside the same
+    /// transaction (grade notices go in with the grades) for a live import only.
+    /// Returns the new import id, or None when the data changed since the plan.
+    pub fn apply_import_to(
         &self,
         batch: &ImportBatch,
         mut record: ImportRecord,
         expected_generation: u64,
+        destination: Destination,
         extra: impl FnOnce(&WriteTransaction, u64) -> Result<usize>,
     ) -> Result<Option<ImportRecord>> {
         let mut tx = self.db().begin_write()?;
         tx.set_durability(redb::Durability::Immediate)
             .map_err(|e| StoreError::Io(e.to_string()))?;
         {
-            let mut meta = tx.open_table(META)?;
+            let meta = tx.open_table(META)?;
             if read_generation(&meta)? != expected_generation {
                 return Ok(None);
             }
-            meta.insert(
-                "generation",
-                (expected_generation + 1).to_be_bytes().as_slice(),
-            )?;
         }
+        bump_generation(&tx)?;
+        let id = {
+            let imports = tx.open_table(IMPORTS)?;
+            let last = imports.last()?.map(|(k, _)| k.value());
+            last.unwrap_or(0) + 1
+        };
         let mut written = 0usize;
         let check_fault = |written: usize| -> Result<()> {
             match batch.inject_failure_after {
@@ -242,25 +265,26 @@ impl Store {
                 students.insert(sid.as_str(), v.as_slice())?;
                 written += 1;
             }
-            let mut grades = tx.open_table(GRADES)?;
+            let mut grades = GradeSink::open(&tx, destination, id)?;
             for (k, v) in &batch.grade_upserts {
                 check_fault(written)?;
-                grades.insert(k.as_str(), v.as_str())?;
+                grades.upsert(k, v)?;
                 written += 1;
             }
             for k in &batch.grade_removals {
                 check_fault(written)?;
-                grades.remove(k.as_str())?;
+                grades.remove(k)?;
                 written += 1;
             }
         }
-        let id = {
-            let imports = tx.open_table(IMPORTS)?;
-            let last = imports.last()?.map(|(k, _)| k.value());
-            last.unwrap_or(0) + 1
-        };
         record.id = id;
-        record.notices = extra(&tx, id)?;
+        match destination {
+            Destination::Live => record.notices = extra(&tx, id)?,
+            Destination::Held { publish_at } => {
+                record.publish_at = Some(publish_at);
+                super::releases::schedule_in(&tx, &record, publish_at)?;
+            }
+        }
         {
             let v = serde_json::to_vec(&record)?;
             tx.open_table(IMPORTS)?.insert(id, v.as_slice())?;
@@ -301,6 +325,14 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Bump the data generation inside `tx`: stale previews are refused and cached pages retired.
+pub(crate) fn bump_generation(tx: &WriteTransaction) -> Result<()> {
+    let mut meta = tx.open_table(META)?;
+    let next = read_generation(&meta)? + 1;
+    meta.insert("generation", next.to_be_bytes().as_slice())?;
+    Ok(())
 }
 
 fn read_generation(meta: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<u64> {

@@ -7,11 +7,13 @@ pub mod admin;
 pub mod auth;
 pub mod backup;
 pub mod consents;
+pub mod corrections;
 pub mod grades;
 pub mod notices;
 pub mod presets;
 pub mod privacy;
 pub mod ranks;
+pub mod releases;
 pub mod students;
 pub mod tables;
 

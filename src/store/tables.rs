@@ -35,6 +35,15 @@ pub const BIND_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("bind_log
 pub const GRADES: TableDefinition<&str, &str> = TableDefinition::new("grades_v1");
 /// import id → JSON `ImportRecord` (history).
 pub const IMPORTS: TableDefinition<u64, &[u8]> = TableDefinition::new("imports_v1");
+/// Release id (the id of the import that staged it) → JSON `store::releases::Release`.
+pub const RELEASES: TableDefinition<u64, &[u8]> = TableDefinition::new("releases_v1");
+/// (release id, grade key) → the grade value to publish, or "" to remove the row.
+pub const RELEASE_ROWS: TableDefinition<(u64, &str), &str> =
+    TableDefinition::new("release_rows_v1");
+/// The scheduled releases, by (publish time, release id).
+pub const RELEASE_DUE: TableDefinition<(i64, u64), ()> = TableDefinition::new("release_due_v1");
+/// (student_id, sequence) → JSON `store::corrections::Correction` (成绩更正).
+pub const CORRECTIONS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("corrections_v1");
 
 /// (openid, unix seconds) → JSON `SignIn`: each web sign-in, kept `[privacy] keep_signins_days`.
 pub const SIGNINS: TableDefinition<(&str, i64), &[u8]> = TableDefinition::new("signins_v1");
@@ -69,6 +78,10 @@ pub(crate) fn create_all(tx: &WriteTransaction) -> Result<(), redb::TableError> 
     tx.open_table(GRADES)?;
     tx.open_table(IMPORTS)?;
     tx.open_table(IMPORT_PRESETS)?;
+    tx.open_table(RELEASES)?;
+    tx.open_table(RELEASE_ROWS)?;
+    tx.open_table(RELEASE_DUE)?;
+    tx.open_table(CORRECTIONS)?;
     tx.open_table(ADMINS)?;
     tx.open_table(ADMIN_SESSIONS)?;
     tx.open_table(AUDIT)?;

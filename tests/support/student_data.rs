@@ -41,13 +41,18 @@ pub fn import_job(s: &TestServer, kind: ImportKind, csv: &str, notify: bool) -> 
     let generation = job.plan().expect("plan").generation;
     s.app
         .jobs
-        .commit(&job.id, notify, generation)
+        .commit(
+            &job.id,
+            notify,
+            generation,
+            wxgrades::store::releases::Destination::Live,
+        )
         .expect("commit");
     wait_until("committed", || {
         matches!(job.state(), JobState::Committed(_))
     });
     match job.state() {
-        JobState::Committed(record) => record,
+        JobState::Committed(record) => *record,
         _ => unreachable!("waited for Committed"),
     }
 }

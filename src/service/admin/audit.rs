@@ -28,10 +28,13 @@ pub enum Action {
     Denied,
     PresetSaved,
     PresetRemoved,
+    ReleasePublished,
+    ReleaseWithdrawn,
+    GradeCorrected,
 }
 
 impl Action {
-    pub const ALL: [Action; 16] = [
+    pub const ALL: [Action; 19] = [
         Action::Login,
         Action::LoginFailed,
         Action::LoginLocked,
@@ -48,6 +51,9 @@ impl Action {
         Action::Denied,
         Action::PresetSaved,
         Action::PresetRemoved,
+        Action::ReleasePublished,
+        Action::ReleaseWithdrawn,
+        Action::GradeCorrected,
     ];
 
     /// The stored code.
@@ -69,6 +75,9 @@ impl Action {
             Action::Denied => "denied",
             Action::PresetSaved => "preset_saved",
             Action::PresetRemoved => "preset_removed",
+            Action::ReleasePublished => "release_published",
+            Action::ReleaseWithdrawn => "release_withdrawn",
+            Action::GradeCorrected => "grade_corrected",
         }
     }
 
@@ -91,6 +100,9 @@ impl Action {
             Action::Denied => "越权被拒",
             Action::PresetSaved => "保存导入预设",
             Action::PresetRemoved => "删除导入预设",
+            Action::ReleasePublished => "发布成绩",
+            Action::ReleaseWithdrawn => "撤回定时发布",
+            Action::GradeCorrected => "成绩更正",
         }
     }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::mapping::ChosenMap;
 use super::plan::{
-    commit, plan_with_map, refused_record, ImportError, ImportKind, Plan, Progress, Upload,
+    commit_to, plan_with_map, refused_record, ImportError, ImportKind, Plan, Progress, Upload,
 };
 use super::table::XlsxLimits;
 use crate::error::AppError;
@@ -20,6 +20,7 @@ use crate::service::notices::Wake;
 use crate::service::verify::VerifyKey;
 use crate::service::Ctx;
 use crate::store::grades::ImportRecord;
+use crate::store::releases::Destination;
 
 /// Where a job is.
 #[derive(Debug, Clone)]
@@ -30,7 +31,7 @@ pub enum JobState {
     /// The file could not be read at all.
     Unreadable(String),
     Committing,
-    Committed(ImportRecord),
+    Committed(Box<ImportRecord>),
     /// The commit was refused (stale, errors) or failed; nothing was written.
     NotCommitted(String),
 }
@@ -93,7 +94,7 @@ impl Job {
     /// "已提交 …" summary is shown once, on the page the commit lands on).
     pub fn take_summary(&self) -> Option<ImportRecord> {
         match self.state() {
-            JobState::Committed(r) if !self.summary_shown.swap(true, Ordering::SeqCst) => Some(r),
+            JobState::Committed(r) if !self.summary_shown.swap(true, Ordering::SeqCst) => Some(*r),
             _ => None,
         }
     }
@@ -121,6 +122,7 @@ enum Task {
     Commit {
         job: Arc<Job>,
         notify: bool,
+        destination: Destination,
     },
     /// A task that panics, so tests can see the import thread restarted.
     #[cfg(test)]
@@ -181,8 +183,12 @@ impl ImportJobs {
                 Ok(Task::Plan { job, bytes, map }) => {
                     run_plan(ctx, &self.verify_key, &job, bytes, map.as_ref())
                 }
-                Ok(Task::Commit { job, notify }) => {
-                    run_commit(ctx, &job, notify);
+                Ok(Task::Commit {
+                    job,
+                    notify,
+                    destination,
+                }) => {
+                    run_commit(ctx, &job, notify, destination);
                     if job.notices_written() {
                         self.wake.notify();
                     }
@@ -315,9 +321,15 @@ impl ImportJobs {
         Ok(job)
     }
 
-    /// Queue a planned job's commit. Refused (409) unless it is planned, error-free and not
-    /// committed yet.
-    pub fn commit(&self, id: &str, notify: bool, generation: u64) -> Result<Arc<Job>, AppError> {
+    /// Queue a planned job's commit, to `destination` (live, or held for a release). Refused
+    /// (409) unless it is planned, error-free and not committed yet.
+    pub fn commit(
+        &self,
+        id: &str,
+        notify: bool,
+        generation: u64,
+        destination: Destination,
+    ) -> Result<Arc<Job>, AppError> {
         let job = self.get(id).ok_or(AppError::NotFound)?;
         if job.plan().is_some_and(|p| p.generation != generation)
             && matches!(job.state(), JobState::Planned)
@@ -352,6 +364,7 @@ impl ImportJobs {
         self.send(Task::Commit {
             job: job.clone(),
             notify,
+            destination,
         })?;
         Ok(job)
     }
@@ -402,18 +415,19 @@ fn run_plan(
     }
 }
 
-fn run_commit(ctx: &Ctx, job: &Job, notify: bool) {
+fn run_commit(ctx: &Ctx, job: &Job, notify: bool, destination: Destination) {
     let Some(p) = job.plan() else {
         job.set(JobState::NotCommitted("预览已失效，请重新上传。".into()));
         return;
     };
     job.progress.set(3, 0, p.writes());
-    let result = commit(
+    let result = commit_to(
         &ctx.store,
         &p,
         &job.by,
         ctx.clock.now(),
         notify,
+        destination,
         |tx, id, targets| enqueue_notices(ctx, tx, id, targets),
     );
     match result {
@@ -433,7 +447,7 @@ fn run_commit(ctx: &Ctx, job: &Job, notify: bool) {
                 done.record.changed,
                 done.record.removed
             );
-            job.set(JobState::Committed(done.record));
+            job.set(JobState::Committed(Box::new(done.record)));
         }
         Err(ImportError::Stale) => job.set(JobState::NotCommitted(ImportError::Stale.to_string())),
         Err(e) => {
@@ -445,10 +459,10 @@ fn run_commit(ctx: &Ctx, job: &Job, notify: bool) {
     }
 }
 
-/// Grade notices for the students an import touched, written in the import's transaction:
-/// one per bound student who has not turned notices off, none when no template is configured
-/// (the wish to notify stays in the import record).
-fn enqueue_notices(
+/// Grade notices for the students an import (or a published release) touched, written in its
+/// transaction: one per bound student who has not turned notices off, none when no template is
+/// configured (the wish to notify stays in the import record).
+pub(crate) fn enqueue_notices(
     ctx: &Ctx,
     tx: &redb::WriteTransaction,
     import_id: u64,

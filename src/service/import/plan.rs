@@ -21,6 +21,7 @@ use crate::grades::{GradeRecord, Term};
 use crate::secret;
 use crate::service::verify::VerifyKey;
 use crate::store::grades::{decode_row, grade_key, grade_value, ImportBatch, ImportRecord};
+use crate::store::releases::Destination;
 use crate::store::students::Student;
 use crate::store::{Store, StoreError};
 
@@ -157,6 +158,8 @@ pub enum ImportError {
     HasErrors(usize),
     /// The data changed since the plan was made.
     Stale,
+    /// A roster cannot be held for a later release (only grades can).
+    RosterHeld,
     Store(StoreError),
 }
 
@@ -169,6 +172,7 @@ impl std::fmt::Display for ImportError {
             },
             ImportError::HasErrors(n) => write!(f, "文件有 {n} 处错误，未写入任何数据"),
             ImportError::Stale => f.write_str("数据在预览之后已被修改，请重新上传预览后再提交"),
+            ImportError::RosterHeld => f.write_str("学生名册不能定时发布，只有成绩可以"),
             ImportError::Store(e) => write!(f, "{e}"),
         }
     }
@@ -590,8 +594,8 @@ pub struct Committed {
     pub record: ImportRecord,
 }
 
-/// Write the plan in one transaction. `notices` runs inside that transaction with the new
-/// import id and the students to notify (when `notify`), and returns how many notices it wrote.
+/// Write the plan in one transaction, visible to students now: [`commit_to`] with
+/// [`Destination::Live`].
 pub fn commit(
     store: &Store,
     plan: &Plan,
@@ -600,8 +604,28 @@ pub fn commit(
     notify: bool,
     notices: impl FnOnce(&WriteTransaction, u64, &[NoticeTarget]) -> Result<usize, StoreError>,
 ) -> Result<Committed, ImportError> {
+    commit_to(store, plan, by, now, notify, Destination::Live, notices)
+}
+
+/// Write the plan in one transaction, to `destination`: live, or held in a release until its
+/// publish time (grades only; then `notices` is not called — the release computes whom to
+/// notify when it is published, see `service::releases`). `notices` runs inside the
+/// transaction with the new import id and the students to notify (when `notify`), and
+/// returns how many notices it wrote.
+pub fn commit_to(
+    store: &Store,
+    plan: &Plan,
+    by: &str,
+    now: i64,
+    notify: bool,
+    destination: Destination,
+    notices: impl FnOnce(&WriteTransaction, u64, &[NoticeTarget]) -> Result<usize, StoreError>,
+) -> Result<Committed, ImportError> {
     if plan.has_errors() {
         return Err(ImportError::HasErrors(plan.errors.len()));
+    }
+    if plan.kind == ImportKind::Roster && destination != Destination::Live {
+        return Err(ImportError::RosterHeld);
     }
     let record = ImportRecord {
         added: plan.added,
@@ -612,9 +636,13 @@ pub fn commit(
         ..refused_record(plan, by, now, "committed")
     };
     let targets: &[NoticeTarget] = if notify { &plan.targets } else { &[] };
-    match store.apply_import(&plan.batch, record, plan.generation, |tx, id| {
-        notices(tx, id, targets)
-    })? {
+    match store.apply_import_to(
+        &plan.batch,
+        record,
+        plan.generation,
+        destination,
+        |tx, id| notices(tx, id, targets),
+    )? {
         Some(record) => Ok(Committed { record }),
         None => Err(ImportError::Stale),
     }
