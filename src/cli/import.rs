@@ -5,6 +5,7 @@ use std::path::Path;
 
 use super::ImportCommand;
 use crate::config::Config;
+use crate::service::import::file::ImportFile;
 use crate::service::import::plan::{self, Upload};
 use crate::service::import::table::XlsxLimits;
 use crate::store::Store;
@@ -36,10 +37,13 @@ fn import(
     replace_term: Option<crate::grades::Term>,
 ) -> Outcome {
     let started = std::time::Instant::now();
-    let bytes = match std::fs::read(file) {
-        Ok(b) => b,
+    // A private copy on disk, mapped: the plan and the commit each read it, none of it is
+    // held in memory, and the file given may change meanwhile without changing the import.
+    let copy = match ImportFile::copy_of(file) {
+        Ok(c) => c,
         Err(e) => return failed(format!("cannot read {}: {e}", file.display())),
     };
+    let bytes = copy.bytes();
     let store = Store::open(&cfg.data).map_err(|e| e.to_string())?;
     let key = crate::service::verify::VerifyKey::load_or_create(&cfg.data)?;
     let name = file
@@ -54,7 +58,7 @@ fn import(
     let up = Upload {
         kind,
         file_name: &name,
-        bytes: &bytes,
+        bytes,
         replace_term,
     };
     // A file given on the command line may be larger than an upload; the XLSX limits scale with it.
@@ -69,7 +73,6 @@ fn import(
         Ok(r) => r.map_err(|e| format!("{}: {e}", file.display()))?,
         Err(_) => return failed("the import stopped unexpectedly; nothing was written"),
     };
-    drop(bytes);
     println!(
         "{}: {} ({}), {} rows read in {:.1} s",
         file.display(),
@@ -128,8 +131,8 @@ fn import(
     let writing = std::time::Instant::now();
     progress(&format!("writing {} rows in one transaction", p.writes()));
     let now = crate::clock::unix_now();
-    let done =
-        plan::commit(&store, &p, "cli", now, false, |_, _, _| Ok(0)).map_err(|e| e.to_string())?;
+    let done = plan::commit(&store, &key, &p, &up, "cli", now, false, |_, _, _| Ok(0))
+        .map_err(|e| e.to_string())?;
     println!(
         "committed import #{} in {:.1} s ({:.1} s in all)",
         done.record.id,

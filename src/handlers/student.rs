@@ -240,6 +240,8 @@ impl Shown {
 
 pub fn grades(app: &App, req: &Request) -> Handled {
     let v = signed_in!(app, req);
+    // Before anything is read: a page rendered from data read before a drop is not kept.
+    let stamp = app.pages.stamp();
     let Some(binding) = students::binding(app, &v.openid)? else {
         return Ok(Response::redirect(302, "/bind"));
     };
@@ -249,7 +251,7 @@ pub fn grades(app: &App, req: &Request) -> Handled {
     let key = shown
         .key()
         .map(|k| format!("grades|{k}|{}|{}", v.openid, v.since));
-    let generation = app.generation();
+    let generation = app.page_epoch();
     let encoding = super::page_encoding(req);
     if let Some(key) = &key {
         if let Some(page) = app
@@ -286,7 +288,7 @@ pub fn grades(app: &App, req: &Request) -> Handled {
     };
     let page = app
         .pages
-        .put(generation, &binding.student_id, key, html, encoding);
+        .put(generation, stamp, &binding.student_id, key, html, encoding);
     Ok(super::page_response(encoding, page))
 }
 

@@ -9,6 +9,7 @@ use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::file::ImportFile;
 use super::plan::{
     commit, plan_with_progress, refused_record, ImportError, ImportKind, Plan, Progress, Upload,
 };
@@ -17,7 +18,7 @@ use crate::error::AppError;
 use crate::grades::Term;
 use crate::service::notices::Wake;
 use crate::service::verify::VerifyKey;
-use crate::service::Ctx;
+use crate::service::{Changed, Ctx};
 use crate::store::grades::ImportRecord;
 
 /// Where a job is.
@@ -43,6 +44,10 @@ pub struct Job {
     pub progress: Progress,
     state: Mutex<JobState>,
     plan: Mutex<Option<Arc<Plan>>>,
+    /// The uploaded file (on disk), read by the plan and again by the commit; let go once
+    /// the job can no longer be committed.
+    file: Mutex<Option<Arc<ImportFile>>>,
+    replace_term: Option<Term>,
 }
 
 impl Job {
@@ -61,6 +66,16 @@ impl Job {
         self.plan.lock().ok().and_then(|p| p.clone())
     }
 
+    fn file(&self) -> Option<Arc<ImportFile>> {
+        self.file.lock().ok().and_then(|f| f.clone())
+    }
+
+    fn let_file_go(&self) {
+        if let Ok(mut f) = self.file.lock() {
+            *f = None;
+        }
+    }
+
     /// Whether this job's commit wrote grade notices (the sender is woken then).
     fn notices_written(&self) -> bool {
         matches!(self.state(), JobState::Committed(r) if r.notices > 0)
@@ -70,8 +85,6 @@ impl Job {
 enum Task {
     Plan {
         job: Arc<Job>,
-        bytes: Vec<u8>,
-        replace_term: Option<Term>,
     },
     Commit {
         job: Arc<Job>,
@@ -82,7 +95,7 @@ enum Task {
     Panic,
 }
 
-/// Jobs kept in memory; at most this many, oldest dropped first (a big plan is large).
+/// Jobs kept; at most this many, oldest dropped first (each may hold its file on disk).
 const KEEP: usize = 8;
 
 /// The import service's state: the jobs, the queue to the import thread, and what the thread
@@ -123,9 +136,10 @@ impl ImportJobs {
         self.accepting.store(true, Ordering::SeqCst);
     }
 
-    /// The import thread's loop: run queued tasks until `stop` is set. Restartable: when a
-    /// task panics and ends the thread, a new thread calling this takes the queue over.
-    pub fn run_worker(&self, ctx: &Ctx, stop: &AtomicBool) {
+    /// The import thread's loop: run queued tasks until `stop` is set; `changed` is told the
+    /// students each commit changed (their cached pages are stale). Restartable: when a task
+    /// panics and ends the thread, a new thread calling this takes the queue over.
+    pub fn run_worker(&self, ctx: &Ctx, stop: &AtomicBool, changed: &dyn Fn(Changed)) {
         self.open_queue();
         while !stop.load(Ordering::SeqCst) {
             let task = {
@@ -133,13 +147,9 @@ impl ImportJobs {
                 rx.recv_timeout(Duration::from_millis(100))
             };
             match task {
-                Ok(Task::Plan {
-                    job,
-                    bytes,
-                    replace_term,
-                }) => run_plan(ctx, &self.verify_key, &job, &bytes, replace_term),
+                Ok(Task::Plan { job }) => run_plan(ctx, &self.verify_key, &job),
                 Ok(Task::Commit { job, notify }) => {
-                    run_commit(ctx, &job, notify);
+                    run_commit(ctx, &self.verify_key, &job, notify, changed);
                     if job.notices_written() {
                         self.wake.notify();
                     }
@@ -189,7 +199,7 @@ impl ImportJobs {
         by: &str,
         kind: ImportKind,
         file_name: &str,
-        bytes: Vec<u8>,
+        file: ImportFile,
         replace_term: Option<Term>,
         now: i64,
     ) -> Result<Arc<Job>, AppError> {
@@ -202,6 +212,8 @@ impl ImportJobs {
             progress: Progress::default(),
             state: Mutex::new(JobState::Planning),
             plan: Mutex::new(None),
+            file: Mutex::new(Some(Arc::new(file))),
+            replace_term,
         });
         {
             let mut jobs = self
@@ -219,11 +231,7 @@ impl ImportJobs {
                 jobs.remove(&old);
             }
         }
-        self.send(Task::Plan {
-            job: job.clone(),
-            bytes,
-            replace_term,
-        })?;
+        self.send(Task::Plan { job: job.clone() })?;
         Ok(job)
     }
 
@@ -269,18 +277,18 @@ impl ImportJobs {
     }
 }
 
-fn run_plan(
-    ctx: &Ctx,
-    verify_key: &VerifyKey,
-    job: &Job,
-    bytes: &[u8],
-    replace_term: Option<Term>,
-) {
+fn run_plan(ctx: &Ctx, verify_key: &VerifyKey, job: &Job) {
+    let Some(file) = job.file() else {
+        job.set(JobState::Unreadable(
+            "上传的文件已不在，请重新上传。".into(),
+        ));
+        return;
+    };
     let up = Upload {
         kind: job.kind,
         file_name: &job.file_name,
-        bytes,
-        replace_term,
+        bytes: file.bytes(),
+        replace_term: job.replace_term,
     };
     let limits = XlsxLimits::for_upload(ctx.config.max_upload_bytes);
     match plan_with_progress(&ctx.store, verify_key, &up, &limits, &job.progress) {
@@ -297,27 +305,49 @@ fn run_plan(
                 }
                 ctx.metrics.event("import", "refused");
             }
+            if p.has_errors() {
+                job.let_file_go();
+            }
             if let Ok(mut slot) = job.plan.lock() {
                 *slot = Some(Arc::new(p));
             }
             job.set(JobState::Planned);
         }
         Err(e) => {
+            job.let_file_go();
             ctx.metrics.event("import", "unreadable");
             job.set(JobState::Unreadable(e.to_string()));
         }
     }
 }
 
-fn run_commit(ctx: &Ctx, job: &Job, notify: bool) {
-    let Some(p) = job.plan() else {
+/// Commit a planned job; `changed` is told the students whose stored rows changed before the
+/// job shows as committed.
+fn run_commit(
+    ctx: &Ctx,
+    verify_key: &VerifyKey,
+    job: &Job,
+    notify: bool,
+    changed: &dyn Fn(Changed),
+) {
+    let (Some(p), Some(file)) = (job.plan(), job.file()) else {
         job.set(JobState::NotCommitted("预览已失效，请重新上传。".into()));
         return;
     };
+    // Whatever happens now, this job is not committed again: its file can go afterwards.
+    job.let_file_go();
     job.progress.set(3, 0, p.writes());
+    let up = Upload {
+        kind: job.kind,
+        file_name: &job.file_name,
+        bytes: file.bytes(),
+        replace_term: job.replace_term,
+    };
     let result = commit(
         &ctx.store,
+        verify_key,
         &p,
+        &up,
         &job.by,
         ctx.clock.now(),
         notify,
@@ -325,20 +355,24 @@ fn run_commit(ctx: &Ctx, job: &Job, notify: bool) {
     );
     match result {
         Ok(done) => {
-            ctx.data_changed();
+            ctx.data_written();
             ctx.metrics.event("import", "committed");
             job.progress.set(4, p.writes(), p.writes());
             log::info!(
-                "import #{} committed by {}: {} added, {} changed, {} removed",
+                "import #{} committed by {}: {} added, {} changed, {} removed ({} students)",
                 done.record.id,
                 job.by,
                 done.record.added,
                 done.record.changed,
-                done.record.removed
+                done.record.removed,
+                done.students.len()
             );
+            changed(Changed::Students(done.students));
             job.set(JobState::Committed(done.record));
         }
-        Err(ImportError::Stale) => job.set(JobState::NotCommitted(ImportError::Stale.to_string())),
+        Err(ImportError::Stale) => {
+            job.set(JobState::NotCommitted(ImportError::Stale.to_string()));
+        }
         Err(e) => {
             log::error!("import commit failed: {e}");
             job.set(JobState::NotCommitted(format!(
