@@ -44,7 +44,7 @@ fn import(
         Err(e) => return failed(format!("cannot read {}: {e}", file.display())),
     };
     let bytes = copy.bytes();
-    let store = Store::open(&cfg.data).map_err(|e| e.to_string())?;
+    let store = Store::open_with_cache(&cfg.data, cfg.data_cache_mb).map_err(|e| e.to_string())?;
     let key = crate::service::verify::VerifyKey::load_or_create(&cfg.data)?;
     let name = file
         .file_name()

@@ -50,7 +50,7 @@ pub struct Ctx {
 impl Ctx {
     /// Open the data file and build the leaves.
     pub fn new(config: Config) -> Result<Ctx, StoreError> {
-        let store = Store::open(&config.data)?;
+        let store = Store::open_with_cache(&config.data, config.data_cache_mb)?;
         let generation = store.generation()?;
         let wx = WxClient::new(
             &config.wechat.api_base,
