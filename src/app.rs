@@ -104,6 +104,7 @@ impl App {
         match change {
             Changed::Nothing => {}
             Changed::Student(id) => self.pages.drop_student(&id),
+            Changed::Students(ids) => self.pages.drop_students(&ids),
         }
     }
 }

@@ -73,6 +73,9 @@ pub enum TokenApi {
     Classic,
 }
 
+/// The data file's read cache when `data_cache_mb` is not set, in MiB.
+pub const DEFAULT_DATA_CACHE_MB: usize = crate::store::DEFAULT_CACHE_MB;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -81,6 +84,7 @@ struct RawConfig {
     data: Option<String>,
     workers: Option<i64>,
     cache_mb: Option<i64>,
+    data_cache_mb: Option<i64>,
     trust_proxy: Option<bool>,
     templates_dir: Option<String>,
     log_file: Option<String>,
@@ -245,6 +249,8 @@ pub struct Config {
     pub workers: usize,
     /// Bound on the rendered-page cache, in MiB (0: no cache).
     pub cache_mb: usize,
+    /// The data file's read cache (redb's), in MiB: pages of the file kept in memory.
+    pub data_cache_mb: usize,
     pub trust_proxy: bool,
     pub templates_dir: Option<PathBuf>,
     pub log_file: Option<PathBuf>,
@@ -285,6 +291,7 @@ const ENV_KEYS: &[(&str, &str, &str, Kind)] = &[
     ("WXGRADES_DATA", "", "data", Kind::Str),
     ("WXGRADES_WORKERS", "", "workers", Kind::Int),
     ("WXGRADES_CACHE_MB", "", "cache_mb", Kind::Int),
+    ("WXGRADES_DATA_CACHE_MB", "", "data_cache_mb", Kind::Int),
     ("WXGRADES_TRUST_PROXY", "", "trust_proxy", Kind::Bool),
     ("WXGRADES_TEMPLATES_DIR", "", "templates_dir", Kind::Str),
     ("WXGRADES_LOG_FILE", "", "log_file", Kind::Str),
@@ -520,6 +527,14 @@ fn validate(raw: RawConfig, demo: bool) -> Result<Config, ConfigError> {
         n => {
             return err(format!(
                 "cache_mb: expected a whole number from 0 to 65536, got {n}"
+            ))
+        }
+    };
+    let data_cache_mb = match raw.data_cache_mb.unwrap_or(DEFAULT_DATA_CACHE_MB as i64) {
+        n @ 0..=65_536 => n as usize,
+        n => {
+            return err(format!(
+                "data_cache_mb: expected a whole number from 0 to 65536, got {n}"
             ))
         }
     };
@@ -775,6 +790,7 @@ fn validate(raw: RawConfig, demo: bool) -> Result<Config, ConfigError> {
         data,
         workers,
         cache_mb,
+        data_cache_mb,
         trust_proxy: raw.trust_proxy.unwrap_or(false),
         templates_dir: empty_none(raw.templates_dir),
         log_file: empty_none(raw.log_file),
@@ -990,6 +1006,22 @@ mod tests {
         assert!(e.starts_with("cache_mb:"), "{e}");
         let c = load_str(OK, &[("WXGRADES_CACHE_MB", "8")]).unwrap();
         assert_eq!(c.cache_mb, 8);
+    }
+
+    #[test]
+    fn data_cache_mb_defaults_small_and_is_checked() {
+        assert_eq!(
+            load_str(OK, &[]).unwrap().data_cache_mb,
+            DEFAULT_DATA_CACHE_MB
+        );
+        let c = load_str(&format!("data_cache_mb = 64\n{OK}"), &[]).unwrap();
+        assert_eq!(c.data_cache_mb, 64);
+        let e = load_str(&format!("data_cache_mb = -1\n{OK}"), &[])
+            .unwrap_err()
+            .0;
+        assert!(e.starts_with("data_cache_mb:"), "{e}");
+        let c = load_str(OK, &[("WXGRADES_DATA_CACHE_MB", "4")]).unwrap();
+        assert_eq!(c.data_cache_mb, 4);
     }
 
     #[test]

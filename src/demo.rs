@@ -32,9 +32,16 @@ pub fn seed(app: &App) -> Result<(), String> {
         if let Some(err) = p.errors.first() {
             return Err(format!("demo data {name}: {err}"));
         }
-        commit(&app.store, &p, "demo", app.clock.now(), false, |_, _, _| {
-            Ok(0)
-        })
+        commit(
+            &app.store,
+            &app.verify_key,
+            &p,
+            &up,
+            "demo",
+            app.clock.now(),
+            false,
+            |_, _, _| Ok(0),
+        )
         .map_err(|e| format!("demo data {name}: {e}"))?;
     }
     app.data_changed();

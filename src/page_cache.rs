@@ -4,9 +4,12 @@
 //! LRU: a new page enters on probation, a page read again is promoted to the protected segment
 //! (at most 80% of the bound), and the least recently used probation page goes first — so a scan
 //! of pages viewed once (release-day first views) cannot push out the pages people reload. A
-//! change to one student drops only that student's pages; a new data generation drops them all.
+//! change to one student (a bind, an import that changed their rows) drops only that student's
+//! pages; a new pages' epoch drops them all. A page rendered from data read before a drop of
+//! its student is not kept (see [`PageCache::stamp`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Bytes an entry costs beyond its pages and keys (map slots, the `Arc` headers, the order
@@ -15,6 +18,10 @@ const ENTRY_OVERHEAD: usize = 160;
 
 /// Share of the bound the protected segment may hold, in percent.
 const PROTECTED_PERCENT: usize = 80;
+
+/// Recent drops remembered, to refuse pages rendered before them; a page rendered before the
+/// oldest remembered drop is not kept at all.
+const RECENT_DROPS: usize = 1024;
 
 /// Which bytes a client takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +53,11 @@ struct Pages {
     bytes: usize,
     protected_bytes: usize,
     next_tick: u64,
+    /// Student drops so far, and the latest ones: (drop number, student).
+    drops: u64,
+    recent: VecDeque<(u64, String)>,
+    /// Drops up to this number are no longer in `recent`.
+    forgotten: u64,
 }
 
 impl Pages {
@@ -55,11 +67,43 @@ impl Pages {
     }
 
     fn clear(&mut self, generation: u64) {
+        let recent = std::mem::take(&mut self.recent);
         *self = Pages {
             generation,
             next_tick: self.next_tick,
+            drops: self.drops,
+            recent,
+            forgotten: self.forgotten,
             ..Pages::default()
         };
+    }
+
+    /// Drop a student's pages and remember the drop.
+    fn drop_student(&mut self, student: &str) {
+        if let Some(gone) = self.by_student.remove(student) {
+            for e in gone.values() {
+                self.unlink(e);
+            }
+        }
+        self.drops += 1;
+        self.recent.push_back((self.drops, student.to_string()));
+        while self.recent.len() > RECENT_DROPS {
+            if let Some((n, _)) = self.recent.pop_front() {
+                self.forgotten = n;
+            }
+        }
+    }
+
+    /// Whether `student` was dropped after `stamp` (or may have been: forgotten drops).
+    fn dropped_since(&self, stamp: u64, student: &str) -> bool {
+        stamp < self.drops
+            && (stamp < self.forgotten
+                || self
+                    .recent
+                    .iter()
+                    .rev()
+                    .take_while(|(n, _)| *n > stamp)
+                    .any(|(_, s)| s == student))
     }
 
     /// Take an entry out of the cache entirely.
@@ -143,6 +187,9 @@ impl Pages {
 pub struct PageCache {
     max_bytes: usize,
     pages: Mutex<Pages>,
+    /// Lookups answered from the cache, and not.
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 impl Default for PageCache {
@@ -158,12 +205,31 @@ impl PageCache {
         PageCache {
             max_bytes,
             pages: Mutex::new(Pages::default()),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
     }
 
     /// The page of `student` under `key` in `encoding`, if it was rendered from data
     /// `generation`. The first request without gzip inflates the page once and keeps that.
     pub fn get(
+        &self,
+        generation: u64,
+        student: &str,
+        key: &str,
+        encoding: Encoding,
+    ) -> Option<Arc<[u8]>> {
+        let found = self.lookup(generation, student, key, encoding);
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    fn lookup(
         &self,
         generation: u64,
         student: &str,
@@ -211,12 +277,22 @@ impl PageCache {
         Some(plain)
     }
 
+    /// Where the drops are now: taken before reading the data a page is rendered from, and
+    /// given back to [`Self::put`], which keeps the page only if its student was not dropped
+    /// in between (the page may show data from before the change).
+    pub fn stamp(&self) -> u64 {
+        self.pages.lock().map(|p| p.drops).unwrap_or(u64::MAX)
+    }
+
     /// Compress and keep `html` (and keep it plain too when the client asking takes no gzip);
     /// returns the bytes for `encoding`. A page rendered from an older generation than the
-    /// cache holds is returned but not kept; a newer one retires every older page.
+    /// cache holds, or whose student was dropped since `stamp`, is returned but not kept; a
+    /// newer generation retires every older page.
+    #[allow(clippy::too_many_arguments)]
     pub fn put(
         &self,
         generation: u64,
+        stamp: u64,
         student: &str,
         key: String,
         html: String,
@@ -247,6 +323,9 @@ impl PageCache {
         if generation > p.generation {
             p.clear(generation);
         }
+        if p.dropped_since(stamp, student) {
+            return out;
+        }
         p.remove(student, &key);
         let tick = p.tick();
         p.probation.insert(tick, (student.to_string(), key.clone()));
@@ -268,10 +347,15 @@ impl PageCache {
     /// Drop the pages of one student (their binding or data changed).
     pub fn drop_student(&self, student: &str) {
         if let Ok(mut p) = self.pages.lock() {
-            if let Some(gone) = p.by_student.remove(student) {
-                for e in gone.values() {
-                    p.unlink(e);
-                }
+            p.drop_student(student);
+        }
+    }
+
+    /// Drop the pages of these students (an import changed their rows), under one lock.
+    pub fn drop_students(&self, students: &[String]) {
+        if let Ok(mut p) = self.pages.lock() {
+            for s in students {
+                p.drop_student(s);
             }
         }
     }
@@ -282,6 +366,29 @@ impl PageCache {
             .lock()
             .map(|p| (p.bytes, p.probation.len() + p.protected.len()))
             .unwrap_or((0, 0))
+    }
+
+    /// Lookups answered from the cache and not, since start.
+    pub fn hits_and_misses(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The cache's lines for `/metrics`.
+    pub fn render_metrics(&self) -> String {
+        let (hits, misses) = self.hits_and_misses();
+        let (bytes, pages) = self.usage();
+        format!(
+            "# TYPE wxgrades_page_cache_lookups_total counter\n\
+             wxgrades_page_cache_lookups_total{{result=\"hit\"}} {hits}\n\
+             wxgrades_page_cache_lookups_total{{result=\"miss\"}} {misses}\n\
+             # TYPE wxgrades_page_cache_bytes gauge\n\
+             wxgrades_page_cache_bytes {bytes}\n\
+             # TYPE wxgrades_page_cache_pages gauge\n\
+             wxgrades_page_cache_pages {pages}\n"
+        )
     }
 
     fn protected_max(&self) -> usize {
@@ -329,18 +436,18 @@ mod tests {
     #[test]
     fn drops_one_student_or_a_generation() {
         let c = PageCache::default();
-        c.put(1, "s1", "a".into(), "<p>1</p>".into(), Gzip);
-        c.put(1, "s2", "a".into(), "<p>2</p>".into(), Gzip);
+        c.put(1, c.stamp(), "s1", "a".into(), "<p>1</p>".into(), Gzip);
+        c.put(1, c.stamp(), "s2", "a".into(), "<p>2</p>".into(), Gzip);
         assert!(c.get(1, "s1", "a", Gzip).is_some());
         c.drop_student("s1");
         assert!(c.get(1, "s1", "a", Gzip).is_none());
         assert!(c.get(1, "s2", "a", Gzip).is_some());
         assert!(c.get(2, "s2", "a", Gzip).is_none());
-        c.put(2, "s1", "a".into(), "<p>1</p>".into(), Gzip);
+        c.put(2, c.stamp(), "s1", "a".into(), "<p>1</p>".into(), Gzip);
         assert!(c.get(1, "s2", "a", Gzip).is_none());
         assert!(c.get(2, "s1", "a", Gzip).is_some());
         // A page rendered before the bump is not kept over the newer ones.
-        c.put(1, "s3", "a".into(), "<p>3</p>".into(), Gzip);
+        c.put(1, c.stamp(), "s3", "a".into(), "<p>3</p>".into(), Gzip);
         assert!(c.get(2, "s1", "a", Gzip).is_some());
         assert!(c.get(1, "s3", "a", Gzip).is_none());
     }
@@ -349,8 +456,8 @@ mod tests {
     fn dropping_a_student_drops_all_their_pages_and_their_bytes_only() {
         let c = PageCache::new(1 << 20);
         for key in ["all|o1", "2024-2025-1|o1", "all|o2"] {
-            c.put(1, "s1", key.into(), page(1, 500), Gzip);
-            c.put(1, "s2", key.into(), page(2, 500), Gzip);
+            c.put(1, c.stamp(), "s1", key.into(), page(1, 500), Gzip);
+            c.put(1, c.stamp(), "s2", key.into(), page(2, 500), Gzip);
         }
         c.get(1, "s1", "all|o1", Gzip);
         c.get(1, "s1", "all|o1", Identity);
@@ -374,7 +481,7 @@ mod tests {
         let c = PageCache::new(max);
         for i in 0..500u64 {
             let student = format!("s{i}");
-            c.put(1, &student, "all".into(), page(i, 1000), Gzip);
+            c.put(1, c.stamp(), &student, "all".into(), page(i, 1000), Gzip);
             // Every third page is also asked for without gzip (plain bytes count too).
             if i % 3 == 0 {
                 let plain = c.get(1, &student, "all", Identity);
@@ -388,12 +495,19 @@ mod tests {
         assert!(bytes > max / 2, "the cache should be well used: {bytes}");
         assert!(n >= 30, "{n} pages");
         // A page bigger than the whole bound is served but not kept.
-        let big = c.put(1, "big", "all".into(), page(9, 2 * max), Identity);
+        let big = c.put(
+            1,
+            c.stamp(),
+            "big",
+            "all".into(),
+            page(9, 2 * max),
+            Identity,
+        );
         assert_eq!(big.len(), 2 * max);
         assert!(c.get(1, "big", "all", Gzip).is_none());
         // A zero bound keeps nothing.
         let off = PageCache::new(0);
-        off.put(1, "s", "all".into(), "<p>x</p>".into(), Gzip);
+        off.put(1, off.stamp(), "s", "all".into(), "<p>x</p>".into(), Gzip);
         assert!(off.get(1, "s", "all", Gzip).is_none());
         assert_eq!(off.usage(), (0, 0));
     }
@@ -404,7 +518,7 @@ mod tests {
         let c = PageCache::new(max);
         let hot: Vec<String> = (0..50).map(|i| format!("hot{i}")).collect();
         for (i, s) in hot.iter().enumerate() {
-            c.put(7, s, "all".into(), page(i as u64, 1000), Gzip);
+            c.put(7, c.stamp(), s, "all".into(), page(i as u64, 1000), Gzip);
             assert!(c.get(7, s, "all", Gzip).is_some());
         }
         // Ten times the bound of pages each viewed once (first-time binds on release day),
@@ -413,6 +527,7 @@ mod tests {
         for i in 0..2000u64 {
             c.put(
                 7,
+                c.stamp(),
                 &format!("cold{i}"),
                 "all".into(),
                 page(10_000 + i, 1000),
@@ -440,7 +555,7 @@ mod tests {
     fn both_encodings_are_kept_and_counted() {
         let c = PageCache::new(1 << 20);
         let html = format!("<p>{}</p>", "成绩 ".repeat(400));
-        let gz = c.put(3, "s1", "all".into(), html.clone(), Gzip);
+        let gz = c.put(3, c.stamp(), "s1", "all".into(), html.clone(), Gzip);
         assert_eq!(gunzip(&gz).as_deref(), Some(html.as_bytes()));
         let (gz_only, _) = c.usage();
         assert_eq!(c.get(3, "s1", "all", Gzip).as_deref(), Some(&gz[..]));
@@ -453,11 +568,31 @@ mod tests {
         assert!(Arc::ptr_eq(&plain, &again));
         assert_eq!(c.usage().0, both);
         // A client without gzip that renders the page keeps both at once.
-        let first = c.put(3, "s2", "all".into(), html.clone(), Identity);
+        let first = c.put(3, c.stamp(), "s2", "all".into(), html.clone(), Identity);
         assert_eq!(&first[..], html.as_bytes());
         let kept = c.get(3, "s2", "all", Identity).expect("kept");
         assert!(Arc::ptr_eq(&first, &kept));
         let gz2 = c.get(3, "s2", "all", Gzip).expect("kept");
         assert_eq!(gunzip(&gz2).as_deref(), Some(html.as_bytes()));
+    }
+
+    #[test]
+    fn a_page_rendered_before_its_student_was_dropped_is_not_kept() {
+        let c = PageCache::default();
+        let before = c.stamp();
+        c.drop_students(&["s1".to_string()]);
+        c.put(1, before, "s1", "all".into(), "<p>old</p>".into(), Gzip);
+        assert!(c.get(1, "s1", "all", Gzip).is_none(), "stale page kept");
+        // Another student's page from the same moment is kept; so is s1's next render.
+        c.put(1, before, "s2", "all".into(), "<p>2</p>".into(), Gzip);
+        assert!(c.get(1, "s2", "all", Gzip).is_some());
+        c.put(1, c.stamp(), "s1", "all".into(), "<p>new</p>".into(), Gzip);
+        assert!(c.get(1, "s1", "all", Gzip).is_some());
+        // Past the drops remembered, an old stamp keeps nothing.
+        let old = c.stamp();
+        let many: Vec<String> = (0..RECENT_DROPS + 1).map(|i| format!("x{i}")).collect();
+        c.drop_students(&many);
+        c.put(1, old, "s3", "all".into(), "<p>3</p>".into(), Gzip);
+        assert!(c.get(1, "s3", "all", Gzip).is_none());
     }
 }

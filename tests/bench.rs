@@ -81,7 +81,7 @@ fn config(dir: &Path, port: u16, api: &str) -> PathBuf {
     std::fs::write(
         &p,
         format!(
-            "listen = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\ndata = \"{}\"\nworkers = 64\n[wechat]\napp_id = \"{APP_ID}\"\napp_secret = \"{APP_SECRET}\"\napi_base = \"{api}\"\nopen_base = \"{api}\"\ntimeout_secs = 5\n[backup]\nevery_hours = 0\n",
+            "listen = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\ndata = \"{}\"\nworkers = 64\nmax_upload_mb = 200\n[wechat]\napp_id = \"{APP_ID}\"\napp_secret = \"{APP_SECRET}\"\napi_base = \"{api}\"\nopen_base = \"{api}\"\ntimeout_secs = 5\n[backup]\nevery_hours = 0\n",
             dir.join("data.redb").display()
         ),
     )
@@ -131,6 +131,18 @@ fn serve(cfg: &Path, port: u16, log: &Path) -> Server {
     Server(child)
 }
 
+/// Anonymous resident memory of a process (heap, stacks: not the mapped file or the
+/// binary), in MB.
+fn anon_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("RssAnon:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
 /// Run a command and report its wall time and peak resident memory.
 fn timed(cmd: &mut Command) -> (f64, f64) {
     let started = Instant::now();
@@ -140,15 +152,18 @@ fn timed(cmd: &mut Command) -> (f64, f64) {
         .spawn()
         .unwrap();
     let mut peak = 0.0f64;
+    let mut anon = 0.0f64;
     loop {
         let (_, hwm) = memory_mb(child.id());
         peak = peak.max(hwm);
+        anon = anon.max(anon_mb(child.id()));
         if let Some(status) = child.try_wait().unwrap() {
             assert!(status.success(), "{cmd:?} failed");
             break;
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+    println!("  {cmd:?}: peak anonymous memory {anon:.0} MB");
     (started.elapsed().as_secs_f64(), peak)
 }
 
@@ -156,7 +171,13 @@ fn timed(cmd: &mut Command) -> (f64, f64) {
 #[ignore]
 fn bench_import_million_rows() {
     let dir = temp_dir("bench-import");
-    let (roster, grades) = write_data(&dir, 20_000, 50);
+    let per_student = std::env::var("BENCH_ROWS_PER_STUDENT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    let (roster, grades) = write_data(&dir, 20_000, per_student);
+    let rows = 20_000 * per_student;
+    let file_mb = std::fs::metadata(&grades).unwrap().len() as f64 / 1e6;
     let cfg = config(&dir, free_port(), "http://127.0.0.1:9");
     let bin = env!("CARGO_BIN_EXE_wxgrades");
     let (t_roster, m_roster) = timed(
@@ -182,7 +203,7 @@ fn bench_import_million_rows() {
     );
     let size = std::fs::metadata(dir.join("data.redb")).unwrap().len() as f64 / 1e6;
     println!("BENCH import roster 20000 students: {t_roster:.2} s, peak {m_roster:.0} MB");
-    println!("BENCH import grades 1000000 rows: {t_grades:.2} s, peak {m_grades:.0} MB; re-import (all unchanged): {t_again:.2} s; data file {size:.0} MB");
+    println!("BENCH import grades {rows} rows ({file_mb:.0} MB CSV): {t_grades:.2} s, peak {m_grades:.0} MB; re-import (all unchanged): {t_again:.2} s; data file {size:.0} MB");
 }
 
 /// A data file with `rows` grade rows (60 per student) and `sessions` bound students with
@@ -288,4 +309,90 @@ fn bench_logins_with_slow_wechat() {
         total as f64 / secs
     );
     assert!(total > 0);
+}
+
+/// The upload path: the same 1.2 M-row file through the admin page (multipart upload, plan on
+/// the import thread, commit), with the server's resident memory sampled every 10 ms.
+#[test]
+#[ignore]
+fn bench_import_upload() {
+    let dir = temp_dir("bench-upload");
+    let (roster, grades) = write_data(&dir, 20_000, 60);
+    let port = free_port();
+    let cfg = config(&dir, port, "http://127.0.0.1:9");
+    let bin = env!("CARGO_BIN_EXE_wxgrades");
+    timed(
+        Command::new(bin)
+            .args(["import", "roster"])
+            .arg(&roster)
+            .arg("--config")
+            .arg(&cfg),
+    );
+    const PW: &str = "correct horse battery";
+    {
+        let store = wxgrades::store::Store::open(&dir.join("data.redb")).unwrap();
+        wxgrades::service::admin::accounts::add(&store, "bench", PW, 0).unwrap();
+    }
+    let server = serve(&cfg, port, &dir.join("server.log"));
+    let pid = server.0.id();
+    let (rss0, _) = memory_mb(pid);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (peak_anon, timings) = std::thread::scope(|scope| {
+        let sampler = scope.spawn(|| {
+            let mut anon = 0.0f64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                anon = anon.max(anon_mb(pid));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            anon
+        });
+        let mut c = Client::new(&format!("http://127.0.0.1:{port}"));
+        let r = c.get("/admin/login");
+        let t = Client::hidden(&r.body, "csrf_token");
+        let r = c.post_form(
+            "/admin/login",
+            &[("username", "bench"), ("password", PW), ("csrf_token", &t)],
+        );
+        assert_eq!(r.status, 303, "{}", r.body);
+        let t = Client::hidden(&c.get("/admin/import").body, "csrf_token");
+        let b = "----wxgradesBenchBoundary";
+        let mut body = format!("--{b}\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n{t}\r\n--{b}\r\nContent-Disposition: form-data; name=\"kind\"\r\n\r\ngrades\r\n--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"grades.csv\"\r\nContent-Type: text/csv\r\n\r\n").into_bytes();
+        body.extend_from_slice(&std::fs::read(&grades).unwrap());
+        body.extend_from_slice(format!("\r\n--{b}--\r\n").as_bytes());
+        let started = Instant::now();
+        let r = c.post_raw(
+            "/admin/import",
+            &format!("multipart/form-data; boundary={b}"),
+            body,
+        );
+        assert_eq!(r.status, 303, "{}", r.body);
+        let job = r.location().to_string();
+        let wait = |c: &mut Client, path: &str| {
+            let deadline = Instant::now() + Duration::from_secs(300);
+            loop {
+                let r = c.get(path);
+                if !r.body.contains("http-equiv=\"refresh\"") {
+                    return r;
+                }
+                assert!(Instant::now() < deadline, "{path} still busy");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+        let preview = wait(&mut c, &job);
+        assert!(preview.body.contains("/commit"), "{}", preview.body);
+        let planned = started.elapsed().as_secs_f64();
+        let committing = Instant::now();
+        let r = c.post_form(&format!("{job}/commit"), &[("csrf_token", &t)]);
+        assert_eq!(r.status, 303, "{}", r.body);
+        let h = wait(&mut c, "/admin/imports");
+        assert!(h.body.contains("已提交"), "{}", h.body);
+        let committed = committing.elapsed().as_secs_f64();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        (sampler.join().unwrap(), (planned, committed))
+    });
+    let (rss, hwm) = memory_mb(pid);
+    println!(
+        "BENCH upload import 1.2 M rows: upload+plan {:.2} s, commit {:.2} s; server RSS {rss0:.0} MB before, {rss:.0} MB after, peak {hwm:.0} MB (anonymous peak {peak_anon:.0} MB)",
+        timings.0, timings.1
+    );
 }

@@ -247,7 +247,8 @@ fn import_with_notify(s: &TestServer, name: &str, csv: &str) -> usize {
             "admin",
             ImportKind::Grades,
             name,
-            csv.as_bytes().to_vec(),
+            wxgrades::service::import::file::ImportFile::from_bytes(csv.as_bytes())
+                .expect("temp file"),
             None,
             s.app.clock.now(),
         )

@@ -121,7 +121,7 @@ fn import_with_notify(
             "admin",
             ImportKind::Grades,
             name,
-            csv.as_bytes().to_vec(),
+            wxgrades::service::import::file::ImportFile::from_bytes(csv.as_bytes()).unwrap(),
             None,
             s.app.clock.now(),
         )

@@ -393,8 +393,18 @@ fn the_store_publishes_only_scheduled_releases_and_restores_removals() {
     let held = Destination::Held {
         publish_at: now + 60,
     };
-    let done =
-        commit_to(&s.app.store, &p, "test", now, false, held, |_, _, _| Ok(0)).expect("commit");
+    let done = commit_to(
+        &s.app.store,
+        &s.app.verify_key,
+        &p,
+        &up,
+        "test",
+        now,
+        false,
+        held,
+        |_, _, _| Ok(0),
+    )
+    .expect("commit");
     assert_eq!(done.record.publish_at, Some(now + 60));
     assert!(has_course(&s, "2024001", "MA1001"), "removal held");
     let r =
@@ -411,7 +421,17 @@ fn the_store_publishes_only_scheduled_releases_and_restores_removals() {
         replace_term: None,
     };
     let p = plan(&s.app.store, &s.app.verify_key, &roster).expect("plan");
-    let e = commit_to(&s.app.store, &p, "test", now, false, held, |_, _, _| Ok(0));
+    let e = commit_to(
+        &s.app.store,
+        &s.app.verify_key,
+        &p,
+        &roster,
+        "test",
+        now,
+        false,
+        held,
+        |_, _, _| Ok(0),
+    );
     assert!(e.is_err());
     assert!(wxgrades::service::releases::publish(&s.app, &s.app.notice_wake, 999, "test").is_err());
     // The last possible id is no overflow.

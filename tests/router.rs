@@ -54,9 +54,16 @@ fn fixture() -> Fixture {
         };
         let p = plan(&app.store, &app.verify_key, &up).expect("plan");
         assert!(p.errors.is_empty(), "{:?}", p.errors);
-        commit(&app.store, &p, "test", app.clock.now(), false, |_, _, _| {
-            Ok(0)
-        })
+        commit(
+            &app.store,
+            &app.verify_key,
+            &p,
+            &up,
+            "test",
+            app.clock.now(),
+            false,
+            |_, _, _| Ok(0),
+        )
         .expect("commit");
     }
     app.data_changed();

@@ -129,7 +129,7 @@ fn spawn_import(app: &Arc<App>, stop: &Arc<AtomicBool>) -> Option<JoinHandle<()>
     let (app, stop) = (app.clone(), stop.clone());
     std::thread::Builder::new()
         .name("import".into())
-        .spawn(move || app.jobs.run_worker(&app.ctx, &stop))
+        .spawn(move || app.jobs.run_worker(&app.ctx, &stop, &|c| app.changed(c)))
         .map_err(|e| log::error!("cannot start the import thread: {e}"))
         .ok()
 }

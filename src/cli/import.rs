@@ -6,6 +6,7 @@ use super::run::Failure;
 use super::{ImportCommand, PresetsCommand};
 use crate::config::Config;
 use crate::service::admin::audit::{self, Action};
+use crate::service::import::file::ImportFile;
 use crate::service::import::mapping::{ChosenMap, ColumnMap};
 use crate::service::import::plan::{self, ImportKind, Upload};
 use crate::service::import::presets as saved;
@@ -78,10 +79,13 @@ fn import(cfg: &Config, c: &ImportCommand, destination: Destination) -> Outcome 
     let (kind, file, dry_run, replace_term) = (c.kind, c.file.as_path(), c.dry_run, c.replace_term);
     let map = given_map(kind, c)?;
     let started = std::time::Instant::now();
-    let bytes = match std::fs::read(file) {
-        Ok(b) => b,
+    // A private copy on disk, mapped: the plan and the commit each read it, none of it is
+    // held in memory, and the file given may change meanwhile without changing the import.
+    let copy = match ImportFile::copy_of(file) {
+        Ok(c) => c,
         Err(e) => return failed(format!("cannot read {}: {e}", file.display())),
     };
+    let bytes = copy.bytes();
     let name = file
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
@@ -91,7 +95,7 @@ fn import(cfg: &Config, c: &ImportCommand, destination: Destination) -> Outcome 
     if let Some(m) = &map {
         check_headers(m, &name, &bytes, &limits)?;
     }
-    let store = Store::open(&cfg.data).map_err(|e| e.to_string())?;
+    let store = Store::open_with_cache(&cfg.data, cfg.data_cache_mb).map_err(|e| e.to_string())?;
     let chosen = match (map, &c.preset) {
         (Some(map), _) => Some(ChosenMap {
             map,
@@ -113,7 +117,7 @@ fn import(cfg: &Config, c: &ImportCommand, destination: Destination) -> Outcome 
     let up = Upload {
         kind,
         file_name: &name,
-        bytes: &bytes,
+        bytes,
         replace_term,
     };
     let prog = plan::Progress::default();
@@ -127,7 +131,6 @@ fn import(cfg: &Config, c: &ImportCommand, destination: Destination) -> Outcome 
         Ok(r) => r.map_err(|e| format!("{}: {e}", file.display()))?,
         Err(_) => return failed("the import stopped unexpectedly; nothing was written"),
     };
-    drop(bytes);
     println!(
         "{}: {} ({}), {} rows read in {:.1} s",
         file.display(),
@@ -191,8 +194,18 @@ fn import(cfg: &Config, c: &ImportCommand, destination: Destination) -> Outcome 
     let writing = std::time::Instant::now();
     progress(&format!("writing {} rows in one transaction", p.writes()));
     let now = crate::clock::unix_now();
-    let done = plan::commit_to(&store, &p, "cli", now, false, destination, |_, _, _| Ok(0))
-        .map_err(|e| Failure::Failed(e.to_string()))?;
+    let done = plan::commit_to(
+        &store,
+        &key,
+        &p,
+        &up,
+        "cli",
+        now,
+        false,
+        destination,
+        |_, _, _| Ok(0),
+    )
+    .map_err(|e| Failure::Failed(e.to_string()))?;
     println!(
         "committed import #{} in {:.1} s ({:.1} s in all)",
         done.record.id,
@@ -218,7 +231,7 @@ fn import(cfg: &Config, c: &ImportCommand, destination: Destination) -> Outcome 
 
 /// `wxgrades presets list | show NAME | remove NAME`.
 pub fn presets(cfg: &Config, p: &PresetsCommand) -> Result<(), String> {
-    let store = Store::open(&cfg.data).map_err(|e| e.to_string())?;
+    let store = Store::open_with_cache(&cfg.data, cfg.data_cache_mb).map_err(|e| e.to_string())?;
     match p {
         PresetsCommand::List => {
             let all = saved::list_in(&store).map_err(|e| e.to_string())?;

@@ -18,7 +18,9 @@ use crate::service::admin::audit::{self, Action};
 use crate::service::admin::auth::Admin;
 use crate::service::admin::{local_datetime, overview};
 use crate::service::import::error_list;
+use crate::service::import::file::ImportFile;
 use crate::service::import::jobs::{Job, JobState};
+
 use crate::service::import::plan::{ImportKind, Plan};
 use crate::store::grades::ImportRecord;
 
@@ -159,11 +161,16 @@ pub fn upload(app: &App, admin: &Admin, req: &Request) -> Handled {
         },
     };
     let file_name: String = file_name.chars().take(200).collect();
+    // The import reads the file from disk (twice: plan and commit), not from memory.
+    let on_disk = ImportFile::from_bytes(&file.data).map_err(|e| {
+        AppError::Internal(format!("cannot store the upload in a temporary file: {e}"))
+    })?;
+    drop(parts);
     let job = app.jobs.submit(
         &admin.actor(),
         kind,
         &file_name,
-        file.data.clone(),
+        on_disk,
         replace_term,
         app.clock.now(),
     )?;

@@ -15,6 +15,7 @@ use crate::http::{Request, Response};
 use crate::service::admin::audit::{self, Action};
 use crate::service::admin::auth::Admin;
 use crate::service::admin::local_datetime;
+use crate::service::import::file::ImportFile;
 use crate::service::import::jobs::Job;
 use crate::service::import::layout::HEADER_SEARCH_ROWS;
 use crate::service::import::layout::{fields, Required};
@@ -27,7 +28,7 @@ use crate::service::import::table::{HeaderRule, XlsxLimits};
 fn waiting(
     app: &App,
     id: &str,
-) -> Result<(std::sync::Arc<Job>, std::sync::Arc<Vec<u8>>), AppError> {
+) -> Result<(std::sync::Arc<Job>, std::sync::Arc<ImportFile>), AppError> {
     let gone = || {
         AppError::NotFoundWith {
         heading: "无法指定列对应",
@@ -123,7 +124,12 @@ fn form_page(
 /// GET: the mapping form (`?header=N`: the header is row N).
 pub fn form(app: &App, admin: &Admin, req: &Request, id: &str) -> Handled {
     let (job, bytes) = waiting(app, id)?;
-    let sample = read_sample(app, &job, &bytes, req.query_param("header").as_deref())?;
+    let sample = read_sample(
+        app,
+        &job,
+        bytes.bytes(),
+        req.query_param("header").as_deref(),
+    )?;
     let filled = Filled {
         chosen: mapping::guess(job.kind == ImportKind::Roster, &sample.headers),
         ..Filled::default()
@@ -136,7 +142,7 @@ pub fn form(app: &App, admin: &Admin, req: &Request, id: &str) -> Handled {
 pub fn submit(app: &App, req: &Request, post: &AdminPost, id: &str) -> Handled {
     let (job, bytes) = waiting(app, id)?;
     let form = post.form();
-    let sample = read_sample(app, &job, &bytes, form.get("header_line"))?;
+    let sample = read_sample(app, &job, bytes.bytes(), form.get("header_line"))?;
     let roster = job.kind == ImportKind::Roster;
     let pairs: Vec<(String, String)> = fields(roster)
         .iter()

@@ -94,6 +94,6 @@ pub fn metrics(app: &App, req: &Request) -> Handled {
     Ok(Response::new(
         200,
         "text/plain; version=0.0.4",
-        Body::Bytes(app.metrics.render().into_bytes()),
+        Body::Bytes((app.metrics.render() + &app.pages.render_metrics()).into_bytes()),
     ))
 }

@@ -278,6 +278,8 @@ impl Shown {
 
 pub fn grades(app: &App, req: &Request) -> Handled {
     let v = signed_in!(app, req);
+    // Before anything is read: a page rendered from data read before a drop is not kept.
+    let stamp = app.pages.stamp();
     let Some(binding) = students::binding(app, &v.openid)? else {
         return Ok(Response::redirect(302, "/bind"));
     };
@@ -294,7 +296,7 @@ pub fn grades(app: &App, req: &Request) -> Handled {
             v.openid, v.since, notice.key
         )
     });
-    let generation = app.generation();
+    let generation = app.page_epoch();
     let encoding = super::page_encoding(req);
     if let Some(key) = &key {
         if let Some(page) = app
@@ -339,7 +341,7 @@ pub fn grades(app: &App, req: &Request) -> Handled {
     };
     let page = app
         .pages
-        .put(generation, &binding.student_id, key, html, encoding);
+        .put(generation, stamp, &binding.student_id, key, html, encoding);
     Ok(with_cookie(
         super::page_response(encoding, page),
         notice.clear,

@@ -1,7 +1,8 @@
 //! The rules of the product, free of HTTP types. Each service owns its state (limiters,
 //! inboxes, jobs, locks) and takes a [`Ctx`] of leaves; none knows `Ctx`, a handler or HTTP.
 //! What a change means for cached pages is returned to the caller ([`Changed`]) or is a
-//! bump of the data generation ([`Ctx::data_changed`]); no service touches the page cache.
+//! bump of the pages' epoch ([`Ctx::data_changed`], which retires every page); no service
+//! touches the page cache.
 
 pub mod admin;
 pub mod corrections;
@@ -48,12 +49,14 @@ pub struct Ctx {
     /// The data generation (bumped by each committed import), kept in memory: only this
     /// process writes the data file while it runs.
     generation: AtomicU64,
+    /// The pages' epoch: part of every cached page's key, bumped by [`Ctx::data_changed`].
+    page_epoch: AtomicU64,
 }
 
 impl Ctx {
     /// Open the data file and build the leaves.
     pub fn new(config: Config) -> Result<Ctx, StoreError> {
-        let store = Store::open(&config.data)?;
+        let store = Store::open_with_cache(&config.data, config.data_cache_mb)?;
         let generation = store.generation()?;
         let wx = WxClient::new(
             &config.wechat.api_base,
@@ -70,16 +73,30 @@ impl Ctx {
             tokens,
             metrics: Metrics::default(),
             generation: AtomicU64::new(generation),
+            page_epoch: AtomicU64::new(0),
         })
     }
 
-    /// The data generation: part of every cached page's key, so a bump retires them all.
+    /// The data generation: a plan made on an older one is stale.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::SeqCst)
     }
 
-    /// After a write that changes what pages show: re-read the generation from the data file.
+    /// The pages' epoch: part of every cached page's key, so a bump retires them all.
+    pub fn page_epoch(&self) -> u64 {
+        self.page_epoch.load(Ordering::SeqCst)
+    }
+
+    /// After a write that may change any page (demo data): re-read the generation from the
+    /// data file and retire every cached page.
     pub fn data_changed(&self) {
+        self.data_written();
+        self.page_epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// After a write whose changed students are dropped from the cache one by one (an import,
+    /// through [`Changed::Students`]): re-read the generation from the data file only.
+    pub fn data_written(&self) {
         if let Ok(g) = self.store.generation() {
             self.generation.store(g, Ordering::SeqCst);
         }
@@ -95,4 +112,6 @@ pub enum Changed {
     Nothing,
     /// Pages of this student (by student ID) may show stale data.
     Student(String),
+    /// Pages of these students may show stale data (an import's changes).
+    Students(Vec<String>),
 }

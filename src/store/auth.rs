@@ -1,6 +1,7 @@
 //! Sessions and the WeChat identities they produce. OAuth states live in memory
 //! (`service::oauth_states`); the `oauth_states_v1` table of older data files is only swept.
 
+use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 use super::tables::{OAUTH_STATES, SESSIONS, WX_USERS};
@@ -35,6 +36,9 @@ pub struct WxUser {
     pub updated: i64,
 }
 
+/// A sign-in commits durably when the last durable one is this old, in milliseconds.
+pub const LOGIN_FLUSH_MS: u64 = 1000;
+
 /// At most this many records are dropped per write transaction of a sweep.
 pub const PURGE_BATCH: usize = 500;
 
@@ -50,6 +54,11 @@ impl Store {
     }
 
     /// Create the session of a sign-in and record the user and the sign-in, in one transaction.
+    /// The user's row is written only when the profile (nickname, avatar, unionid) differs from
+    /// the one stored, so `updated` says when it last changed. The commit is durable only when
+    /// the last durable sign-in is [`LOGIN_FLUSH_MS`] old: a crash may lose the sessions of that
+    /// last moment (those students sign in again), and release-day sign-ins do not each wait
+    /// for the disk.
     pub fn complete_login(
         &self,
         openid: &str,
@@ -57,14 +66,31 @@ impl Store {
         session: &Session,
         user: Option<&WxUser>,
     ) -> Result<()> {
-        let tx = self.db().begin_write()?;
+        let mut tx = self.db().begin_write()?;
+        let durable = self.login_flush_due();
+        if !durable {
+            tx.set_durability(redb::Durability::None)
+                .map_err(|e| super::StoreError::Io(e.to_string()))?;
+        }
         {
             let v = serde_json::to_vec(session)?;
             tx.open_table(SESSIONS)?
                 .insert(session_hash.as_slice(), v.as_slice())?;
             if let Some(u) = user {
-                let v = serde_json::to_vec(u)?;
-                tx.open_table(WX_USERS)?.insert(openid, v.as_slice())?;
+                let mut users = tx.open_table(WX_USERS)?;
+                let stored: Option<WxUser> = match users.get(openid)? {
+                    Some(v) => serde_json::from_slice(v.value()).ok(),
+                    None => None,
+                };
+                let same = stored.is_some_and(|s| {
+                    s.nickname == u.nickname
+                        && s.avatar_url == u.avatar_url
+                        && s.unionid == u.unionid
+                });
+                if !same {
+                    let v = serde_json::to_vec(u)?;
+                    users.insert(openid, v.as_slice())?;
+                }
             }
         }
         super::privacy::record_signin_in(
@@ -76,6 +102,9 @@ impl Store {
             },
         )?;
         tx.commit()?;
+        if durable {
+            self.login_flushed();
+        }
         Ok(())
     }
 
@@ -110,6 +139,40 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sign_in_rewrites_the_user_only_when_the_profile_changed() {
+        let d = std::env::temp_dir().join(format!("wxg-login-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let s = Store::open(&d.join("x.redb")).unwrap();
+        let session = Session {
+            openid: "o".into(),
+            created: 0,
+            expires: 100,
+        };
+        let user = |nickname: &str, updated| WxUser {
+            nickname: Some(nickname.into()),
+            avatar_url: None,
+            unionid: None,
+            updated,
+        };
+        s.complete_login("o", &[1; 32], &session, Some(&user("小明", 10)))
+            .unwrap();
+        s.complete_login("o", &[2; 32], &session, Some(&user("小明", 20)))
+            .unwrap();
+        assert_eq!(s.wx_user("o").unwrap(), Some(user("小明", 10)));
+        s.complete_login("o", &[3; 32], &session, Some(&user("小红", 30)))
+            .unwrap();
+        assert_eq!(s.wx_user("o").unwrap(), Some(user("小红", 30)));
+        // Every sign-in's session is there, durable commit or not.
+        for h in [[1; 32], [2; 32], [3; 32]] {
+            assert_eq!(s.session(&h).unwrap(), Some(session.clone()));
+        }
+        drop(s);
+        // Closing makes the last, possibly non-durable, sign-in durable.
+        let s = Store::open(&d.join("x.redb")).unwrap();
+        assert!(s.session(&[3; 32]).unwrap().is_some());
+    }
 
     #[test]
     fn purge_drops_only_what_has_expired() {

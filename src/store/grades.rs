@@ -137,6 +137,69 @@ pub struct ImportBatch {
     pub inject_failure_after: Option<usize>,
 }
 
+/// The one place an import's rows are written, inside its transaction ([`Store::write_import`]):
+/// roster rows and grade rows, each read before it is written so an unchanged row costs no
+/// write and the caller learns which rows changed.
+pub struct ImportWriter<'t> {
+    students: redb::Table<'t, &'static str, &'static [u8]>,
+    grades: GradeSink<'t>,
+    written: usize,
+    /// For tests of atomicity: fail after writing this many rows.
+    fail_after: Option<usize>,
+}
+
+impl ImportWriter<'_> {
+    fn count_write(&mut self) -> Result<()> {
+        match self.fail_after {
+            Some(n) if self.written >= n => Err(StoreError::Io("injected failure".into())),
+            _ => {
+                self.written += 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// The stored roster row of a student (as written in this transaction so far).
+    pub fn student(&self, student_id: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.students.get(student_id)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Insert or replace a roster row.
+    pub fn put_student(&mut self, student_id: &str, value: &[u8]) -> Result<()> {
+        self.count_write()?;
+        self.students.insert(student_id, value)?;
+        Ok(())
+    }
+
+    /// Insert or replace a grade row; false (and nothing written) when the grades students
+    /// see hold it already.
+    pub fn put_grade(&mut self, key: &str, value: &str) -> Result<bool> {
+        if self.grades.live(key)?.as_deref() == Some(value) {
+            return Ok(false);
+        }
+        self.count_write()?;
+        self.grades.upsert(key, value)?;
+        Ok(true)
+    }
+
+    /// Remove a grade row.
+    pub fn remove_grade(&mut self, key: &str) -> Result<()> {
+        self.count_write()?;
+        self.grades.remove(key)?;
+        Ok(())
+    }
+
+    /// The keys of the stored (visible) grade rows of one term (a scan of every row).
+    pub fn grade_keys_in_term(&self, term: &Term) -> Result<Vec<String>> {
+        self.grades.live_keys_in_term(term.as_str())
+    }
+}
+
+/// The student ID a grade key starts with.
+pub fn student_of_key(key: &str) -> &str {
+    key.split(SEP).next().unwrap_or(key)
+}
+
 /// The history record of an import, committed or refused.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ImportRecord {
@@ -231,52 +294,78 @@ impl Store {
     pub fn apply_import_to(
         &self,
         batch: &ImportBatch,
-        mut record: ImportRecord,
+        record: ImportRecord,
         expected_generation: u64,
         destination: Destination,
         extra: impl FnOnce(&WriteTransaction, u64) -> Result<usize>,
     ) -> Result<Option<ImportRecord>> {
-        let mut tx = self.db().begin_write()?;
+        let written = self.write_import(
+            record,
+            expected_generation,
+            batch.inject_failure_after,
+            destination,
+            |w: &mut ImportWriter<'_>| -> Result<()> {
+                for (sid, v) in &batch.students {
+                    w.put_student(sid, v)?;
+                }
+                for (k, v) in &batch.grade_upserts {
+                    w.put_grade(k, v)?;
+                }
+                for k in &batch.grade_removals {
+                    w.remove_grade(k)?;
+                }
+                Ok(())
+            },
+            extra,
+        )?;
+        Ok(written.map(|(record, ())| record))
+    }
+
+    /// Write an import in one transaction, if the data is still at `expected_generation`: the
+    /// generation is bumped, `write` writes the rows through an [`ImportWriter`] (reading the
+    /// file again as it goes, so no list of rows is held) to `destination` (the grades students
+    /// see, or held in a release: see `store::releases`), `extra` runs next in the same
+    /// transaction with the new import id for a live import (grade notices go in with the
+    /// grades; a release writes its notices when it is published), and the history record is
+    /// added. Returns the record and what `write` returned, or None when the data
+    /// changed since the plan. Any error leaves everything as it was.
+    pub fn write_import<T, E: From<StoreError>>(
+        &self,
+        mut record: ImportRecord,
+        expected_generation: u64,
+        fail_after: Option<usize>,
+        destination: Destination,
+        write: impl FnOnce(&mut ImportWriter<'_>) -> std::result::Result<T, E>,
+        extra: impl FnOnce(&WriteTransaction, u64) -> Result<usize>,
+    ) -> std::result::Result<Option<(ImportRecord, T)>, E> {
+        let mut tx = self.db().begin_write().map_err(StoreError::from)?;
         tx.set_durability(redb::Durability::Immediate)
             .map_err(|e| StoreError::Io(e.to_string()))?;
         {
-            let meta = tx.open_table(META)?;
+            let meta = tx.open_table(META).map_err(StoreError::from)?;
             if read_generation(&meta)? != expected_generation {
                 return Ok(None);
             }
         }
         bump_generation(&tx)?;
+        // The id first: a held release is keyed by it.
         let id = {
-            let imports = tx.open_table(IMPORTS)?;
-            let last = imports.last()?.map(|(k, _)| k.value());
+            let imports = tx.open_table(IMPORTS).map_err(StoreError::from)?;
+            let last = imports
+                .last()
+                .map_err(StoreError::from)?
+                .map(|(k, _)| k.value());
             last.unwrap_or(0) + 1
         };
-        let mut written = 0usize;
-        let check_fault = |written: usize| -> Result<()> {
-            match batch.inject_failure_after {
-                Some(n) if written >= n => Err(StoreError::Io("injected failure".into())),
-                _ => Ok(()),
-            }
+        let out = {
+            let mut w = ImportWriter {
+                students: tx.open_table(STUDENTS).map_err(StoreError::from)?,
+                grades: GradeSink::open(&tx, destination, id)?,
+                written: 0,
+                fail_after,
+            };
+            write(&mut w)?
         };
-        {
-            let mut students = tx.open_table(STUDENTS)?;
-            for (sid, v) in &batch.students {
-                check_fault(written)?;
-                students.insert(sid.as_str(), v.as_slice())?;
-                written += 1;
-            }
-            let mut grades = GradeSink::open(&tx, destination, id)?;
-            for (k, v) in &batch.grade_upserts {
-                check_fault(written)?;
-                grades.upsert(k, v)?;
-                written += 1;
-            }
-            for k in &batch.grade_removals {
-                check_fault(written)?;
-                grades.remove(k)?;
-                written += 1;
-            }
-        }
         record.id = id;
         match destination {
             Destination::Live => record.notices = extra(&tx, id)?,
@@ -286,11 +375,14 @@ impl Store {
             }
         }
         {
-            let v = serde_json::to_vec(&record)?;
-            tx.open_table(IMPORTS)?.insert(id, v.as_slice())?;
+            let v = serde_json::to_vec(&record).map_err(StoreError::from)?;
+            tx.open_table(IMPORTS)
+                .map_err(StoreError::from)?
+                .insert(id, v.as_slice())
+                .map_err(StoreError::from)?;
         }
-        tx.commit()?;
-        Ok(Some(record))
+        tx.commit().map_err(StoreError::from)?;
+        Ok(Some((record, out)))
     }
 
     /// Record an import that was refused (kept in the history too).

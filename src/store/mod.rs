@@ -23,6 +23,9 @@ use std::path::{Path, PathBuf};
 
 use tables::META;
 
+/// The data file's read cache unless configured (`data_cache_mb`), in MiB.
+pub const DEFAULT_CACHE_MB: usize = 16;
+
 /// The schema this binary writes. A data file with a higher number is refused.
 pub const SCHEMA_VERSION: u64 = 1;
 
@@ -93,11 +96,20 @@ pub struct Store {
     path: PathBuf,
     /// One snapshot at a time (timed snapshots and downloads).
     snapshot_lock: std::sync::Mutex<()>,
+    /// When this value was made, and the last durable sign-in, in ms since then (`auth`).
+    opened: std::time::Instant,
+    login_flushed_ms: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
-    /// Open (or create) the data file, create every table, check the schema version.
+    /// Open (or create) the data file with the default read cache ([`DEFAULT_CACHE_MB`]).
     pub fn open(path: &Path) -> Result<Store> {
+        Store::open_with_cache(path, DEFAULT_CACHE_MB)
+    }
+
+    /// Open (or create) the data file, create every table, check the schema version; redb
+    /// keeps at most `cache_mb` MiB of the file's pages in memory.
+    pub fn open_with_cache(path: &Path, cache_mb: usize) -> Result<Store> {
         if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() {
                 std::fs::create_dir_all(dir).map_err(|e| {
@@ -106,16 +118,37 @@ impl Store {
             }
         }
         let db = Database::builder()
-            .set_cache_size(64 * 1024 * 1024)
+            .set_cache_size(cache_mb.saturating_mul(1024 * 1024))
             .create(path)
             .map_err(|e| open_error(path, e))?;
         let store = Store {
             snapshot_lock: std::sync::Mutex::new(()),
+            opened: std::time::Instant::now(),
+            login_flushed_ms: std::sync::atomic::AtomicU64::new(0),
             db,
             path: path.to_path_buf(),
         };
         store.init()?;
         Ok(store)
+    }
+
+    /// Whether the next sign-in should commit durably (see `auth::complete_login`).
+    fn login_flush_due(&self) -> bool {
+        let last = self
+            .login_flushed_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        last == 0 || self.since_open_ms().saturating_sub(last) >= auth::LOGIN_FLUSH_MS
+    }
+
+    fn login_flushed(&self) {
+        self.login_flushed_ms.store(
+            self.since_open_ms().max(1),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    fn since_open_ms(&self) -> u64 {
+        u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     pub fn path(&self) -> &Path {

@@ -28,11 +28,14 @@ pub enum Destination {
 /// never empty: it holds at least two separators).
 const REMOVAL: &str = "";
 
-/// The grade-row writer of one import transaction, for either destination.
+/// The grade-row writer of one import transaction, for either destination. Both read the
+/// grades students see (to tell a changed row from an unchanged one); a held import writes
+/// beside them, into its release.
 pub(crate) enum GradeSink<'t> {
     Live(Table<'t, &'static str, &'static str>),
     Held {
         release: u64,
+        live: Table<'t, &'static str, &'static str>,
         rows: Table<'t, (u64, &'static str), &'static str>,
     },
 }
@@ -48,9 +51,35 @@ impl<'t> GradeSink<'t> {
             Destination::Live => GradeSink::Live(tx.open_table(GRADES)?),
             Destination::Held { .. } => GradeSink::Held {
                 release,
+                live: tx.open_table(GRADES)?,
                 rows: tx.open_table(RELEASE_ROWS)?,
             },
         })
+    }
+
+    fn visible(&self) -> &Table<'t, &'static str, &'static str> {
+        match self {
+            GradeSink::Live(t) => t,
+            GradeSink::Held { live, .. } => live,
+        }
+    }
+
+    /// The value students see for `key` now.
+    pub(crate) fn live(&self, key: &str) -> Result<Option<String>> {
+        Ok(self.visible().get(key)?.map(|v| v.value().to_string()))
+    }
+
+    /// The keys of the visible grade rows of `term` (a scan of every row).
+    pub(crate) fn live_keys_in_term(&self, term: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for item in self.visible().iter()? {
+            let (k, _) = item?;
+            let k = k.value();
+            if k.split('\u{1f}').nth(1) == Some(term) {
+                out.push(k.to_string());
+            }
+        }
+        Ok(out)
     }
 
     /// Insert or replace a grade row.
@@ -59,7 +88,7 @@ impl<'t> GradeSink<'t> {
             GradeSink::Live(t) => {
                 t.insert(key, value)?;
             }
-            GradeSink::Held { release, rows } => {
+            GradeSink::Held { release, rows, .. } => {
                 rows.insert((*release, key), value)?;
             }
         }
@@ -72,7 +101,7 @@ impl<'t> GradeSink<'t> {
             GradeSink::Live(t) => {
                 t.remove(key)?;
             }
-            GradeSink::Held { release, rows } => {
+            GradeSink::Held { release, rows, .. } => {
                 rows.insert((*release, key), REMOVAL)?;
             }
         }

@@ -192,7 +192,7 @@ pub fn seed_data_file(
         };
         let p = plan(&store, &key, &up).expect("plan");
         assert!(p.errors.is_empty(), "{:?}", p.errors.first());
-        commit(&store, &p, "bench", 0, false, |_, _, _| Ok(0)).expect("commit");
+        commit(&store, &key, &p, &up, "bench", 0, false, |_, _, _| Ok(0)).expect("commit");
     }
     let now = wxgrades::clock::unix_now();
     bound

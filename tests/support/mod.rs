@@ -350,7 +350,9 @@ impl TestServer {
         assert!(p.errors.is_empty(), "import errors: {:?}", p.errors);
         commit(
             &self.app.store,
+            &self.app.verify_key,
             &p,
+            &up,
             "test",
             self.app.clock.now(),
             false,

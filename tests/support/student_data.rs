@@ -32,7 +32,8 @@ pub fn import_job(s: &TestServer, kind: ImportKind, csv: &str, notify: bool) -> 
             "admin",
             kind,
             "upload.csv",
-            csv.as_bytes().to_vec(),
+            wxgrades::service::import::file::ImportFile::from_bytes(csv.as_bytes())
+                .expect("temp file"),
             None,
             s.app.clock.now(),
         )

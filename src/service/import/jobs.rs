@@ -9,6 +9,7 @@ use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use super::file::ImportFile;
 use super::mapping::ChosenMap;
 use super::plan::{
     commit_to, plan_with_map, refused_record, ImportError, ImportKind, Plan, Progress, Upload,
@@ -18,7 +19,7 @@ use crate::error::AppError;
 use crate::grades::Term;
 use crate::service::notices::Wake;
 use crate::service::verify::VerifyKey;
-use crate::service::Ctx;
+use crate::service::{Changed, Ctx};
 use crate::store::grades::ImportRecord;
 use crate::store::releases::Destination;
 
@@ -51,8 +52,9 @@ pub struct Job {
     plan: Mutex<Option<Arc<Plan>>>,
     /// Set once the committed summary has been shown to the person who committed.
     summary_shown: AtomicBool,
-    /// The file, kept only while its plan needs a column map (the mapping page reads it).
-    source: Mutex<Option<Arc<Vec<u8>>>>,
+    /// The uploaded file (on disk), read by the plan, by the mapping page while the plan needs
+    /// a column map, and again by the commit; let go once the job can no longer be committed.
+    file: Mutex<Option<Arc<ImportFile>>>,
 }
 
 impl Job {
@@ -102,9 +104,16 @@ impl Job {
         self.plan.lock().ok().and_then(|p| p.clone())
     }
 
-    /// The uploaded file, while its plan needs a column map.
-    pub fn source(&self) -> Option<Arc<Vec<u8>>> {
-        self.source.lock().ok().and_then(|s| s.clone())
+    /// The uploaded file, while the job may still be planned again or committed (the mapping
+    /// page reads it).
+    pub fn source(&self) -> Option<Arc<ImportFile>> {
+        self.file.lock().ok().and_then(|f| f.clone())
+    }
+
+    fn let_file_go(&self) {
+        if let Ok(mut f) = self.file.lock() {
+            *f = None;
+        }
     }
 
     /// Whether this job's commit wrote grade notices (the sender is woken then).
@@ -116,7 +125,6 @@ impl Job {
 enum Task {
     Plan {
         job: Arc<Job>,
-        bytes: Arc<Vec<u8>>,
         map: Option<ChosenMap>,
     },
     Commit {
@@ -129,7 +137,7 @@ enum Task {
     Panic,
 }
 
-/// Jobs kept in memory; at most this many, oldest dropped first (a big plan is large).
+/// Jobs kept; at most this many, oldest dropped first (each may hold its file on disk).
 const KEEP: usize = 8;
 
 /// The import service's state: the jobs, the queue to the import thread, and what the thread
@@ -170,9 +178,10 @@ impl ImportJobs {
         self.accepting.store(true, Ordering::SeqCst);
     }
 
-    /// The import thread's loop: run queued tasks until `stop` is set. Restartable: when a
-    /// task panics and ends the thread, a new thread calling this takes the queue over.
-    pub fn run_worker(&self, ctx: &Ctx, stop: &AtomicBool) {
+    /// The import thread's loop: run queued tasks until `stop` is set; `changed` is told the
+    /// students each commit changed (their cached pages are stale). Restartable: when a task
+    /// panics and ends the thread, a new thread calling this takes the queue over.
+    pub fn run_worker(&self, ctx: &Ctx, stop: &AtomicBool, changed: &dyn Fn(Changed)) {
         self.open_queue();
         while !stop.load(Ordering::SeqCst) {
             let task = {
@@ -180,15 +189,13 @@ impl ImportJobs {
                 rx.recv_timeout(Duration::from_millis(100))
             };
             match task {
-                Ok(Task::Plan { job, bytes, map }) => {
-                    run_plan(ctx, &self.verify_key, &job, bytes, map.as_ref())
-                }
+                Ok(Task::Plan { job, map }) => run_plan(ctx, &self.verify_key, &job, map.as_ref()),
                 Ok(Task::Commit {
                     job,
                     notify,
                     destination,
                 }) => {
-                    run_commit(ctx, &job, notify, destination);
+                    run_commit(ctx, &self.verify_key, &job, notify, destination, changed);
                     if job.notices_written() {
                         self.wake.notify();
                     }
@@ -255,19 +262,11 @@ impl ImportJobs {
         by: &str,
         kind: ImportKind,
         file_name: &str,
-        bytes: Vec<u8>,
+        file: ImportFile,
         replace_term: Option<Term>,
         now: i64,
     ) -> Result<Arc<Job>, AppError> {
-        self.submit_mapped(
-            by,
-            kind,
-            file_name,
-            Arc::new(bytes),
-            replace_term,
-            None,
-            now,
-        )
+        self.submit_mapped(by, kind, file_name, Arc::new(file), replace_term, None, now)
     }
 
     /// Queue a file for planning with a column map staff chose (`None`: by header names or a
@@ -278,7 +277,7 @@ impl ImportJobs {
         by: &str,
         kind: ImportKind,
         file_name: &str,
-        bytes: Arc<Vec<u8>>,
+        file: Arc<ImportFile>,
         replace_term: Option<Term>,
         map: Option<ChosenMap>,
         now: i64,
@@ -295,7 +294,7 @@ impl ImportJobs {
             changed: Condvar::new(),
             plan: Mutex::new(None),
             summary_shown: AtomicBool::new(false),
-            source: Mutex::new(None),
+            file: Mutex::new(Some(file)),
         });
         {
             let mut jobs = self
@@ -315,7 +314,6 @@ impl ImportJobs {
         }
         self.send(Task::Plan {
             job: job.clone(),
-            bytes,
             map,
         })?;
         Ok(job)
@@ -370,27 +368,22 @@ impl ImportJobs {
     }
 }
 
-fn run_plan(
-    ctx: &Ctx,
-    verify_key: &VerifyKey,
-    job: &Job,
-    bytes: Arc<Vec<u8>>,
-    map: Option<&ChosenMap>,
-) {
+fn run_plan(ctx: &Ctx, verify_key: &VerifyKey, job: &Job, map: Option<&ChosenMap>) {
+    let Some(file) = job.source() else {
+        job.set(JobState::Unreadable(
+            "上传的文件已不在，请重新上传。".into(),
+        ));
+        return;
+    };
     let up = Upload {
         kind: job.kind,
         file_name: &job.file_name,
-        bytes: &bytes,
+        bytes: file.bytes(),
         replace_term: job.replace_term,
     };
     let limits = XlsxLimits::for_upload(ctx.config.max_upload_bytes);
     match plan_with_map(&ctx.store, verify_key, &up, map, &limits, &job.progress) {
         Ok(p) => {
-            if p.needs_mapping {
-                if let Ok(mut slot) = job.source.lock() {
-                    *slot = Some(bytes.clone());
-                }
-            }
             if p.has_errors() {
                 let why = format!("有 {} 处错误，未写入", p.errors.len());
                 if let Err(e) = ctx.store.record_refused_import(refused_record(
@@ -403,27 +396,51 @@ fn run_plan(
                 }
                 ctx.metrics.event("import", "refused");
             }
+            // A file that needs a column map is kept for the mapping page.
+            if p.has_errors() && !p.needs_mapping {
+                job.let_file_go();
+            }
             if let Ok(mut slot) = job.plan.lock() {
                 *slot = Some(Arc::new(p));
             }
             job.set(JobState::Planned);
         }
         Err(e) => {
+            job.let_file_go();
             ctx.metrics.event("import", "unreadable");
             job.set(JobState::Unreadable(e.to_string()));
         }
     }
 }
 
-fn run_commit(ctx: &Ctx, job: &Job, notify: bool, destination: Destination) {
-    let Some(p) = job.plan() else {
+/// Commit a planned job, live or held for a release; `changed` is told the students whose
+/// stored rows changed before the job shows as committed.
+fn run_commit(
+    ctx: &Ctx,
+    verify_key: &VerifyKey,
+    job: &Job,
+    notify: bool,
+    destination: Destination,
+    changed: &dyn Fn(Changed),
+) {
+    let (Some(p), Some(file)) = (job.plan(), job.source()) else {
         job.set(JobState::NotCommitted("预览已失效，请重新上传。".into()));
         return;
     };
+    // Whatever happens now, this job is not committed again: its file can go afterwards.
+    job.let_file_go();
     job.progress.set(3, 0, p.writes());
+    let up = Upload {
+        kind: job.kind,
+        file_name: &job.file_name,
+        bytes: file.bytes(),
+        replace_term: job.replace_term,
+    };
     let result = commit_to(
         &ctx.store,
+        verify_key,
         &p,
+        &up,
         &job.by,
         ctx.clock.now(),
         notify,
@@ -432,24 +449,35 @@ fn run_commit(ctx: &Ctx, job: &Job, notify: bool, destination: Destination) {
     );
     match result {
         Ok(done) => {
-            // Before the generation moves on, so no page of the new data shows an old place.
-            if let Err(e) = crate::service::rank::recompute(ctx) {
-                log::error!("recomputing ranks after import failed: {e}");
+            let ranked = ctx.config.rank != crate::config::RankScope::None
+                && destination == Destination::Live;
+            if ranked {
+                // Places may move for anyone in a class or major: every page goes, after the
+                // ranks are recomputed so no page of the new data shows an old place.
+                if let Err(e) = crate::service::rank::recompute(ctx) {
+                    log::error!("recomputing ranks after import failed: {e}");
+                }
+                ctx.data_changed();
+            } else {
+                ctx.data_written();
             }
-            ctx.data_changed();
             ctx.metrics.event("import", "committed");
             job.progress.set(4, p.writes(), p.writes());
             log::info!(
-                "import #{} committed by {}: {} added, {} changed, {} removed",
+                "import #{} committed by {}: {} added, {} changed, {} removed ({} students)",
                 done.record.id,
                 job.by,
                 done.record.added,
                 done.record.changed,
-                done.record.removed
+                done.record.removed,
+                done.students.len()
             );
+            changed(Changed::Students(done.students));
             job.set(JobState::Committed(Box::new(done.record)));
         }
-        Err(ImportError::Stale) => job.set(JobState::NotCommitted(ImportError::Stale.to_string())),
+        Err(ImportError::Stale) => {
+            job.set(JobState::NotCommitted(ImportError::Stale.to_string()));
+        }
         Err(e) => {
             log::error!("import commit failed: {e}");
             job.set(JobState::NotCommitted(format!(

@@ -3,24 +3,26 @@
 //! removals, the bound students to notify), then write it all in one transaction — only if the
 //! data is still what the plan was computed on. Used by the CLI and the admin page alike.
 //!
-//! Over 600 lines because of its tests (the last ~280 lines).
+//! Over 600 lines because of its tests (the last ~300 lines).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use redb::{ReadableTable, WriteTransaction};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::layout;
 use super::mapping::ChosenMap;
+use super::rows::{each_record, estimate_rows, Fingerprint, Seen};
 use super::table::{TableError, TableReader, XlsxLimits, DEFAULT_UPLOAD_BYTES};
 use super::validate::{
-    column_mapping, stream_mapped, GradeSheet, RosterSheet, RowError, Translation, Validated,
-    MAX_ERROR_VALUE,
+    column_mapping, GradeSheet, RosterSheet, RowError, Translation, MAX_ERROR_VALUE,
 };
-use crate::grades::{GradeRecord, Term};
+use crate::grades::{GradeRecord, RosterRecord, Term};
 use crate::secret;
 use crate::service::verify::VerifyKey;
-use crate::store::grades::{decode_row, grade_key, grade_value, ImportBatch, ImportRecord};
+use crate::store::grades::{
+    decode_row, grade_key, grade_value, student_of_key, ImportRecord, ImportWriter,
+};
 use crate::store::releases::Destination;
 use crate::store::students::Student;
 use crate::store::{Store, StoreError};
@@ -113,7 +115,7 @@ pub struct Plan {
     /// staff to say which column is which (the mapping page).
     pub needs_mapping: bool,
     /// The column map the file was read with (given, or the preset matching its header row);
-    /// `None` when read by header names. A commit that reads the file again must use it too.
+    /// `None` when read by header names. The commit reads the file again with it.
     pub columns: Option<ChosenMap>,
     /// (our field, the file's header) for every column read, for the preview.
     pub mapping: Vec<(&'static str, String)>,
@@ -127,17 +129,18 @@ pub struct Plan {
     pub changed: usize,
     pub unchanged: usize,
     pub removed: usize,
-    /// The first [`MAX_REMOVAL_SAMPLES`] rows `removed` counts, in key order.
-    pub removals: Vec<Removal>,
     /// Student IDs of grade rows not in the roster (imported all the same).
     pub unknown_students: Vec<String>,
     pub terms: Vec<String>,
     pub replace_term: Option<String>,
     pub samples: Vec<ChangeSample>,
+    /// The first [`MAX_REMOVAL_SAMPLES`] rows `removed` counts, in key order.
+    pub removals: Vec<Removal>,
     pub targets: Vec<NoticeTarget>,
     /// The data generation this plan was computed on.
     pub generation: u64,
-    pub batch: ImportBatch,
+    /// For tests of atomicity: the commit fails after writing this many rows.
+    pub inject_failure_after: Option<usize>,
 }
 
 impl Plan {
@@ -158,6 +161,8 @@ pub enum ImportError {
     HasErrors(usize),
     /// The data changed since the plan was made.
     Stale,
+    /// The commit was given another file than the one planned.
+    NotThePlannedFile,
     /// A roster cannot be held for a later release (only grades can).
     RosterHeld,
     Store(StoreError),
@@ -172,6 +177,9 @@ impl std::fmt::Display for ImportError {
             },
             ImportError::HasErrors(n) => write!(f, "文件有 {n} 处错误，未写入任何数据"),
             ImportError::Stale => f.write_str("数据在预览之后已被修改，请重新上传预览后再提交"),
+            ImportError::NotThePlannedFile => {
+                f.write_str("提交的文件与预览的文件不同，未写入任何数据，请重新上传预览")
+            }
             ImportError::RosterHeld => f.write_str("学生名册不能定时发布，只有成绩可以"),
             ImportError::Store(e) => write!(f, "{e}"),
         }
@@ -207,7 +215,7 @@ impl Progress {
         self.done.store(done, Ordering::Relaxed);
         self.total.store(total, Ordering::Relaxed);
     }
-    fn tick(&self, done: usize) {
+    pub(super) fn tick(&self, done: usize) {
         if done.is_multiple_of(1024) {
             self.done.store(done, Ordering::Relaxed);
         }
@@ -234,7 +242,9 @@ pub fn plan_with_progress(
 
 /// `plan_with_progress` with the columns found by `map` when one is given (`--map`, `--preset`,
 /// the mapping page); without one, a preset saved for this header row is used when there is
-/// one, else the header names.
+/// one, else the header names. One pass over the file: each row is validated and compared with
+/// the stored data as it streams past, and only counts, samples, the students to notify and
+/// the keys seen are kept.
 pub fn plan_with_map(
     store: &Store,
     key: &VerifyKey,
@@ -274,8 +284,6 @@ pub fn plan_with_map(
         ),
     };
     let needs_mapping = chosen.is_none() && mapping.is_empty();
-    let by_map = chosen.as_ref().map(|c| &c.map);
-    let columns = chosen.clone();
     // Where the grade file's 姓名 column is, for the errors of names that differ from the roster.
     let name_column = mapping
         .iter()
@@ -284,31 +292,6 @@ pub fn plan_with_map(
             let at = reader.headers().iter().position(|h| h == header)?;
             Some((header.clone(), at.saturating_add(reader.first_column())))
         });
-    // Rows are validated as they stream past: no table of strings is ever built.
-    let tick = |n: usize| progress.tick(n);
-    let (roster, grades) = match up.kind {
-        ImportKind::Roster => (
-            Some(
-                stream_mapped::<RosterSheet>(&mut reader, by_map, tick)
-                    .map_err(ImportError::File)?,
-            ),
-            None,
-        ),
-        ImportKind::Grades => (
-            None,
-            Some(
-                stream_mapped::<GradeSheet>(&mut reader, by_map, tick)
-                    .map_err(ImportError::File)?,
-            ),
-        ),
-    };
-    let rows = roster
-        .as_ref()
-        .map(|v| v.rows_read)
-        .or(grades.as_ref().map(|v| v.rows_read))
-        .unwrap_or(0);
-    drop(reader);
-    progress.set(1, 0, rows);
     let snap = store.snapshot()?;
     let mut plan = Plan {
         kind: up.kind,
@@ -317,7 +300,7 @@ pub fn plan_with_map(
         format,
         layout,
         needs_mapping,
-        columns,
+        columns: chosen.clone(),
         mapping,
         rows_read: 0,
         skipped: 0,
@@ -327,68 +310,93 @@ pub fn plan_with_map(
         changed: 0,
         unchanged: 0,
         removed: 0,
-        removals: Vec::new(),
         unknown_students: Vec::new(),
         terms: Vec::new(),
         replace_term: up.replace_term.as_ref().map(|t| t.as_str().to_string()),
         samples: Vec::new(),
+        removals: Vec::new(),
         targets: Vec::new(),
         generation: snap.generation,
-        batch: ImportBatch::default(),
+        inject_failure_after: None,
     };
-    match (roster, grades) {
-        (Some(v), _) => {
-            plan.rows_read = v.rows_read;
-            plan.errors = v.errors;
-            let students = snap.students()?;
-            for (i, (line, r)) in v.records.into_iter().enumerate() {
-                progress.tick(i);
-                let s = Student {
-                    student_id: r.student_id.clone(),
-                    name: r.name.clone(),
-                    verify: key.hash(&r.student_id, &r.verify),
-                    class: r.class.clone(),
-                    major: r.major.clone(),
-                    college: r.college.clone(),
-                    cohort: r.cohort.clone(),
-                };
-                let old: Option<Student> = match students.get(r.student_id.as_str())? {
-                    Some(v) => serde_json::from_slice(v.value()).ok(),
-                    None => None,
-                };
-                match old {
-                    Some(o) if o == s => plan.unchanged += 1,
-                    Some(o) => {
-                        plan.changed += 1;
-                        if plan.samples.len() < MAX_SAMPLES {
-                            plan.samples.push(ChangeSample {
-                                line,
-                                student_id: s.student_id.clone(),
-                                what: "名册信息".into(),
-                                before: Some(describe_student(&o)),
-                                after: describe_student(&s),
-                            });
-                        }
-                        plan.batch.students.push((
-                            s.student_id.clone(),
-                            serde_json::to_vec(&s).map_err(StoreError::from)?,
-                        ));
-                    }
-                    None => {
-                        plan.added += 1;
-                        plan.batch.students.push((
-                            s.student_id.clone(),
-                            serde_json::to_vec(&s).map_err(StoreError::from)?,
-                        ));
-                    }
-                }
-            }
-        }
-        (None, Some(v)) => plan_grades(&snap, up, v, &mut plan, progress, name_column)?,
-        (None, None) => {}
+    progress.set(1, 0, 0);
+    let mut seen = Seen::with_capacity(estimate_rows(up.bytes));
+    let by_map = chosen.as_ref().map(|c| &c.map);
+    let mut read = Reading {
+        reader: &mut reader,
+        map: by_map,
+        seen: &mut seen,
+        progress,
+    };
+    match up.kind {
+        ImportKind::Roster => plan_roster(&snap, key, &mut read, &mut plan)?,
+        ImportKind::Grades => plan_grades(&snap, up, &mut read, &mut plan, name_column)?,
     }
     progress.set(2, plan.rows_read, plan.rows_read);
     Ok(plan)
+}
+
+/// What a plan reads with: the file, the column map (if any), the keys seen, the progress.
+struct Reading<'a, 'r> {
+    reader: &'a mut TableReader<'r>,
+    map: Option<&'a super::mapping::ColumnMap>,
+    seen: &'a mut Seen,
+    progress: &'a Progress,
+}
+
+/// The roster row a roster record becomes (its verification value hashed).
+fn student_of(key: &VerifyKey, r: &RosterRecord) -> Student {
+    Student {
+        student_id: r.student_id.clone(),
+        name: r.name.clone(),
+        verify: key.hash(&r.student_id, &r.verify),
+        class: r.class.clone(),
+        major: r.major.clone(),
+        college: r.college.clone(),
+        cohort: r.cohort.clone(),
+    }
+}
+
+fn plan_roster(
+    snap: &crate::store::grades::Snapshot,
+    key: &VerifyKey,
+    read: &mut Reading<'_, '_>,
+    plan: &mut Plan,
+) -> Result<(), ImportError> {
+    let students = snap.students()?;
+    let v = each_record::<RosterSheet>(
+        read.reader,
+        read.map,
+        Some(&mut *read.seen),
+        read.progress,
+        |line, r| {
+            let s = student_of(key, &r);
+            let old: Option<Student> = match students.get(r.student_id.as_str())? {
+                Some(v) => serde_json::from_slice(v.value()).ok(),
+                None => None,
+            };
+            match old {
+                Some(o) if o == s => plan.unchanged += 1,
+                Some(o) => {
+                    plan.changed += 1;
+                    if plan.samples.len() < MAX_SAMPLES {
+                        plan.samples.push(ChangeSample {
+                            line,
+                            student_id: s.student_id.clone(),
+                            what: "名册信息".into(),
+                            before: Some(describe_student(&o)),
+                            after: describe_student(&s),
+                        });
+                    }
+                }
+                None => plan.added += 1,
+            }
+            Ok(())
+        },
+    )?;
+    plan.rows_read = v.rows_read;
+    plan.errors = v.errors;
+    Ok(())
 }
 
 fn describe_student(s: &Student) -> String {
@@ -403,18 +411,26 @@ fn describe_student(s: &Student) -> String {
     out
 }
 
+/// The fingerprint of a stored grade key, as [`GradeSheet`] keys a record (None: not a key).
+fn stored_key_fingerprint(seen: &Seen, key: &str) -> Option<Fingerprint> {
+    let mut p = key.split('\u{1f}');
+    let (Some(sid), Some(term), Some(code), Some(kind), None) =
+        (p.next(), p.next(), p.next(), p.next(), p.next())
+    else {
+        return None;
+    };
+    let term = Term::parse(term).ok()?;
+    let kind = crate::grades::ExamKind::from_code(kind)?;
+    Some(seen.fingerprint(&(sid, term, code, kind)))
+}
+
 fn plan_grades(
     snap: &crate::store::grades::Snapshot,
     up: &Upload<'_>,
-    v: Validated<GradeRecord>,
+    read: &mut Reading<'_, '_>,
     plan: &mut Plan,
-    progress: &Progress,
     name_column: Option<(String, usize)>,
 ) -> Result<(), ImportError> {
-    plan.rows_read = v.rows_read;
-    plan.skipped = v.skipped;
-    plan.translated = v.translated;
-    plan.errors = v.errors;
     let students = snap.students()?;
     let grades = snap.grades()?;
     let bound = snap.bound()?;
@@ -428,136 +444,136 @@ fn plan_grades(
     let mut terms: BTreeSet<Term> = BTreeSet::new();
     // Bound students only: what changed for them, for their notice.
     let mut touched: BTreeMap<String, (BTreeSet<Term>, Vec<String>)> = BTreeMap::new();
-    let mut keys_in_replace_term: HashSet<String> = HashSet::new();
     let mut name_errors: Vec<RowError> = Vec::new();
-    plan.batch.grade_upserts.reserve(v.records.len());
-    let records = v.records;
-    for (i, (line, r)) in records.into_iter().enumerate() {
-        progress.tick(i);
-        if !roster.contains_key(&r.student_id) {
-            let name = match students.get(r.student_id.as_str())? {
-                Some(v) => serde_json::from_slice::<Student>(v.value())
-                    .ok()
-                    .map(|s| s.name),
-                None => None,
-            };
-            let openid = match &name {
-                Some(_) => bound
-                    .get(r.student_id.as_str())?
-                    .map(|o| o.value().to_string()),
-                None => None,
-            };
-            roster.insert(r.student_id.clone(), Who { name, openid });
-        }
-        let Some(who) = roster.get(&r.student_id) else {
-            continue;
-        };
-        match (&who.name, &r.name) {
-            (None, _) => {
-                unknown.insert(r.student_id.clone());
+    let v = each_record::<GradeSheet>(
+        read.reader,
+        read.map,
+        Some(&mut *read.seen),
+        read.progress,
+        |line, r| {
+            if !roster.contains_key(&r.student_id) {
+                let name = match students.get(r.student_id.as_str())? {
+                    Some(v) => serde_json::from_slice::<Student>(v.value())
+                        .ok()
+                        .map(|s| s.name),
+                    None => None,
+                };
+                let openid = match &name {
+                    Some(_) => bound
+                        .get(r.student_id.as_str())?
+                        .map(|o| o.value().to_string()),
+                    None => None,
+                };
+                roster.insert(r.student_id.clone(), Who { name, openid });
             }
-            (Some(rn), Some(given)) if rn != given.trim() => {
-                name_errors.push(RowError {
-                    line,
-                    column: Some(
-                        name_column
-                            .as_ref()
-                            .map_or_else(|| "姓名".to_string(), |(h, _)| h.clone()),
-                    ),
-                    col: name_column.as_ref().map(|(_, at)| *at),
-                    value: Some(given.chars().take(MAX_ERROR_VALUE).collect()),
-                    message: format!(
-                        "学号 {} 在名册中的姓名是“{}”，文件中是“{}”",
-                        r.student_id,
-                        rn,
-                        given.trim()
-                    ),
-                });
-                continue;
-            }
-            _ => {}
-        }
-        let notify = who.openid.is_some();
-        terms.insert(r.term);
-        let key = grade_key(&r.student_id, &r.term, &r.course_code, r.kind);
-        let value = grade_value(&r);
-        if up.replace_term.as_ref() == Some(&r.term) {
-            keys_in_replace_term.insert(key.clone());
-        }
-        let old = grades.get(key.as_str())?.map(|g| g.value().to_string());
-        match old {
-            Some(o) if o == value => plan.unchanged += 1,
-            o => {
-                if o.is_some() {
-                    plan.changed += 1;
-                } else {
-                    plan.added += 1;
+            let Some(who) = roster.get(&r.student_id) else {
+                return Ok(());
+            };
+            match (&who.name, &r.name) {
+                (None, _) => {
+                    unknown.insert(r.student_id.clone());
                 }
-                if plan.samples.len() < MAX_SAMPLES {
-                    plan.samples.push(ChangeSample {
+                (Some(rn), Some(given)) if rn != given.trim() => {
+                    name_errors.push(RowError {
                         line,
-                        student_id: r.student_id.clone(),
-                        what: format!(
-                            "{} {}（{}）",
-                            r.term.as_str(),
-                            r.course_name,
-                            r.kind.label()
+                        column: Some(
+                            name_column
+                                .as_ref()
+                                .map_or_else(|| "姓名".to_string(), |(h, _)| h.clone()),
                         ),
-                        before: o
-                            .as_deref()
-                            .and_then(|o| decode_row(&key, o).ok())
-                            .map(|g| describe_grade(&g)),
-                        after: describe_grade(&r),
+                        col: name_column.as_ref().map(|(_, at)| *at),
+                        value: Some(given.chars().take(MAX_ERROR_VALUE).collect()),
+                        message: format!(
+                            "学号 {} 在名册中的姓名是“{}”，文件中是“{}”",
+                            r.student_id,
+                            rn,
+                            given.trim()
+                        ),
                     });
+                    return Ok(());
                 }
-                if notify {
-                    let t = touched.entry(r.student_id.clone()).or_default();
-                    t.0.insert(r.term);
-                    if !t.1.contains(&r.course_name) {
-                        t.1.push(r.course_name.clone());
+                _ => {}
+            }
+            let notify = who.openid.is_some();
+            terms.insert(r.term);
+            let key = grade_key(&r.student_id, &r.term, &r.course_code, r.kind);
+            let value = grade_value(&r);
+            let old = grades.get(key.as_str())?.map(|g| g.value().to_string());
+            match old {
+                Some(o) if o == value => plan.unchanged += 1,
+                o => {
+                    if o.is_some() {
+                        plan.changed += 1;
+                    } else {
+                        plan.added += 1;
+                    }
+                    if plan.samples.len() < MAX_SAMPLES {
+                        plan.samples.push(ChangeSample {
+                            line,
+                            student_id: r.student_id.clone(),
+                            what: describe_course(&r),
+                            before: o
+                                .as_deref()
+                                .and_then(|o| decode_row(&key, o).ok())
+                                .map(|g| describe_grade(&g)),
+                            after: describe_grade(&r),
+                        });
+                    }
+                    if notify {
+                        let t = touched.entry(r.student_id.clone()).or_default();
+                        t.0.insert(r.term);
+                        if !t.1.contains(&r.course_name) {
+                            t.1.push(r.course_name.clone());
+                        }
                     }
                 }
-                plan.batch.grade_upserts.push((key, value));
             }
-        }
-    }
+            Ok(())
+        },
+    )?;
+    plan.rows_read = v.rows_read;
+    plan.skipped = v.skipped;
+    plan.translated = v.translated;
+    plan.errors = v.errors;
     if !name_errors.is_empty() {
         plan.errors.extend(name_errors);
         plan.errors.sort_by_key(|e| e.line);
     }
     if let Some(term) = &up.replace_term {
+        // Rows of the term the file does not list: counted, and a few kept for the preview.
         for item in grades.iter()? {
             let (k, v) = item?;
             let k = k.value();
-            let mut parts = k.split('\u{1f}');
-            let in_term = parts.nth(1) == Some(term.as_str());
-            if in_term && !keys_in_replace_term.contains(k) {
-                if plan.removals.len() < MAX_REMOVAL_SAMPLES {
-                    if let Ok(g) = decode_row(k, v.value()) {
-                        let name = match students.get(g.student_id.as_str())? {
-                            Some(s) => serde_json::from_slice::<Student>(s.value())
-                                .ok()
-                                .map(|s| s.name),
-                            None => None,
-                        };
-                        plan.removals.push(Removal {
-                            name,
-                            term: g.term.as_str().to_string(),
-                            course: format!(
-                                "{}（{}，{}）",
-                                g.course_name,
-                                g.course_code,
-                                g.kind.label()
-                            ),
-                            score: describe_grade(&g),
-                            student_id: g.student_id,
-                        });
-                    }
+            if k.split('\u{1f}').nth(1) != Some(term.as_str()) {
+                continue;
+            }
+            if stored_key_fingerprint(read.seen, k).is_some_and(|fp| read.seen.contains(fp)) {
+                continue;
+            }
+            plan.removed += 1;
+            if plan.removals.len() < MAX_REMOVAL_SAMPLES {
+                if let Ok(g) = decode_row(k, v.value()) {
+                    let name = match students.get(g.student_id.as_str())? {
+                        Some(s) => serde_json::from_slice::<Student>(s.value())
+                            .ok()
+                            .map(|s| s.name),
+                        None => None,
+                    };
+                    plan.removals.push(Removal {
+                        name,
+                        term: g.term.as_str().to_string(),
+                        course: format!(
+                            "{}（{}，{}）",
+                            g.course_name,
+                            g.course_code,
+                            g.kind.label()
+                        ),
+                        score: describe_grade(&g),
+                        student_id: g.student_id,
+                    });
                 }
-                plan.batch.grade_removals.push(k.to_string());
             }
         }
-        plan.removed = plan.batch.grade_removals.len();
         terms.insert(*term);
     }
     plan.unknown_students = unknown.into_iter().collect();
@@ -581,6 +597,15 @@ fn plan_grades(
     Ok(())
 }
 
+fn describe_course(g: &GradeRecord) -> String {
+    format!(
+        "{} {}（{}）",
+        g.term.as_str(),
+        g.course_name,
+        g.kind.label()
+    )
+}
+
 fn describe_grade(g: &GradeRecord) -> String {
     match g.score {
         crate::grades::Score::Numeric(_) => format!("{} 分 · {} 学分", g.score, g.credit),
@@ -592,40 +617,64 @@ fn describe_grade(g: &GradeRecord) -> String {
 #[derive(Debug)]
 pub struct Committed {
     pub record: ImportRecord,
+    /// Student IDs whose stored rows (roster or grades) the commit changed: the pages to drop.
+    pub students: Vec<String>,
 }
 
 /// Write the plan in one transaction, visible to students now: [`commit_to`] with
 /// [`Destination::Live`].
+#[allow(clippy::too_many_arguments)]
 pub fn commit(
     store: &Store,
+    key: &VerifyKey,
     plan: &Plan,
+    up: &Upload<'_>,
     by: &str,
     now: i64,
     notify: bool,
     notices: impl FnOnce(&WriteTransaction, u64, &[NoticeTarget]) -> Result<usize, StoreError>,
 ) -> Result<Committed, ImportError> {
-    commit_to(store, plan, by, now, notify, Destination::Live, notices)
+    commit_to(
+        store,
+        key,
+        plan,
+        up,
+        by,
+        now,
+        notify,
+        Destination::Live,
+        notices,
+    )
 }
 
-/// Write the plan in one transaction, to `destination`: live, or held in a release until its
-/// publish time (grades only; then `notices` is not called — the release computes whom to
-/// notify when it is published, see `service::releases`). `notices` runs inside the
-/// transaction with the new import id and the students to notify (when `notify`), and
-/// returns how many notices it wrote.
+/// Write the plan in one transaction, reading `up` — the file the plan was made from, checked
+/// by its SHA-256, with the plan's column map — a second time: each record is compared with
+/// the stored row and written only when it differs, so memory stays bounded however large the
+/// file. The rows go to `destination`: live, or held in a release until its publish time
+/// (grades only; then `notices` is not called — the release works out whom to notify when it
+/// is published, see `service::releases`). Refused when the data changed since the plan
+/// ([`ImportError::Stale`]). `notices` runs inside that transaction with the new import id and
+/// the students to notify (when `notify`), and returns how many notices it wrote.
+#[allow(clippy::too_many_arguments)]
 pub fn commit_to(
     store: &Store,
+    key: &VerifyKey,
     plan: &Plan,
+    up: &Upload<'_>,
     by: &str,
     now: i64,
     notify: bool,
     destination: Destination,
     notices: impl FnOnce(&WriteTransaction, u64, &[NoticeTarget]) -> Result<usize, StoreError>,
 ) -> Result<Committed, ImportError> {
+    if plan.kind == ImportKind::Roster && destination != Destination::Live {
+        return Err(ImportError::RosterHeld);
+    }
     if plan.has_errors() {
         return Err(ImportError::HasErrors(plan.errors.len()));
     }
-    if plan.kind == ImportKind::Roster && destination != Destination::Live {
-        return Err(ImportError::RosterHeld);
+    if secret::hex(&secret::sha256(&[up.bytes])) != plan.sha256 || up.kind != plan.kind {
+        return Err(ImportError::NotThePlannedFile);
     }
     let record = ImportRecord {
         added: plan.added,
@@ -636,14 +685,87 @@ pub fn commit_to(
         ..refused_record(plan, by, now, "committed")
     };
     let targets: &[NoticeTarget] = if notify { &plan.targets } else { &[] };
-    match store.apply_import_to(
-        &plan.batch,
+    // The file was read within its limits when planned; it is the same file.
+    let limits = XlsxLimits::for_upload(DEFAULT_UPLOAD_BYTES.max(up.bytes.len() as u64));
+    let map = plan.columns.as_ref().map(|c| &c.map);
+    let rule = super::presets::header_rule(map.map(std::slice::from_ref).unwrap_or(&[]));
+    let written = store.write_import(
         record,
         plan.generation,
+        plan.inject_failure_after,
         destination,
+        |w: &mut ImportWriter<'_>| -> Result<BTreeSet<String>, ImportError> {
+            let mut reader = TableReader::open_with_header(up.file_name, up.bytes, &limits, &rule)
+                .map_err(ImportError::File)?;
+            let mut changed = BTreeSet::new();
+            let progress = Progress::default();
+            let errors = match up.kind {
+                ImportKind::Roster => {
+                    let v =
+                        each_record::<RosterSheet>(&mut reader, map, None, &progress, |_, r| {
+                            let s = student_of(key, &r);
+                            let old: Option<Student> = match w.student(&r.student_id)? {
+                                Some(v) => serde_json::from_slice(&v).ok(),
+                                None => None,
+                            };
+                            if old.as_ref() != Some(&s) {
+                                let v = serde_json::to_vec(&s).map_err(StoreError::from)?;
+                                w.put_student(&s.student_id, &v)?;
+                                changed.insert(s.student_id);
+                            }
+                            Ok(())
+                        })?;
+                    v.errors.len()
+                }
+                ImportKind::Grades => {
+                    let mut listed = Seen::with_capacity(0);
+                    let replace = up.replace_term;
+                    let v =
+                        each_record::<GradeSheet>(&mut reader, map, None, &progress, |_, r| {
+                            if replace == Some(r.term) {
+                                let fp = listed.fingerprint(&(
+                                    r.student_id.as_str(),
+                                    r.term,
+                                    r.course_code.as_str(),
+                                    r.kind,
+                                ));
+                                listed.insert(fp, 0);
+                            }
+                            let key = grade_key(&r.student_id, &r.term, &r.course_code, r.kind);
+                            if w.put_grade(&key, &grade_value(&r))?
+                                && !changed.contains(&r.student_id)
+                            {
+                                changed.insert(r.student_id);
+                            }
+                            Ok(())
+                        })?;
+                    if let Some(term) = &replace {
+                        for k in w.grade_keys_in_term(term)? {
+                            let listed_here = stored_key_fingerprint(&listed, &k)
+                                .is_some_and(|fp| listed.contains(fp));
+                            if !listed_here {
+                                w.remove_grade(&k)?;
+                                changed.insert(student_of_key(&k).to_string());
+                            }
+                        }
+                    }
+                    v.errors.len()
+                }
+            };
+            // Name and duplicate errors were ruled out by the plan on this same data; a row
+            // error here would mean the file is not what was planned.
+            if errors > 0 {
+                return Err(ImportError::HasErrors(errors));
+            }
+            Ok(changed)
+        },
         |tx, id| notices(tx, id, targets),
-    )? {
-        Some(record) => Ok(Committed { record }),
+    )?;
+    match written {
+        Some((record, students)) => Ok(Committed {
+            record,
+            students: students.into_iter().collect(),
+        }),
         None => Err(ImportError::Stale),
     }
 }
@@ -683,6 +805,19 @@ mod tests {
         2021001,张三,2024-2025-1,EN1001,大学英语,3,65,补考\n\
         2021002,李四,2024-2025-1,MA1001,高等数学,4,优秀,\n";
 
+    fn key() -> VerifyKey {
+        VerifyKey::for_tests()
+    }
+
+    fn upload<'a>(kind: ImportKind, name: &'a str, bytes: &'a [u8]) -> Upload<'a> {
+        Upload {
+            kind,
+            file_name: name,
+            bytes,
+            replace_term: None,
+        }
+    }
+
     /// Plan without committing.
     fn preview(s: &Store, kind: ImportKind, name: &str, bytes: &[u8]) -> Plan {
         let up = Upload {
@@ -710,7 +845,7 @@ mod tests {
         };
         let p = plan(s, &key, &up).unwrap();
         if !p.has_errors() {
-            commit(s, &p, "test", 1, false, |_, _, _| Ok(0)).unwrap();
+            commit(s, &key, &p, &up, "test", 1, false, |_, _, _| Ok(0)).unwrap();
         }
         p
     }
@@ -792,7 +927,8 @@ mod tests {
             "duplicate of line 5: {:?}",
             p.errors
         );
-        let r = commit(&s, &p, "test", 1, false, |_, _, _| Ok(0));
+        let up = upload(ImportKind::Grades, "bad.csv", bad.as_bytes());
+        let r = commit(&s, &key(), &p, &up, "test", 1, false, |_, _, _| Ok(0));
         assert!(matches!(r, Err(ImportError::HasErrors(_))));
         assert_eq!(all_rows(&s), before);
     }
@@ -926,8 +1062,9 @@ mod tests {
         let f = "学号,学期,课程代码,课程名称,学分,成绩\n2021001,2024-2025-1,MA1001,高等数学,4,50\n2021001,2024-2025-2,X1,新课一,2,80\n2021002,2024-2025-2,X2,新课二,2,80\n";
         let mut p = preview(&s, ImportKind::Grades, "f.csv", f.as_bytes());
         assert_eq!(p.writes(), 3);
-        p.batch.inject_failure_after = Some(2);
-        assert!(commit(&s, &p, "test", 1, false, |_, _, _| Ok(0)).is_err());
+        p.inject_failure_after = Some(2);
+        let up = upload(ImportKind::Grades, "f.csv", f.as_bytes());
+        assert!(commit(&s, &key(), &p, &up, "test", 1, false, |_, _, _| Ok(0)).is_err());
         assert_eq!(all_rows(&s), before);
         assert_eq!(s.generation().unwrap(), g);
         assert_eq!(s.imports(0, 100).unwrap().len(), imports);
@@ -938,9 +1075,10 @@ mod tests {
         let s = store("stale");
         import(&s, ImportKind::Roster, "r.csv", ROSTER.as_bytes(), None);
         let p = preview(&s, ImportKind::Grades, "g.csv", GRADES.as_bytes());
-        commit(&s, &p, "test", 1, false, |_, _, _| Ok(0)).unwrap();
+        let up = upload(ImportKind::Grades, "g.csv", GRADES.as_bytes());
+        commit(&s, &key(), &p, &up, "test", 1, false, |_, _, _| Ok(0)).unwrap();
         assert!(matches!(
-            commit(&s, &p, "test", 1, false, |_, _, _| Ok(0)),
+            commit(&s, &key(), &p, &up, "test", 1, false, |_, _, _| Ok(0)),
             Err(ImportError::Stale)
         ));
     }

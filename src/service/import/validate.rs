@@ -494,6 +494,31 @@ impl<S: Sheet> Validator<S> {
         }
     }
 
+    /// Takes the records validated so far, for a caller that handles them as they stream past
+    /// (an import in bounded memory); such a caller checks duplicates itself with
+    /// [`Self::duplicate_of`], as `finish` only checks the records still held.
+    pub fn drain(&mut self) -> std::vec::Drain<'_, (usize, S::Record)> {
+        self.out.records.drain(..)
+    }
+
+    /// Records that `r`, on row `line`, repeats the record on row `earlier` (the same error
+    /// `finish` gives for duplicates it finds).
+    pub fn duplicate_of(&mut self, line: usize, r: &S::Record, earlier: usize) {
+        if let Some(cols) = self.columns {
+            let (column, message) = S::duplicate(r, earlier, cols, &self.headers);
+            let col = column
+                .as_ref()
+                .and_then(|c| self.headers.iter().position(|h| h == c));
+            self.out.errors.push(RowError {
+                line,
+                column,
+                col,
+                value: None,
+                message,
+            });
+        }
+    }
+
     /// Adds duplicate and empty-file errors and returns the result, errors by row number.
     pub fn finish(mut self) -> Validated<S::Record> {
         if let Some(cols) = self.columns {
