@@ -38,6 +38,9 @@ fn waiting(
     }
     };
     let job = app.jobs.get(id).ok_or_else(gone)?;
+    if !job.plan().is_some_and(|p| p.needs_mapping) {
+        return Err(gone());
+    }
     let bytes = job.source().ok_or_else(gone)?;
     Ok((job, bytes))
 }
