@@ -260,19 +260,39 @@ fn roster_with_id_numbers_stores_only_a_hash_of_the_last_six() {
     assert!(!text.contains("11010520070312002") && !text.contains("3201022006112304"));
 }
 
-/// Import speed of the 新正方 layout against our own, the same 1.2 M grade rows as CSV:
-/// `cargo test --release --test registrar -- --ignored --nocapture`
+/// Import speed of the 新正方 layout against our own: the same 1.2 M grade rows as CSV, and the
+/// 新正方 layout as XLSX (1,000,000 rows: one Excel sheet holds at most 1,048,575 below its
+/// header). Each import runs into an empty data file, in release:
+/// `cargo test --release --test registrar -- --ignored --nocapture` (`BENCH_ROWS` for fewer rows).
 #[test]
 #[ignore]
 fn bench_new_zhengfang_csv_against_own_layout() {
     use std::fmt::Write as _;
-    use std::time::Instant;
-    const ROWS: u32 = 1_200_000;
+    // BENCH_ROWS for a smaller run; the XLSX is capped below Excel's sheet limit.
+    let rows_env = std::env::var("BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok());
+    let rows_of = |default: u32| rows_env.map_or(default, |r| r.min(default));
+    let (rows_csv, rows_xlsx) = (rows_of(1_200_000), rows_of(1_000_000));
     let cli = Cli::new("bench");
     let dir = cli.data.parent().expect("dir").to_path_buf();
+    let xzf_header = "学年,学期,课程代码,课程名称,课程性质,学分,成绩备注,绩点,成绩性质,是否学位课程,开课学院,课程标记,课程类别,课程归属,教学班,任课教师,考核方式,学号,姓名,学生标记,成绩,是否成绩作废,学分绩点";
+    let xzf_row = |i: u32| -> Vec<String> {
+        let (sid, course, term) = (2_021_000_000 + i / 60, i % 60, 1 + i % 2);
+        let (credit, score) = (1 + i % 4, 50 + i % 50);
+        let kind = if i % 7 == 0 {
+            "补考一"
+        } else {
+            "正常考试"
+        };
+        format!("2024-2025,{term},C{course:04},课程{course},必修课,{credit}.5,,,{kind},否,某学院,,,,,,考试,{sid},学生,,{score}.5,否,")
+            .split(',')
+            .map(str::to_string)
+            .collect()
+    };
     let mut own = String::from("学号,姓名,学期,课程代码,课程名称,学分,成绩,考试性质\n");
-    let mut xzf = String::from("学年,学期,课程代码,课程名称,课程性质,学分,成绩备注,绩点,成绩性质,是否学位课程,开课学院,课程标记,课程类别,课程归属,教学班,任课教师,考核方式,学号,姓名,学生标记,成绩,是否成绩作废,学分绩点\n");
-    for i in 0..ROWS {
+    let mut xzf = format!("{xzf_header}\n");
+    for i in 0..rows_csv {
         let (sid, course, term) = (2_021_000_000 + i / 60, i % 60, 1 + i % 2);
         let (credit, score) = (1 + i % 4, 50 + i % 50);
         let kind = if i % 7 == 0 { "补考" } else { "" };
@@ -280,37 +300,122 @@ fn bench_new_zhengfang_csv_against_own_layout() {
             own,
             "{sid},学生,2024-2025-{term},C{course:04},课程{course},{credit}.5,{score}.5,{kind}"
         );
-        let kind = if i % 7 == 0 {
-            "补考一"
-        } else {
-            "正常考试"
-        };
-        let _ = writeln!(
-            xzf,
-            "2024-2025,{term},C{course:04},课程{course},必修课,{credit}.5,,,{kind},否,某学院,,,,,,考试,{sid},学生,,{score}.5,否,"
-        );
+        let _ = writeln!(xzf, "{}", xzf_row(i).join(","));
     }
+    let xlsx = dir.join("xinzhengfang.xlsx");
+    write_xlsx(
+        &xlsx,
+        &xzf_header.split(',').collect::<Vec<_>>(),
+        (0..rows_xlsx).map(xzf_row),
+    );
+    std::fs::write(dir.join("own.csv"), own).expect("write");
+    std::fs::write(dir.join("xinzhengfang.csv"), xzf).expect("write");
     let mut figures = Vec::new();
-    for (name, text) in [("own.csv", own), ("xinzhengfang.csv", xzf)] {
+    for (name, rows) in [
+        ("own.csv", rows_csv),
+        ("xinzhengfang.csv", rows_csv),
+        ("xinzhengfang.xlsx", rows_xlsx),
+    ] {
         let path = dir.join(name);
-        std::fs::write(&path, text).expect("write");
         let _ = std::fs::remove_file(&cli.data);
-        let started = Instant::now();
-        let out = Command::new(env!("CARGO_BIN_EXE_wxgrades"))
-            .args(["import", "grades"])
-            .arg(&path)
-            .arg("--config")
-            .arg(&cli.config)
-            .output()
-            .expect("run");
-        let secs = started.elapsed().as_secs_f64();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let mb = std::fs::metadata(&path).expect("size").len() as f64 / 1e6;
+        let (secs, peak) = timed_import(&cli, &path);
+        println!(
+            "BENCH import {name} ({mb:.0} MB) {rows} rows: {secs:.2} s, {:.0} rows/s, peak RSS {peak:.0} MB",
+            f64::from(rows) / secs
         );
-        println!("BENCH import {name} {ROWS} rows: {secs:.2} s");
         figures.push(secs);
     }
-    assert_eq!(figures.len(), 2);
+    assert_eq!(figures.len(), 3);
+}
+
+/// Run `wxgrades import grades PATH`, sampling its peak RSS (VmHWM); (seconds, MB).
+fn timed_import(cli: &Cli, path: &Path) -> (f64, f64) {
+    let started = std::time::Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wxgrades"))
+        .args(["import", "grades"])
+        .arg(path)
+        .arg("--config")
+        .arg(&cli.config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run");
+    let mut peak = 0.0f64;
+    loop {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+        if let Some(kb) = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        {
+            peak = peak.max(kb / 1024.0);
+        }
+        if let Some(st) = child.try_wait().expect("wait") {
+            assert!(st.success(), "import of {} failed", path.display());
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    (started.elapsed().as_secs_f64(), peak)
+}
+
+/// A one-sheet XLSX of `header` and `rows`, cells as inline strings, stored without
+/// compression (a million repetitive rows deflate past the importer's zip-bomb ratio).
+fn write_xlsx(path: &Path, header: &[&str], rows: impl Iterator<Item = Vec<String>>) {
+    use std::io::Write as _;
+    use zip::write::SimpleFileOptions;
+    let file = std::fs::File::create(path).expect("xlsx");
+    let mut z = zip::ZipWriter::new(std::io::BufWriter::new(file));
+    let opts = SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .large_file(true);
+    let parts = [
+        (
+            "[Content_Types].xml",
+            r#"<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>"#,
+        ),
+        (
+            "_rels/.rels",
+            r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#,
+        ),
+        (
+            "xl/workbook.xml",
+            r#"<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="成绩" sheetId="1" r:id="rId1"/></sheets></workbook>"#,
+        ),
+        (
+            "xl/_rels/workbook.xml.rels",
+            r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>"#,
+        ),
+    ];
+    for (name, text) in parts {
+        z.start_file(name, opts).expect("part");
+        z.write_all(text.as_bytes()).expect("part");
+    }
+    z.start_file("xl/worksheets/sheet1.xml", opts)
+        .expect("sheet");
+    let put = |z: &mut zip::ZipWriter<_>, row: usize, cells: &[&str]| {
+        let mut line = format!("<row r=\"{row}\">");
+        for (col, c) in cells.iter().enumerate() {
+            if c.is_empty() {
+                continue;
+            }
+            // Columns A to Z are enough for every layout here.
+            let letter = char::from(b'A' + u8::try_from(col).expect("at most 26 columns"));
+            line.push_str(&format!(
+                "<c r=\"{letter}{row}\" t=\"inlineStr\"><is><t>{c}</t></is></c>"
+            ));
+        }
+        line.push_str("</row>");
+        z.write_all(line.as_bytes()).expect("row");
+    };
+    z.write_all(br#"<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>"#).expect("sheet");
+    put(&mut z, 1, header);
+    for (i, r) in rows.enumerate() {
+        let cells: Vec<&str> = r.iter().map(String::as_str).collect();
+        put(&mut z, i + 2, &cells);
+    }
+    z.write_all(b"</sheetData></worksheet>").expect("sheet");
+    z.finish().expect("zip");
 }
