@@ -7,13 +7,12 @@
 
 mod support;
 
+use support::admin_flow::{add_staff, multipart, sign_in, wait_while_busy};
+
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use support::{Client, Resp, TestServer};
-use wxgrades::service::admin::accounts;
 
-const PW: &str = "correct horse battery";
 const TERM: &str = "2025-2026-2";
 
 /// 学号,姓名,身份证后六位 for students 2024001 … 2024005.
@@ -27,39 +26,14 @@ fn roster() -> String {
 
 fn server_with(extra_top: &str, extra_wechat: &str) -> (TestServer, Client) {
     let s = TestServer::start(extra_top, extra_wechat);
-    accounts::add(&s.app.store, "alice", PW, s.app.clock.now()).expect("add alice");
+    add_staff(&s, "alice");
     s.import("roster", &roster());
-    let mut c = s.client();
-    let r = c.get("/admin/login");
-    let t = Client::hidden(&r.body, "csrf_token");
-    let r = c.post_form(
-        "/admin/login",
-        &[("username", "alice"), ("password", PW), ("csrf_token", &t)],
-    );
-    assert_eq!(r.status, 303, "{}", r.body);
+    let c = sign_in(&s, "alice");
     (s, c)
 }
 
 fn server() -> (TestServer, Client) {
     server_with("max_upload_mb = 1", "")
-}
-
-fn multipart(fields: &[(&str, &str)], file: Option<(&str, &[u8])>) -> (String, Vec<u8>) {
-    let b = "----wxgradesUxBoundary5QkZ";
-    let mut body = Vec::new();
-    for (k, v) in fields {
-        body.extend_from_slice(
-            format!("--{b}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
-                .as_bytes(),
-        );
-    }
-    if let Some((name, bytes)) = file {
-        body.extend_from_slice(format!("--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: text/csv\r\n\r\n").as_bytes());
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{b}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={b}"), body)
 }
 
 fn token(c: &mut Client) -> String {
@@ -84,19 +58,6 @@ fn upload_first_page(c: &mut Client, name: &str, bytes: &[u8], replace: &str) ->
     let job = r.location().to_string();
     let first = c.get(&job);
     (job, first)
-}
-
-/// Poll a page while it refreshes itself (as its meta refresh would).
-fn wait_while_busy(c: &mut Client, path: &str) -> Resp {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = c.get(path);
-        if !r.body.contains("http-equiv=\"refresh\"") {
-            return r;
-        }
-        assert!(Instant::now() < deadline, "{path} still busy");
-        std::thread::yield_now();
-    }
 }
 
 fn upload(c: &mut Client, name: &str, bytes: &[u8], replace: &str) -> (String, Resp) {

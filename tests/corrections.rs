@@ -4,13 +4,13 @@
 
 mod support;
 
+use support::admin_flow::{add_staff, sign_in};
+
 use std::time::{Duration, Instant};
 
 use support::{Client, Resp, TestServer};
-use wxgrades::service::admin::accounts;
 use wxgrades::service::notices::notice_counts;
 
-const PW: &str = "correct horse battery";
 const ROSTER: &str = "学号,姓名,身份证后六位\n2024001,张三,12345X\n";
 const GRADES: &str = "学号,学期,课程代码,课程名称,学分,成绩\n2024001,2025-2026-1,MA1001,高等数学,4,58\n2024001,2025-2026-1,EN1001,大学英语,3,80\n";
 const ROW: &str = "2025-2026-1|normal|MA1001";
@@ -20,21 +20,14 @@ fn server() -> (TestServer, Client) {
         "",
         "grades_template_id = \"TPL-grades-1\"\nnotice_rate_per_sec = 100",
     );
-    accounts::add(&s.app.store, "alice", PW, s.app.clock.now()).expect("add alice");
+    add_staff(&s, "alice");
     s.import("roster", ROSTER);
     s.import("grades", GRADES);
     s.app
         .store
         .bind("oZhang", "2024001", s.app.clock.now())
         .expect("bind");
-    let mut c = s.client();
-    let r = c.get("/admin/login");
-    let t = Client::hidden(&r.body, "csrf_token");
-    let r = c.post_form(
-        "/admin/login",
-        &[("username", "alice"), ("password", PW), ("csrf_token", &t)],
-    );
-    assert_eq!(r.status, 303, "{}", r.body);
+    let c = sign_in(&s, "alice");
     (s, c)
 }
 

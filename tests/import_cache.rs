@@ -5,11 +5,9 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-use support::{Client, Resp, TestServer};
-use wxgrades::service::admin::accounts;
+use support::admin_flow::{add_staff, multipart, sign_in, wait_while_busy};
 
-const PW: &str = "correct horse battery";
+use support::{Client, TestServer};
 
 const ROSTER: &str = "学号,姓名,身份证后六位,班级\n\
 2024001,张三,12345X,计科2401\n\
@@ -19,45 +17,9 @@ const GRADES: &str = "学号,姓名,学期,课程代码,课程名称,学分,成�
 2024001,张三,2024-2025-1,MA1001,高等数学,4,88\n\
 2024002,李四,2024-2025-1,MA1001,高等数学,4,72\n";
 
-fn multipart(fields: &[(&str, &str)], name: &str, bytes: &[u8]) -> (String, Vec<u8>) {
-    let b = "----wxgradesTestBoundary7MA4YWxk";
-    let mut body = Vec::new();
-    for (k, v) in fields {
-        body.extend_from_slice(
-            format!("--{b}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
-                .as_bytes(),
-        );
-    }
-    body.extend_from_slice(format!("--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: text/csv\r\n\r\n").as_bytes());
-    body.extend_from_slice(bytes);
-    body.extend_from_slice(format!("\r\n--{b}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={b}"), body)
-}
-
-/// Poll a page while it refreshes itself (as its meta refresh would).
-fn wait_while_busy(c: &mut Client, path: &str) -> Resp {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = c.get(path);
-        if !r.body.contains("http-equiv=\"refresh\"") {
-            return r;
-        }
-        assert!(Instant::now() < deadline, "{path} still busy");
-        std::thread::yield_now();
-    }
-}
-
 fn admin(s: &TestServer) -> Client {
-    accounts::add(&s.app.store, "alice", PW, s.app.clock.now()).expect("add alice");
-    let mut c = s.client();
-    let r = c.get("/admin/login");
-    let t = Client::hidden(&r.body, "csrf_token");
-    let r = c.post_form(
-        "/admin/login",
-        &[("username", "alice"), ("password", PW), ("csrf_token", &t)],
-    );
-    assert_eq!(r.status, 303, "{}", r.body);
-    c
+    add_staff(s, "alice");
+    sign_in(s, "alice")
 }
 
 /// Upload through the admin page, wait for the preview, commit, wait for the history.
@@ -66,8 +28,7 @@ fn import_over_http(c: &mut Client, kind: &str, csv: &str) {
     let t = Client::hidden(&r.body, "csrf_token");
     let (ct, body) = multipart(
         &[("csrf_token", &t), ("kind", kind), ("replace_term", "")],
-        "f.csv",
-        csv.as_bytes(),
+        Some(("f.csv", csv.as_bytes())),
     );
     let r = c.post_raw("/admin/import", &ct, body);
     assert_eq!(r.status, 303, "{}", r.body);

@@ -6,13 +6,12 @@
 
 mod support;
 
+use support::admin_flow::{add_staff, multipart, sign_in, wait_while_busy};
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use support::{Client, Resp, TestServer};
-use wxgrades::service::admin::accounts;
-
-const PW: &str = "correct horse battery";
 
 const ROSTER: &str = "学号,姓名,身份证后六位\n2024001,张三,12345X\n2024002,李四,654321\n";
 
@@ -21,32 +20,10 @@ const UNKNOWN: &str = "XH,XM,XNXQDM,KCH,KCMC,XF,ZCJ,KCXZ,KKXY,PSCJ,QMCJ\n2024001
 
 fn server() -> (TestServer, Client) {
     let s = TestServer::start("", "");
-    accounts::add(&s.app.store, "alice", PW, s.app.clock.now()).expect("add alice");
+    add_staff(&s, "alice");
     s.import("roster", ROSTER);
-    let mut c = s.client();
-    let r = c.get("/admin/login");
-    let t = Client::hidden(&r.body, "csrf_token");
-    let r = c.post_form(
-        "/admin/login",
-        &[("username", "alice"), ("password", PW), ("csrf_token", &t)],
-    );
-    assert_eq!(r.status, 303, "{}", r.body);
+    let c = sign_in(&s, "alice");
     (s, c)
-}
-
-fn multipart(fields: &[(&str, &str)], name: &str, bytes: &[u8]) -> (String, Vec<u8>) {
-    let b = "----wxgradesTestBoundaryMap42";
-    let mut body = Vec::new();
-    for (k, v) in fields {
-        body.extend_from_slice(
-            format!("--{b}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
-                .as_bytes(),
-        );
-    }
-    body.extend_from_slice(format!("--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: text/csv\r\n\r\n").as_bytes());
-    body.extend_from_slice(bytes);
-    body.extend_from_slice(format!("\r\n--{b}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={b}"), body)
 }
 
 fn token(c: &mut Client) -> String {
@@ -55,25 +32,11 @@ fn token(c: &mut Client) -> String {
     Client::hidden(&r.body, "csrf_token")
 }
 
-/// Poll a page while it refreshes itself (as its meta refresh would).
-fn wait_while_busy(c: &mut Client, path: &str) -> Resp {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = c.get(path);
-        if !r.body.contains("http-equiv=\"refresh\"") {
-            return r;
-        }
-        assert!(Instant::now() < deadline, "{path} still busy");
-        std::thread::yield_now();
-    }
-}
-
 fn upload(c: &mut Client, name: &str, text: &str) -> (String, Resp) {
     let t = token(c);
     let (ct, body) = multipart(
         &[("csrf_token", &t), ("kind", "grades"), ("replace_term", "")],
-        name,
-        text.as_bytes(),
+        Some((name, text.as_bytes())),
     );
     let r = c.post_raw("/admin/import", &ct, body);
     assert_eq!(r.status, 303, "{}", r.body);

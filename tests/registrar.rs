@@ -280,7 +280,7 @@ fn bench_new_zhengfang_csv_against_own_layout() {
     let xzf_row = |i: u32| -> Vec<String> {
         let (sid, course, term) = (2_021_000_000 + i / 60, i % 60, 1 + i % 2);
         let (credit, score) = (1 + i % 4, 50 + i % 50);
-        let kind = if i % 7 == 0 {
+        let kind = if i.is_multiple_of(7) {
             "补考一"
         } else {
             "正常考试"
@@ -295,7 +295,7 @@ fn bench_new_zhengfang_csv_against_own_layout() {
     for i in 0..rows_csv {
         let (sid, course, term) = (2_021_000_000 + i / 60, i % 60, 1 + i % 2);
         let (credit, score) = (1 + i % 4, 50 + i % 50);
-        let kind = if i % 7 == 0 { "补考" } else { "" };
+        let kind = if i.is_multiple_of(7) { "补考" } else { "" };
         let _ = writeln!(
             own,
             "{sid},学生,2024-2025-{term},C{course:04},课程{course},{credit}.5,{score}.5,{kind}"

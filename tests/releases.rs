@@ -5,18 +5,18 @@
 
 mod support;
 
+use support::admin_flow::{add_staff, multipart, sign_in, wait_while_busy};
+
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::{Client, Resp, TestServer};
-use wxgrades::service::admin::accounts;
 use wxgrades::service::import::plan::{commit_to, plan, ImportKind, Upload};
 use wxgrades::service::notices::notice_counts;
 use wxgrades::service::releases::{Destination, ReleaseState};
 use wxgrades::wechat::{crypto, message};
 
-const PW: &str = "correct horse battery";
 const NOTICES: &str = "grades_template_id = \"TPL-grades-1\"\nnotice_rate_per_sec = 100";
 const ROSTER: &str = "学号,姓名,身份证后六位\n2024001,张三,12345X\n2024002,李四,654321\n";
 const BASE: &str =
@@ -28,7 +28,7 @@ const STAGED: &str = "学号,学期,课程代码,课程名称,学分,成绩\n202
 /// as oZhang, and an admin signed in.
 fn server() -> (TestServer, Client) {
     let s = TestServer::start("", NOTICES);
-    accounts::add(&s.app.store, "alice", PW, s.app.clock.now()).expect("add alice");
+    add_staff(&s, "alice");
     s.import("roster", ROSTER);
     s.import("grades", BASE);
     s.app
@@ -40,30 +40,7 @@ fn server() -> (TestServer, Client) {
 }
 
 fn admin(s: &TestServer) -> Client {
-    let mut c = s.client();
-    let r = c.get("/admin/login");
-    let t = Client::hidden(&r.body, "csrf_token");
-    let r = c.post_form(
-        "/admin/login",
-        &[("username", "alice"), ("password", PW), ("csrf_token", &t)],
-    );
-    assert_eq!(r.status, 303, "{}", r.body);
-    c
-}
-
-fn multipart(fields: &[(&str, &str)], name: &str, bytes: &[u8]) -> (String, Vec<u8>) {
-    let b = "----wxgradesReleaseBoundary";
-    let mut body = Vec::new();
-    for (k, v) in fields {
-        body.extend_from_slice(
-            format!("--{b}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
-                .as_bytes(),
-        );
-    }
-    body.extend_from_slice(format!("--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: text/csv\r\n\r\n").as_bytes());
-    body.extend_from_slice(bytes);
-    body.extend_from_slice(format!("\r\n--{b}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={b}"), body)
+    sign_in(s, "alice")
 }
 
 fn token(c: &mut Client, path: &str) -> String {
@@ -72,31 +49,17 @@ fn token(c: &mut Client, path: &str) -> String {
     Client::hidden(&r.body, "csrf_token")
 }
 
-/// Poll a page while it refreshes itself.
-fn settle(c: &mut Client, path: &str) -> Resp {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = c.get(path);
-        if !r.body.contains("http-equiv=\"refresh\"") {
-            return r;
-        }
-        assert!(Instant::now() < deadline, "{path} still busy");
-        std::thread::yield_now();
-    }
-}
-
 /// Upload `csv` as grades and return the job page path once the preview is ready.
 fn preview(c: &mut Client, csv: &str) -> String {
     let t = token(c, "/admin/import");
     let (ct, body) = multipart(
         &[("csrf_token", &t), ("kind", "grades"), ("replace_term", "")],
-        "staged.csv",
-        csv.as_bytes(),
+        Some(("staged.csv", csv.as_bytes())),
     );
     let r = c.post_raw("/admin/import", &ct, body);
     assert_eq!(r.status, 303, "{}", r.body);
     let job = r.location().to_string();
-    let r = settle(c, &job);
+    let r = wait_while_busy(c, &job);
     assert!(r.body.contains("name=\"publish_at\""), "{}", r.body);
     job
 }
@@ -119,7 +82,7 @@ fn schedule(s: &TestServer, c: &mut Client, publish_at: &str) -> u64 {
     let job = preview(c, STAGED);
     let r = commit(c, &job, publish_at);
     assert_eq!(r.status, 303, "{}", r.body);
-    let r = settle(c, &job);
+    let r = wait_while_busy(c, &job);
     assert!(
         r.body.contains("将于") && r.body.contains("发布"),
         "{}",
@@ -370,7 +333,7 @@ fn a_past_or_malformed_publish_time_is_refused_and_nothing_is_written() {
     // The same preview still commits, now (no 发布时间): live at once.
     let r = commit(&mut c, &job, "");
     assert_eq!(r.status, 303, "{}", r.body);
-    settle(&mut c, &job);
+    wait_while_busy(&mut c, &job);
     assert!(has_course(&s, "2024001", "MA2001"));
     assert!(s.app.store.releases(10).expect("releases").is_empty());
 }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod admin_flow;
 pub mod browser;
 pub mod fake_wechat;
 pub mod load;
