@@ -58,6 +58,34 @@ pub fn local_datetime(unix: i64) -> String {
     )
 }
 
+/// A Unix time as its China Standard Time date, "2026-01-15" (log files are named by it).
+pub fn china_date(unix: i64) -> String {
+    let t = at(unix, CHINA);
+    format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day())
+}
+
+/// "2026-01-15" as the Unix time its China Standard Time day starts; None for anything else.
+pub fn parse_china_date(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u16> {
+        let part = b.get(r)?;
+        part.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| part.iter().fold(0u16, |a, d| a * 10 + u16::from(d - b'0')))
+    };
+    let small = |n: u16| u8::try_from(n).ok();
+    china_minute(
+        i32::from(num(0..4)?),
+        small(num(5..7)?)?,
+        small(num(8..10)?)?,
+        0,
+        0,
+    )
+}
+
 /// A China Standard Time minute as a Unix time; None when the calendar has no such minute.
 pub fn china_minute(year: i32, month: u8, day: u8, hour: u8, minute: u8) -> Option<i64> {
     let month = time::Month::try_from(month).ok()?;
@@ -180,6 +208,25 @@ mod tests {
         assert_eq!(parse_local_datetime("2026-1-15 08:00"), None);
         assert_eq!(parse_local_datetime("明天早上八点点点点点点"), None);
         assert_eq!(parse_local_datetime(""), None);
+    }
+
+    #[test]
+    fn china_dates() {
+        assert_eq!(china_date(0), "1970-01-01");
+        // 2026-01-15 16:00 UTC is already the 16th in China.
+        assert_eq!(china_date(1_768_492_800), "2026-01-16");
+        assert_eq!(china_date(1_768_492_799), "2026-01-15");
+        assert_eq!(parse_china_date("2026-01-16"), Some(1_768_492_800));
+        assert_eq!(
+            parse_china_date("2024-02-29"),
+            china_minute(2024, 2, 29, 0, 0)
+        );
+        assert_eq!(parse_china_date("2026-02-30"), None);
+        assert_eq!(parse_china_date("2026-1-16"), None);
+        assert_eq!(parse_china_date("2026-01-1x"), None);
+        assert_eq!(parse_china_date("２０２６-01-16"), None);
+        assert_eq!(parse_china_date(""), None);
+        let _ = china_date(i64::MAX);
     }
 
     #[test]

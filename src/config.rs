@@ -111,6 +111,7 @@ struct RawPrivacy {
     notice: Option<String>,
     contact: Option<String>,
     keep_signins_days: Option<i64>,
+    keep_logs_days: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -206,12 +207,13 @@ impl RankScope {
 }
 
 /// `[privacy]`: the bind page's notice on personal data, whom to ask, and how long sign-ins
-/// are kept. Empty texts in the file mean the defaults (see `service::privacy`).
+/// and the log file's dated days (`log_file.YYYY-MM-DD`) are kept. Empty texts in the file mean the defaults (see `service::privacy`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrivacyConfig {
     pub notice: String,
     pub contact: String,
     pub keep_signins_days: u32,
+    pub keep_logs_days: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -749,6 +751,7 @@ fn validate(raw: RawConfig, demo: bool) -> Result<Config, ConfigError> {
         contact: p.contact.unwrap_or_default().trim().to_string(),
         keep_signins_days: positive("privacy.keep_signins_days", p.keep_signins_days, 180, 3650)?
             as u32,
+        keep_logs_days: positive("privacy.keep_logs_days", p.keep_logs_days, 30, 3650)? as u32,
     };
     let b = raw.backup;
     let every_hours = match b.every_hours {
@@ -1136,7 +1139,8 @@ mod tests {
             PrivacyConfig {
                 notice: String::new(),
                 contact: String::new(),
-                keep_signins_days: 180
+                keep_signins_days: 180,
+                keep_logs_days: 30,
             }
         );
         let c = load_str(
@@ -1163,6 +1167,25 @@ mod tests {
             .unwrap_err()
             .0;
         assert!(e.contains("keep"), "{e}");
+    }
+
+    #[test]
+    fn log_retention_from_the_config() {
+        assert_eq!(load_str(OK, &[]).unwrap().privacy.keep_logs_days, 30);
+        for n in [1, 90, 3650] {
+            let c = load_str(&format!("{OK}[privacy]\nkeep_logs_days = {n}\n"), &[]).unwrap();
+            assert_eq!(c.privacy.keep_logs_days, n);
+            assert_eq!(c.privacy.keep_signins_days, 180);
+        }
+        for bad in ["0", "-1", "3651", "\"30\"", "1.5"] {
+            let e = load_str(&format!("{OK}[privacy]\nkeep_logs_days = {bad}\n"), &[])
+                .unwrap_err()
+                .0;
+            assert!(e.contains("keep_logs_days"), "{bad}: {e}");
+        }
+        // The starter file sets it, with a comment.
+        let starter = include_str!("config_starter.toml");
+        assert!(starter.contains("\nkeep_logs_days = 30\n"), "{starter}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod error;
 pub mod grades;
 pub mod handlers;
 pub mod http;
+pub mod log_files;
 pub mod logging;
 pub mod metrics;
 pub mod page_cache;

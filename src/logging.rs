@@ -1,5 +1,6 @@
 //! Logging to stderr and optionally a file, through `log` + `simplelog`. Only our own crate
-//! logs: the HTTP client's debug lines would carry URLs with secrets in them.
+//! logs: the HTTP client's debug lines would carry URLs with secrets in them. The file is
+//! started afresh each China day (`log_files::DailyFile`).
 
 use simplelog::{
     ColorChoice, CombinedLogger, ConfigBuilder, LevelFilter, SharedLogger, TermLogger,
@@ -29,10 +30,7 @@ pub fn init(log_file: Option<&Path>) -> Result<(), String> {
         ColorChoice::Never,
     )];
     if let Some(p) = log_file {
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(p)
+        let f = crate::log_files::DailyFile::open(p)
             .map_err(|e| format!("cannot open log_file {}: {e}", p.display()))?;
         loggers.push(WriteLogger::new(level, config, f));
     }

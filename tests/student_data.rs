@@ -492,3 +492,32 @@ fn the_command_line_import_recomputes_ranks() {
     assert_eq!(place("2024001"), Some((2, 2)));
     assert_eq!(place("2024003"), None, "no grades, no place");
 }
+
+#[test]
+fn the_housekeeping_sweep_deletes_log_files_past_keep_logs_days() {
+    let logs = support::temp_dir("logs");
+    let log_file = logs.join("wxgrades.log");
+    let s = TestServer::start(
+        &format!(
+            "log_file = \"{}\"\n[privacy]\nkeep_logs_days = 2\n",
+            log_file.display()
+        ),
+        "",
+    );
+    let day = |days_ago: i64| wxgrades::clock::china_date(s.app.clock.now() - days_ago * 86_400);
+    let dated = |days_ago: i64| logs.join(format!("wxgrades.log.{}", day(days_ago)));
+    for f in [log_file.clone(), dated(1), dated(4), logs.join("keep.txt")] {
+        std::fs::write(&f, "x\n").expect("write");
+    }
+    let foreign = logs.join(format!("wxgrades.log.{}.gz", day(4)));
+    std::fs::write(&foreign, "x\n").expect("write");
+    wxgrades::service::session::purge(&s.app);
+    assert!(!dated(4).exists(), "4 days old: deleted");
+    assert!(dated(1).exists(), "yesterday: kept");
+    assert!(log_file.exists() && foreign.exists() && logs.join("keep.txt").exists());
+    let yesterday = dated(1);
+    s.app.clock.advance(2 * 86_400);
+    wxgrades::service::session::purge(&s.app);
+    assert!(!yesterday.exists(), "3 days old now: deleted");
+    assert!(log_file.exists() && foreign.exists() && logs.join("keep.txt").exists());
+}

@@ -2,7 +2,8 @@
 //! `[privacy]`, with a default that names what is stored, why, for how long and whom to ask),
 //! everything held about a student gathered for download (JSON and CSV), the deletion of their
 //! binding and WeChat data (audited; grades stay, they are the school's records), and the
-//! housekeeping sweep of old sign-ins (`keep_signins_days`).
+//! housekeeping sweeps of old sign-ins (`keep_signins_days`) and of the log file's dated days
+//! (`keep_logs_days`, files from `log_files`).
 
 use std::net::IpAddr;
 
@@ -255,4 +256,15 @@ pub fn delete_my_data(ctx: &Ctx, openid: &str, ip: Option<IpAddr>) -> Result<Cha
 pub fn sweep(ctx: &Ctx) -> Result<usize, AppError> {
     let keep = i64::from(ctx.config.privacy.keep_signins_days) * 86_400;
     Ok(ctx.store.purge_signins(ctx.clock.now() - keep)?)
+}
+
+/// The housekeeping sweep of the log file's dated days (`<log_file>.YYYY-MM-DD`) older than
+/// `[privacy] keep_logs_days`; nothing without a `log_file`.
+pub fn sweep_logs(ctx: &Ctx) -> std::io::Result<usize> {
+    match &ctx.config.log_file {
+        Some(log_file) => {
+            crate::log_files::sweep(log_file, ctx.config.privacy.keep_logs_days, ctx.clock.now())
+        }
+        None => Ok(0),
+    }
 }

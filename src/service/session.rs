@@ -2,7 +2,8 @@
 //! stored here only as a keyed SHA-256), with a lifetime policy per [`Kind`] — students a fixed
 //! 7 days, admins 12 hours idle and 7 days at most. The cookie that carries the id (name, path,
 //! SameSite) is the web side's business (`handlers::cookies`); nothing here knows HTTP.
-//! Also the housekeeping thread that sweeps expired sessions and sign-in states.
+//! Also the housekeeping thread that sweeps expired sessions and sign-in states, old sign-in
+//! records and old log files.
 
 use crate::error::AppError;
 use crate::secret;
@@ -217,8 +218,8 @@ pub fn spawn_housekeeping(
     }
 }
 
-/// Drop what has expired: student sessions, OAuth states, admin sessions, and sign-in
-/// records past `[privacy] keep_signins_days`.
+/// Drop what has expired: student sessions, OAuth states, admin sessions, sign-in records
+/// past `[privacy] keep_signins_days` and dated log files past `[privacy] keep_logs_days`.
 pub fn purge(ctx: &Ctx) {
     let now = ctx.clock.now();
     let students = ctx
@@ -236,6 +237,11 @@ pub fn purge(ctx: &Ctx) {
         Ok(n) if n > 0 => log::info!("dropped {n} sign-in records past privacy.keep_signins_days"),
         Ok(_) => {}
         Err(e) => log::warn!("sweeping old sign-in records failed: {e}"),
+    }
+    match crate::service::privacy::sweep_logs(ctx) {
+        Ok(n) if n > 0 => log::info!("deleted {n} log files past privacy.keep_logs_days"),
+        Ok(_) => {}
+        Err(e) => log::warn!("sweeping old log files failed: {e}"),
     }
 }
 
