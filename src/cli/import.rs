@@ -93,7 +93,7 @@ fn import(cfg: &Config, c: &ImportCommand, destination: Destination) -> Outcome 
     // A file given on the command line may be larger than an upload; the XLSX limits scale with it.
     let limits = XlsxLimits::for_upload(cfg.max_upload_bytes.max(bytes.len() as u64));
     if let Some(m) = &map {
-        check_headers(m, &name, &bytes, &limits)?;
+        check_headers(m, &name, bytes, &limits)?;
     }
     let store = Store::open_with_cache(&cfg.data, cfg.data_cache_mb).map_err(|e| e.to_string())?;
     let chosen = match (map, &c.preset) {
