@@ -18,7 +18,7 @@
 //! It prints one table: page p50/p99 by first view and reload, logins/s, notices sent and per
 //! second (and, for comparison, per second in the `BENCH_NOTICE_TAIL_SECS` (10) s after the
 //! load), the import's times, and the server's RSS sampled every second.
-//! A smoke run (seconds, debug build): `BENCH_STUDENTS=2000 BENCH_BOUND=500
+//! A smoke run (about 40 s in a debug build): `BENCH_STUDENTS=2000 BENCH_BOUND=500
 //! BENCH_NEW_STUDENTS=200 BENCH_NEW_ROWS=10000 BENCH_MIN_SECS=3 cargo test --test bench_release
 //! -- --ignored --nocapture`.
 
