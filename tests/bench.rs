@@ -8,12 +8,11 @@
 mod support;
 
 use std::io::Write;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::load::{self, memory_mb};
+use support::load::{self, free_port, memory_mb, serve};
 use support::{temp_dir, Client, FakeWeChat, Login, APP_ID, APP_SECRET};
 
 const TERMS: [&str; 12] = [
@@ -87,48 +86,6 @@ fn config(dir: &Path, port: u16, api: &str) -> PathBuf {
     )
     .unwrap();
     p
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Server(Child);
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(cfg: &Path, port: u16, log: &Path) -> Server {
-    let child = Command::new(env!("CARGO_BIN_EXE_wxgrades"))
-        .args(["serve", "--config"])
-        .arg(cfg)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut c = Client::new(&format!("http://127.0.0.1:{port}"));
-    loop {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-            && c.get("/healthz").status == 200
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "server did not start; see {}",
-            log.display()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Server(child)
 }
 
 /// Anonymous resident memory of a process (heap, stacks: not the mapped file or the
@@ -347,44 +304,17 @@ fn bench_import_upload() {
             anon
         });
         let mut c = Client::new(&format!("http://127.0.0.1:{port}"));
-        let r = c.get("/admin/login");
-        let t = Client::hidden(&r.body, "csrf_token");
-        let r = c.post_form(
-            "/admin/login",
-            &[("username", "bench"), ("password", PW), ("csrf_token", &t)],
-        );
-        assert_eq!(r.status, 303, "{}", r.body);
-        let t = Client::hidden(&c.get("/admin/import").body, "csrf_token");
-        let b = "----wxgradesBenchBoundary";
-        let mut body = format!("--{b}\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n{t}\r\n--{b}\r\nContent-Disposition: form-data; name=\"kind\"\r\n\r\ngrades\r\n--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"grades.csv\"\r\nContent-Type: text/csv\r\n\r\n").into_bytes();
-        body.extend_from_slice(&std::fs::read(&grades).unwrap());
-        body.extend_from_slice(format!("\r\n--{b}--\r\n").as_bytes());
+        load::admin_sign_in(&mut c, "bench", PW);
+        let csv = std::fs::read(&grades).unwrap();
         let started = Instant::now();
-        let r = c.post_raw(
-            "/admin/import",
-            &format!("multipart/form-data; boundary={b}"),
-            body,
-        );
-        assert_eq!(r.status, 303, "{}", r.body);
-        let job = r.location().to_string();
-        let wait = |c: &mut Client, path: &str| {
-            let deadline = Instant::now() + Duration::from_secs(300);
-            loop {
-                let r = c.get(path);
-                if !r.body.contains("http-equiv=\"refresh\"") {
-                    return r;
-                }
-                assert!(Instant::now() < deadline, "{path} still busy");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        };
-        let preview = wait(&mut c, &job);
+        let (job, t) = load::upload_grades(&mut c, "grades.csv", &csv);
+        let preview = load::wait_settled(&mut c, &job);
         assert!(preview.body.contains("/commit"), "{}", preview.body);
         let planned = started.elapsed().as_secs_f64();
         let committing = Instant::now();
         let r = c.post_form(&format!("{job}/commit"), &[("csrf_token", &t)]);
         assert_eq!(r.status, 303, "{}", r.body);
-        let h = wait(&mut c, "/admin/imports");
+        let h = load::wait_settled(&mut c, "/admin/imports");
         assert!(h.body.contains("已提交"), "{}", h.body);
         let committed = committing.elapsed().as_secs_f64();
         stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -11,29 +11,12 @@
 
 mod support;
 
-use std::io::Write;
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::load::{self, memory_mb};
-use support::{temp_dir, Client};
+use support::load::{self, memory_mb, Server};
+use support::temp_dir;
 
-const TERMS: [&str; 12] = [
-    "2020-2021-1",
-    "2020-2021-2",
-    "2021-2022-1",
-    "2021-2022-2",
-    "2022-2023-1",
-    "2022-2023-2",
-    "2023-2024-1",
-    "2023-2024-2",
-    "2024-2025-1",
-    "2024-2025-2",
-    "2025-2026-1",
-    "2025-2026-2",
-];
 const ROWS_PER_STUDENT: usize = 60;
 
 fn env_or(name: &str, default: usize) -> usize {
@@ -43,70 +26,8 @@ fn env_or(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn sid(i: usize) -> String {
-    format!("{:08}", 40_000_000 + i)
-}
-
-/// Import a roster of `n` students with 60 grade rows each into `dir/data.redb`, bind
-/// `sessions` of them and give each a live session; returns the session ids.
-fn fixture(dir: &Path, n: usize, sessions: usize) -> Vec<String> {
-    let mut roster = String::from("学号,姓名,身份证后六位,班级,专业\n");
-    let mut grades = Vec::with_capacity(n * ROWS_PER_STUDENT * 60);
-    writeln!(grades, "学号,学期,课程代码,课程名称,学分,成绩,考试性质").unwrap();
-    for i in 0..n {
-        roster.push_str(&format!(
-            "{},学生{i},{:06},计科{:02},计算机科学与技术\n",
-            sid(i),
-            i % 1_000_000,
-            i % 40
-        ));
-        for k in 0..ROWS_PER_STUDENT {
-            let term = TERMS[k % TERMS.len()];
-            let score = 55 + (i * 7 + k * 29) % 46;
-            writeln!(
-                grades,
-                "{},{term},C{k:03},课程{k},{}.5,{score},正常考试",
-                sid(i),
-                1 + k % 4
-            )
-            .unwrap();
-        }
-    }
-    let step = (n / sessions.max(1)).max(1);
-    let bound = (0..sessions.min(n)).map(|i| (format!("oMem{i:05}"), sid(i * step)));
-    load::seed_data_file(&dir.join("data.redb"), roster.as_bytes(), &grades, bound)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Server(Child);
-impl Drop for Server {
-    /// Stop with SIGINT and wait, so the next start opens a cleanly closed data file (after a
-    /// kill, redb's repair reads the whole file and fills its cache: that is not idle memory).
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.0.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn serve(dir: &Path, workers: usize, cache_mb: usize) -> (Server, u16) {
-    let port = free_port();
+    let port = load::free_port();
     let cfg = dir.join(format!("wxgrades-{workers}-{cache_mb}.toml"));
     std::fs::write(
         &cfg,
@@ -116,23 +37,7 @@ fn serve(dir: &Path, workers: usize, cache_mb: usize) -> (Server, u16) {
         ),
     )
     .unwrap();
-    let log = dir.join("server.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_wxgrades"))
-        .args(["serve", "--config"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let server = Server(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut c = Client::new(&format!("http://127.0.0.1:{port}"));
-    while !(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        && c.get("/healthz").status == 200)
-    {
-        assert!(Instant::now() < deadline, "no start; see {}", log.display());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let server = load::serve(&cfg, port, &dir.join("server.log"));
     (server, port)
 }
 
@@ -169,7 +74,7 @@ fn bench_memory() {
     wxgrades::store::Store::open(&empty.join("data.redb")).unwrap();
     let full = temp_dir("bench-mem-full");
     let started = Instant::now();
-    let sessions = fixture(&full, students, n_sessions);
+    let sessions = load::roster_fixture(&full, students, ROWS_PER_STUDENT, n_sessions);
     let size = std::fs::metadata(full.join("data.redb")).unwrap().len() as f64 / 1e6;
     println!(
         "BENCH memory: data file {size:.0} MB ({students} students, {} rows), built in {:.1} s",

@@ -4,7 +4,9 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[derive(Debug)]
@@ -72,19 +74,36 @@ pub fn run(
     expect: u16,
     request: impl Fn(usize, u64) -> Vec<u8> + Sync,
 ) -> LoadResult {
+    let deadline = Instant::now() + duration;
+    run_while(
+        addr,
+        connections,
+        || Instant::now() < deadline,
+        expect,
+        request,
+    )
+}
+
+/// As [`run`], for as long as `going()` says (asked before each request).
+pub fn run_while(
+    addr: SocketAddr,
+    connections: usize,
+    going: impl Fn() -> bool + Sync,
+    expect: u16,
+    request: impl Fn(usize, u64) -> Vec<u8> + Sync,
+) -> LoadResult {
     let started = Instant::now();
-    let deadline = started + duration;
     let results: Vec<(Vec<u32>, u64, Option<String>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..connections)
             .map(|c| {
-                let request = &request;
+                let (request, going) = (&request, &going);
                 scope.spawn(move || {
                     let mut lat = Vec::with_capacity(100_000);
                     let mut errors = 0u64;
                     let mut first: Option<String> = None;
                     let mut conn: Option<BufReader<TcpStream>> = None;
                     let mut n = 0u64;
-                    while Instant::now() < deadline {
+                    while going() {
                         if conn.is_none() {
                             match TcpStream::connect(addr) {
                                 Ok(s) => {
@@ -210,4 +229,168 @@ pub fn seed_data_file(
             id
         })
         .collect()
+}
+
+/// A port free on loopback now (for a server started in another process).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind loopback")
+        .local_addr()
+        .expect("local address")
+        .port()
+}
+
+/// The real `wxgrades` binary, started by [`serve`].
+pub struct Server(pub Child);
+
+impl Drop for Server {
+    /// Stop with SIGINT and wait, so the next start opens a cleanly closed data file (after a
+    /// kill, redb's repair reads the whole file and fills its cache: that is not idle memory).
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start `wxgrades serve --config cfg` (listening on `port`), its log in `log`, and wait until
+/// `/healthz` answers.
+pub fn serve(cfg: &Path, port: u16, log: &Path) -> Server {
+    let child = Command::new(env!("CARGO_BIN_EXE_wxgrades"))
+        .args(["serve", "--config"])
+        .arg(cfg)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log file"))
+        .spawn()
+        .expect("start wxgrades");
+    let server = Server(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut c = super::Client::new(&format!("http://127.0.0.1:{port}"));
+    while !(TcpStream::connect(("127.0.0.1", port)).is_ok() && c.get("/healthz").status == 200) {
+        assert!(
+            Instant::now() < deadline,
+            "server did not start; see {}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server
+}
+
+/// The terms of the benchmark's grade rows.
+pub const TERMS: [&str; 12] = [
+    "2020-2021-1",
+    "2020-2021-2",
+    "2021-2022-1",
+    "2021-2022-2",
+    "2022-2023-1",
+    "2022-2023-2",
+    "2023-2024-1",
+    "2023-2024-2",
+    "2024-2025-1",
+    "2024-2025-2",
+    "2025-2026-1",
+    "2025-2026-2",
+];
+
+/// The `i`-th student of [`roster_fixture`]: student id, name and bind code (身份证后六位).
+pub fn student(i: usize) -> (String, String, String) {
+    (
+        format!("{:08}", 40_000_000 + i),
+        format!("学生{i}"),
+        format!("{:06}", i % 1_000_000),
+    )
+}
+
+/// Import a roster of `n` students ([`student`]) with `rows_per_student` grade rows each into
+/// `dir/data.redb`, bind `sessions` of them (every `n / sessions`-th: students 0, step,
+/// 2·step, …, as `oMem00000`, …) and give each a live session; returns the session ids.
+pub fn roster_fixture(
+    dir: &Path,
+    n: usize,
+    rows_per_student: usize,
+    sessions: usize,
+) -> Vec<String> {
+    let mut roster = String::from("学号,姓名,身份证后六位,班级,专业\n");
+    let mut grades = Vec::with_capacity(n * rows_per_student * 60);
+    writeln!(grades, "学号,学期,课程代码,课程名称,学分,成绩,考试性质").expect("in memory");
+    for i in 0..n {
+        let (sid, name, verify) = student(i);
+        roster.push_str(&format!(
+            "{sid},{name},{verify},计科{:02},计算机科学与技术\n",
+            i % 40
+        ));
+        for k in 0..rows_per_student {
+            let term = TERMS[k % TERMS.len()];
+            let score = 55 + (i * 7 + k * 29) % 46;
+            writeln!(
+                grades,
+                "{sid},{term},C{k:03},课程{k},{}.5,{score},正常考试",
+                1 + k % 4
+            )
+            .expect("in memory");
+        }
+    }
+    let step = bind_step(n, sessions);
+    let bound = (0..sessions.min(n)).map(|i| (format!("oMem{i:05}"), student(i * step).0));
+    seed_data_file(&dir.join("data.redb"), roster.as_bytes(), &grades, bound)
+}
+
+/// The distance between the students [`roster_fixture`] binds.
+pub fn bind_step(n: usize, sessions: usize) -> usize {
+    (n / sessions.max(1)).max(1)
+}
+
+/// Sign `c` in on the admin login page; the account must exist.
+pub fn admin_sign_in(c: &mut super::Client, user: &str, password: &str) {
+    let r = c.get("/admin/login");
+    let t = super::Client::hidden(&r.body, "csrf_token");
+    let r = c.post_form(
+        "/admin/login",
+        &[
+            ("username", user),
+            ("password", password),
+            ("csrf_token", &t),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+}
+
+/// Upload a grades CSV on the admin import page (multipart, as a browser sends it); returns the
+/// job's page path and the CSRF token of the page.
+pub fn upload_grades(c: &mut super::Client, file_name: &str, csv: &[u8]) -> (String, String) {
+    let t = super::Client::hidden(&c.get("/admin/import").body, "csrf_token");
+    let b = "----wxgradesBenchBoundary";
+    let mut body = format!("--{b}\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n{t}\r\n--{b}\r\nContent-Disposition: form-data; name=\"kind\"\r\n\r\ngrades\r\n--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: text/csv\r\n\r\n").into_bytes();
+    body.extend_from_slice(csv);
+    body.extend_from_slice(format!("\r\n--{b}--\r\n").as_bytes());
+    let r = c.post_raw(
+        "/admin/import",
+        &format!("multipart/form-data; boundary={b}"),
+        body,
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    (r.location().to_string(), t)
+}
+
+/// GET `path` until the page no longer refreshes itself (the import thread is done with it).
+pub fn wait_settled(c: &mut super::Client, path: &str) -> super::Resp {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let r = c.get(path);
+        if !r.body.contains("http-equiv=\"refresh\"") {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "{path} still busy");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
