@@ -66,24 +66,11 @@ pub fn china_date(unix: i64) -> String {
 
 /// "2026-01-15" as the Unix time its China Standard Time day starts; None for anything else.
 pub fn parse_china_date(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+    // A date alone is its midnight; anything after the ten characters of a date is refused.
+    if s.len() != 10 {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| -> Option<u16> {
-        let part = b.get(r)?;
-        part.iter()
-            .all(u8::is_ascii_digit)
-            .then(|| part.iter().fold(0u16, |a, d| a * 10 + u16::from(d - b'0')))
-    };
-    let small = |n: u16| u8::try_from(n).ok();
-    china_minute(
-        i32::from(num(0..4)?),
-        small(num(5..7)?)?,
-        small(num(8..10)?)?,
-        0,
-        0,
-    )
+    parse_local_datetime(&format!("{s} 00:00"))
 }
 
 /// A China Standard Time minute as a Unix time; None when the calendar has no such minute.

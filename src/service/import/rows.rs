@@ -9,7 +9,7 @@ use std::hash::{BuildHasher, Hash, RandomState};
 use super::mapping::ColumnMap;
 use super::plan::{ImportError, Progress};
 use super::table::TableReader;
-use super::validate::{Sheet, Validated, Validator};
+use super::validate::{shift_columns, Sheet, Validated, Validator};
 
 /// Fingerprints of record keys, each with the row it was first seen on. A fingerprint is two
 /// keyed hashes (64 + 32 bits, keys random per import), so two different keys share one with
@@ -137,13 +137,7 @@ pub fn each_record<S: Sheet>(
         return Err(e);
     }
     let mut out = v.finish();
-    // Errors name the file's column: a sheet whose used range starts right of A shifts them.
-    let shift = reader.first_column();
-    if shift > 0 {
-        for e in &mut out.errors {
-            e.col = e.col.map(|c| c.saturating_add(shift));
-        }
-    }
+    shift_columns(&mut out.errors, reader.first_column());
     Ok(out)
 }
 

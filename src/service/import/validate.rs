@@ -1037,14 +1037,18 @@ pub fn stream_mapped<S: Sheet>(
         tick(rows);
     })?;
     let mut out = v.finish();
-    // Errors name the file's column: a sheet whose used range starts right of A shifts them.
-    let shift = reader.first_column();
-    if shift > 0 {
-        for e in &mut out.errors {
-            e.col = e.col.map(|c| c.saturating_add(shift));
+    shift_columns(&mut out.errors, reader.first_column());
+    Ok(out)
+}
+
+/// Errors name the file's column: a sheet whose used range starts `first_column` columns right
+/// of A shifts the columns the validator counted.
+pub fn shift_columns(errors: &mut [RowError], first_column: usize) {
+    if first_column > 0 {
+        for e in errors {
+            e.col = e.col.map(|c| c.saturating_add(first_column));
         }
     }
-    Ok(out)
 }
 
 /// Reads and validates a roster file in one streaming pass.
