@@ -12,11 +12,11 @@ use std::sync::Mutex;
 
 use crate::config::NoticeChannel;
 use crate::error::AppError;
-use crate::http::form::percent_encode;
 use crate::secret;
 use crate::service::notice_channels::ONCE_SCENE;
 use crate::service::Ctx;
 use crate::store::consents::Consent;
+use crate::url::percent_encode;
 
 /// A `reserved` value is good for this long after `/notify/subscribe`.
 pub const RESERVED_TTL: i64 = 600;
