@@ -36,9 +36,6 @@ pub struct WxUser {
     pub updated: i64,
 }
 
-/// A sign-in commits durably when the last durable one is this old, in milliseconds.
-pub const LOGIN_FLUSH_MS: u64 = 1000;
-
 /// At most this many records are dropped per write transaction of a sweep.
 pub const PURGE_BATCH: usize = 500;
 
@@ -55,10 +52,7 @@ impl Store {
 
     /// Create the session of a sign-in and record the user and the sign-in, in one transaction.
     /// The user's row is written only when the profile (nickname, avatar, unionid) differs from
-    /// the one stored, so `updated` says when it last changed. The commit is durable only when
-    /// the last durable sign-in is [`LOGIN_FLUSH_MS`] old: a crash may lose the sessions of that
-    /// last moment (those students sign in again), and release-day sign-ins do not each wait
-    /// for the disk.
+    /// the one stored, so `updated` says when it last changed. The commit is durable.
     pub fn complete_login(
         &self,
         openid: &str,
@@ -66,12 +60,7 @@ impl Store {
         session: &Session,
         user: Option<&WxUser>,
     ) -> Result<()> {
-        let mut tx = self.db().begin_write()?;
-        let durable = self.login_flush_due();
-        if !durable {
-            tx.set_durability(redb::Durability::None)
-                .map_err(|e| super::StoreError::Io(e.to_string()))?;
-        }
+        let tx = self.db().begin_write()?;
         {
             let v = serde_json::to_vec(session)?;
             tx.open_table(SESSIONS)?
@@ -102,9 +91,6 @@ impl Store {
             },
         )?;
         tx.commit()?;
-        if durable {
-            self.login_flushed();
-        }
         Ok(())
     }
 
@@ -164,12 +150,12 @@ mod tests {
         s.complete_login("o", &[3; 32], &session, Some(&user("小红", 30)))
             .unwrap();
         assert_eq!(s.wx_user("o").unwrap(), Some(user("小红", 30)));
-        // Every sign-in's session is there, durable commit or not.
+        // Every sign-in's session is there.
         for h in [[1; 32], [2; 32], [3; 32]] {
             assert_eq!(s.session(&h).unwrap(), Some(session.clone()));
         }
         drop(s);
-        // Closing makes the last, possibly non-durable, sign-in durable.
+        // Every sign-in is durable: a reopened file has the last one.
         let s = Store::open(&d.join("x.redb")).unwrap();
         assert!(s.session(&[3; 32]).unwrap().is_some());
     }

@@ -96,9 +96,6 @@ pub struct Store {
     path: PathBuf,
     /// One snapshot at a time (timed snapshots and downloads).
     snapshot_lock: std::sync::Mutex<()>,
-    /// When this value was made, and the last durable sign-in, in ms since then (`auth`).
-    opened: std::time::Instant,
-    login_flushed_ms: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
@@ -123,32 +120,11 @@ impl Store {
             .map_err(|e| open_error(path, e))?;
         let store = Store {
             snapshot_lock: std::sync::Mutex::new(()),
-            opened: std::time::Instant::now(),
-            login_flushed_ms: std::sync::atomic::AtomicU64::new(0),
             db,
             path: path.to_path_buf(),
         };
         store.init()?;
         Ok(store)
-    }
-
-    /// Whether the next sign-in should commit durably (see `auth::complete_login`).
-    fn login_flush_due(&self) -> bool {
-        let last = self
-            .login_flushed_ms
-            .load(std::sync::atomic::Ordering::Relaxed);
-        last == 0 || self.since_open_ms().saturating_sub(last) >= auth::LOGIN_FLUSH_MS
-    }
-
-    fn login_flushed(&self) {
-        self.login_flushed_ms.store(
-            self.since_open_ms().max(1),
-            std::sync::atomic::Ordering::Relaxed,
-        );
-    }
-
-    fn since_open_ms(&self) -> u64 {
-        u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     pub fn path(&self) -> &Path {
