@@ -120,7 +120,6 @@ enum Waited {
 pub fn serve(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>, route: Route) {
     let idle = shared.options.idle_timeout;
     let mut client = Client::new(stream, idle);
-    let mut backend: Backend = None;
     let mut served = 0usize;
     loop {
         let started = Instant::now();
@@ -231,9 +230,7 @@ pub fn serve(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>, route: R
             }
         };
         let ok = match route {
-            Route::Workers => {
-                hand_over(&mut client, shared, &head, peer, &body, close, &mut backend)
-            }
+            Route::Workers => hand_over(&mut client, shared, &head, peer, &body, close),
             Route::Metrics => {
                 req.body = body;
                 let resp = shared.site.metrics(&req);
@@ -329,10 +326,6 @@ fn refuse(c: &mut Client, shared: &Shared, resp: Response, unread: u64, head: Op
     }
 }
 
-/// The private connection to the worker pool that one client connection keeps between its
-/// HTTP/1.1 requests.
-pub type Backend = Option<BufReader<UnixStream>>;
-
 /// A new private connection to the worker pool, or `None` after telling the client (503).
 fn connect(c: &mut Client, shared: &Shared) -> Option<UnixStream> {
     match UnixStream::connect(&shared.backend) {
@@ -358,8 +351,9 @@ fn connect(c: &mut Client, shared: &Shared) -> Option<UnixStream> {
 }
 
 /// The request as tiny_http gets it: hop-by-hop headers dropped, the peer added, the body
-/// whole with its length. `keep_alive: false` asks tiny_http to close after answering.
-fn forwarded(head: &Head, peer: SocketAddr, body: &[u8], keep_alive: bool) -> Vec<u8> {
+/// whole with its length, and `Connection: close` so that tiny_http ends the private
+/// connection after this one request.
+fn forwarded(head: &Head, peer: SocketAddr, body: &[u8]) -> Vec<u8> {
     let version = if head.http11 { "HTTP/1.1" } else { "HTTP/1.0" };
     let mut out = format!("{} {} {version}\r\n", head.method, head.target);
     for (k, v) in &head.headers {
@@ -384,19 +378,22 @@ fn forwarded(head: &Head, peer: SocketAddr, body: &[u8], keep_alive: bool) -> Ve
     if !body.is_empty() || head.framing != Framing::None {
         out.push_str(&format!("Content-Length: {}\r\n", body.len()));
     }
-    if !keep_alive {
-        out.push_str("Connection: close\r\n");
-    }
-    out.push_str("\r\n");
+    out.push_str("Connection: close\r\n\r\n");
     let mut out = out.into_bytes();
     out.extend_from_slice(body);
     out
 }
 
-/// Hand a checked request to tiny_http and copy its answer back to the client. HTTP/1.1
-/// requests go over the connection's kept private connection (the answer's framing tells where
-/// it ends); HTTP/1.0 ones over a fresh one that tiny_http closes after answering. Returns
-/// whether the client connection can carry on.
+/// Hand a checked request to tiny_http over a private connection of its own, and copy the
+/// answer back to the client. Returns whether the client connection can carry on.
+///
+/// Every request gets a fresh private connection that tiny_http closes once it has read the
+/// request. tiny_http 0.12 serves each connection on a thread of its pool for as long as the
+/// connection lives, and its pool can leave a connection that arrives together with another
+/// queued until one of the busy threads ends its connection (`TaskPool::spawn` counts a thread
+/// already woken for the first as still free). Kept private connections never end, so such a
+/// request waited for the client's idle timeout or forever; one connection per request ends
+/// its thread's task as soon as the request is read, so a queued one is picked up at once.
 fn hand_over(
     c: &mut Client,
     shared: &Shared,
@@ -404,53 +401,28 @@ fn hand_over(
     peer: SocketAddr,
     body: &[u8],
     close: bool,
-    backend: &mut Backend,
 ) -> bool {
-    if !head.http11 {
-        let Some(mut b) = connect(c, shared) else {
-            return false;
-        };
-        if b.write_all(&forwarded(head, peer, body, false)).is_err() {
-            let _ = reply::write(&mut c.stream, Response::text(502, "no answer"), true, false);
-            return false;
-        }
-        return relay(&mut b, &mut c.stream, close);
-    }
-    let out = forwarded(head, peer, body, true);
-    // A kept connection that turns out closed is replaced once.
-    let mut sent = false;
-    for _ in 0..2 {
-        if backend.is_none() {
-            let Some(b) = connect(c, shared) else {
-                return false;
-            };
-            *backend = Some(BufReader::new(b));
-        }
-        if let Some(b) = backend.as_mut() {
-            if b.get_mut().write_all(&out).is_ok() {
-                sent = true;
-                break;
-            }
-        }
-        *backend = None;
-    }
-    let Some(b) = backend.as_mut().filter(|_| sent) else {
-        let _ = reply::write(&mut c.stream, Response::text(502, "no answer"), true, false);
+    let Some(b) = connect(c, shared) else {
         return false;
     };
-    match relay_framed(b, &mut c.stream, head.method == "HEAD", close) {
-        Ok(true) => true,
-        // Delimited by the end of the stream, or broken: neither side can go on.
-        Ok(false) | Err(_) => {
-            *backend = None;
-            false
-        }
+    let mut b = BufReader::new(b);
+    if b.get_mut().write_all(&forwarded(head, peer, body)).is_err() {
+        let _ = reply::write(&mut c.stream, Response::text(502, "no answer"), true, false);
+        return false;
     }
+    if !head.http11 {
+        return relay(b.get_mut(), &mut c.stream, close);
+    }
+    // The answer's framing says where it ends, so the client's connection can go on.
+    matches!(
+        relay_framed(&mut b, &mut c.stream, head.method == "HEAD", close),
+        Ok(true)
+    )
 }
 
-/// Copy one answer from a kept private connection to the client, as tiny_http frames it
-/// (Content-Length, or chunked; none for HEAD, 1xx, 204, 304). Returns whether the private
-/// connection can carry another request.
+/// Copy one answer from a private connection to the client, as tiny_http frames it
+/// (Content-Length, or chunked; none for HEAD, 1xx, 204, 304). Returns whether the answer
+/// ended where its framing said (else it ran to the end of the stream, or broke).
 fn relay_framed(
     backend: &mut BufReader<UnixStream>,
     client: &mut TcpStream,
