@@ -23,8 +23,8 @@
 //!   written, and ends a connection after `max_requests` requests.
 //!
 //! The price is a hop: every request is read here, written to the private socket, parsed
-//! again by tiny_http, and its answer copied back (measured: roughly 0.55–0.65 of the page
-//! throughput without the guard, README "Performance").
+//! again by tiny_http, and its answer copied back (measured: about half the page throughput
+//! without the guard, README "Performance").
 //!
 //! If tiny_http gains socket timeouts and header bounds, this whole file, `head.rs`, `body.rs`
 //! and the Unix hand-over in `listener.rs` go: tiny_http then listens on the public socket
