@@ -12,7 +12,7 @@ use super::Handled;
 use crate::app::App;
 use crate::error::{human_size, AppError};
 use crate::grades::Term;
-use crate::http::multipart::{boundary_from_content_type, parse_multipart, Limits};
+use crate::http::multipart::{boundary_from_content_type, parse_multipart_at, Limits};
 use crate::http::{Body, Request, Response};
 use crate::service::admin::audit::{self, Action};
 use crate::service::admin::auth::Admin;
@@ -94,7 +94,17 @@ pub fn upload(app: &App, admin: &Admin, req: &Request) -> Handled {
             "grades",
         );
     };
-    let parts = match parse_multipart(&req.body, &boundary, &Limits::default()) {
+    // The body is read from disk: the server received a large one into a temporary file
+    // (never a copy in memory), and a small one is written out here. The import then reads
+    // the file's part of it, in place.
+    let stored = match &req.body_file {
+        Some(f) => f.try_clone().and_then(ImportFile::from_file),
+        None => ImportFile::from_bytes(&req.body),
+    };
+    let body = stored.map_err(|e| {
+        AppError::Internal(format!("cannot store the upload in a temporary file: {e}"))
+    })?;
+    let parts = match parse_multipart_at(body.bytes(), &boundary, &Limits::default()) {
         Ok(p) => p,
         Err(e) => {
             // The token is inside the body: without a readable body there is no token either.
@@ -106,7 +116,7 @@ pub fn upload(app: &App, admin: &Admin, req: &Request) -> Handled {
         parts
             .iter()
             .find(|p| p.name == name && p.file_name.is_none())
-            .map(|p| p.text())
+            .map(|p| p.text(body.bytes()))
     };
     check_admin_post(app, admin, req, field("csrf_token").as_deref())?;
     let kind_raw = field("kind").unwrap_or_default();
@@ -132,7 +142,7 @@ pub fn upload(app: &App, admin: &Admin, req: &Request) -> Handled {
         );
     };
     let file_name = file.file_name.clone().unwrap_or_default();
-    if file.data.is_empty() {
+    if file.range.is_empty() {
         return form_page(
             app,
             admin,
@@ -161,11 +171,10 @@ pub fn upload(app: &App, admin: &Admin, req: &Request) -> Handled {
         },
     };
     let file_name: String = file_name.chars().take(200).collect();
-    // The import reads the file from disk (twice: plan and commit), not from memory.
-    let on_disk = ImportFile::from_bytes(&file.data).map_err(|e| {
-        AppError::Internal(format!("cannot store the upload in a temporary file: {e}"))
-    })?;
+    // The import reads the file's part of the body from disk (twice: plan and commit).
+    let range = file.range.clone();
     drop(parts);
+    let on_disk = body.part(range);
     let job = app.jobs.submit(
         &admin.actor(),
         kind,

@@ -28,6 +28,9 @@ pub struct Request {
     /// Header names in lower case.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// A large body the server received into an unnamed temporary file (positioned at its
+    /// start); `body` is then empty. Only the admin upload's bound admits one.
+    pub body_file: Option<std::sync::Arc<std::fs::File>>,
     /// The client's address (from X-Forwarded-For when `trust_proxy`).
     pub remote: Option<IpAddr>,
 }
@@ -44,6 +47,7 @@ impl Request {
             query: query.to_string(),
             headers: Vec::new(),
             body: Vec::new(),
+            body_file: None,
             remote: None,
         }
     }

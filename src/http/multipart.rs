@@ -1,7 +1,8 @@
 //! `multipart/form-data` bodies: boundary extraction and a linear-time parser over a buffered body.
 //!
-//! The whole body is in memory (uploads are bounded by the caller, which answers 413 past the
-//! bound). Delimiters are found with `memchr::memmem`, so parsing is linear in the body size, and
+//! The whole body is at hand, in memory or mapped from the file the server received it into
+//! (uploads are bounded by the caller, which answers 413 past the bound); `parse_multipart_at`
+//! names each part's content by its range instead of copying it. Delimiters are found with `memchr::memmem`, so parsing is linear in the body size, and
 //! every way a body can be cut short or malformed ends in a [`MultipartError`], never a loop or a
 //! panic.
 //!
@@ -52,6 +53,27 @@ impl Part {
     /// The content as text (lossy UTF-8), for ordinary form fields.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.data).into_owned()
+    }
+}
+
+/// One field or file of a form, its content left in the body: `range` is where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartAt {
+    pub name: String,
+    pub file_name: Option<String>,
+    pub content_type: Option<String>,
+    pub range: std::ops::Range<usize>,
+}
+
+impl PartAt {
+    /// The content, from the body it was parsed from.
+    pub fn data<'a>(&self, body: &'a [u8]) -> &'a [u8] {
+        body.get(self.range.clone()).unwrap_or_default()
+    }
+
+    /// The content as text (lossy UTF-8), for ordinary form fields.
+    pub fn text(&self, body: &[u8]) -> String {
+        String::from_utf8_lossy(self.data(body)).into_owned()
     }
 }
 
@@ -179,6 +201,24 @@ pub fn parse_multipart(
     boundary: &str,
     limits: &Limits,
 ) -> Result<Vec<Part>, MultipartError> {
+    Ok(parse_multipart_at(body, boundary, limits)?
+        .into_iter()
+        .map(|p| Part {
+            data: body.get(p.range).map(<[u8]>::to_vec).unwrap_or_default(),
+            name: p.name,
+            file_name: p.file_name,
+            content_type: p.content_type,
+        })
+        .collect())
+}
+
+/// Like [`parse_multipart`], but each part's content is left in the body and named by its
+/// byte range, so that a large file part is never copied.
+pub fn parse_multipart_at(
+    body: &[u8],
+    boundary: &str,
+    limits: &Limits,
+) -> Result<Vec<PartAt>, MultipartError> {
     check_boundary(boundary)?;
     let dash_boundary = format!("--{boundary}");
     // A delimiter is "--boundary" at the start of a line; the "\r" before the "\n" (if any)
@@ -239,15 +279,11 @@ pub fn parse_multipart(
         if data_end > data_start && body.get(data_end - 1) == Some(&b'\r') {
             data_end -= 1;
         }
-        let data = body
-            .get(data_start..data_end)
-            .map(<[u8]>::to_vec)
-            .unwrap_or_default();
-        parts.push(Part {
+        parts.push(PartAt {
             name: part_meta.name,
             file_name: part_meta.file_name,
             content_type: part_meta.content_type,
-            data,
+            range: data_start..data_end.max(data_start),
         });
         pos = delimiter_at + delimiter.len();
     }

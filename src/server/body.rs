@@ -2,6 +2,7 @@
 //! that serves pages), only while it holds one of a fixed number of body-reader permits, within
 //! a total deadline, and never past the route's bound. A few permits are kept for requests that
 //! carry an admin session, so that strangers trickling bodies cannot lock admins out of uploads.
+//! A large body goes to disk as it arrives (`spool.rs`).
 
 use std::io::ErrorKind;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::guard::Client;
 use super::head::Framing;
+use super::spool::{Received, Sink};
 
 /// A chunk-size line (with extensions) longer than this is refused.
 const MAX_CHUNK_LINE: usize = 1024;
@@ -75,6 +77,8 @@ pub enum BodyError {
     Gone,
     /// Broken chunked framing: 400.
     Bad(&'static str),
+    /// A large body could not be written to a temporary file: 503.
+    Disk,
 }
 
 /// When a body of `size` bytes must have arrived: the idle timeout, plus the time it takes at
@@ -85,24 +89,42 @@ pub fn deadline(idle: Duration, size: u64, min_rate: u64) -> Instant {
     Instant::now() + idle + transfer
 }
 
-/// Read the body framed by `framing`, at most `limit` bytes, by `deadline`.
+/// Read the body framed by `framing`, at most `limit` bytes, by `deadline`; a large one is
+/// written to a temporary file as it arrives.
 pub fn read(
     c: &mut Client,
     framing: Framing,
     limit: u64,
     deadline: Instant,
-) -> Result<Vec<u8>, BodyError> {
+) -> Result<Received, BodyError> {
+    let mut sink = Sink::default();
     match framing {
-        Framing::None => Ok(Vec::new()),
-        Framing::Length(n) if n > limit => Err(BodyError::TooLarge),
-        Framing::Length(n) => {
-            // n is at most the route's bound, decided before reading.
-            let n = usize::try_from(n).map_err(|_| BodyError::TooLarge)?;
-            need(c, n, deadline)?;
-            Ok(c.take(n))
-        }
-        Framing::Chunked => chunked(c, limit, deadline),
+        Framing::None => return Ok(Received::empty()),
+        Framing::Length(n) if n > limit => return Err(BodyError::TooLarge),
+        Framing::Length(n) => copy(c, &mut sink, n, deadline)?,
+        Framing::Chunked => chunked(c, &mut sink, limit, deadline)?,
     }
+    sink.finish().map_err(|e| disk(&e))
+}
+
+fn disk(e: &std::io::Error) -> BodyError {
+    log::error!("cannot write a large request body to a temporary file: {e}");
+    BodyError::Disk
+}
+
+/// Move the next `n` bytes of the body into `sink`, as they arrive.
+fn copy(c: &mut Client, sink: &mut Sink, n: u64, deadline: Instant) -> Result<(), BodyError> {
+    let mut left = n;
+    while left > 0 {
+        if c.pending() == 0 {
+            fill(c, deadline)?;
+        }
+        // At most what is buffered (16 KiB a read), never more than is left.
+        let k = usize::try_from(left).map_or(c.pending(), |l| l.min(c.pending()));
+        sink.push(&c.take(k)).map_err(|e| disk(&e))?;
+        left -= k as u64;
+    }
+    Ok(())
 }
 
 /// Wait until `n` bytes are buffered.
@@ -141,8 +163,12 @@ fn line(c: &mut Client, max: usize, deadline: Instant) -> Result<Vec<u8>, BodyEr
     }
 }
 
-fn chunked(c: &mut Client, limit: u64, deadline: Instant) -> Result<Vec<u8>, BodyError> {
-    let mut body = Vec::new();
+fn chunked(
+    c: &mut Client,
+    sink: &mut Sink,
+    limit: u64,
+    deadline: Instant,
+) -> Result<(), BodyError> {
     loop {
         let l = line(c, MAX_CHUNK_LINE, deadline)?;
         let size = l.split(|&b| b == b';').next().unwrap_or_default();
@@ -157,7 +183,7 @@ fn chunked(c: &mut Client, limit: u64, deadline: Instant) -> Result<Vec<u8>, Bod
             loop {
                 let t = line(c, MAX_TRAILERS, deadline)?;
                 if t.is_empty() {
-                    return Ok(body);
+                    return Ok(());
                 }
                 trailers += t.len() + 2;
                 if trailers > MAX_TRAILERS {
@@ -165,17 +191,14 @@ fn chunked(c: &mut Client, limit: u64, deadline: Instant) -> Result<Vec<u8>, Bod
                 }
             }
         }
-        if body.len() as u64 + size > limit {
+        if sink.len().saturating_add(size) > limit {
             return Err(BodyError::TooLarge);
         }
-        // size is at most `limit` here.
-        let n = usize::try_from(size).map_err(|_| BodyError::TooLarge)?;
-        need(c, n + 2, deadline)?;
-        let chunk = c.take(n + 2);
-        if !chunk.ends_with(b"\r\n") {
+        copy(c, sink, size, deadline)?;
+        need(c, 2, deadline)?;
+        if c.take(2) != b"\r\n" {
             return Err(BodyError::Bad("chunk not followed by CRLF"));
         }
-        body.extend_from_slice(&chunk[..n]);
     }
 }
 

@@ -17,7 +17,8 @@
 //!   never reaches tiny_http; the guard answers 413 and drains a bounded amount before closing.
 //! - **A worker reads each body** (a stalled upload holds it): the guard reads bodies under a
 //!   body-reader permit (`body.rs`) before handing the request over, so a worker only ever reads
-//!   bytes already on the Unix socket.
+//!   bytes already on the Unix socket. A large body (the admin upload) is written to a temporary
+//!   file as it arrives and handed over as that file (`spool.rs`), never held whole in memory.
 //! - **Pipelining without limit** (one connection could queue 400 requests and never read):
 //!   the guard hands over one request at a time and reads the next only after the answer is
 //!   written, and ends a connection after `max_requests` requests.
@@ -40,7 +41,8 @@ use std::time::{Duration, Instant};
 
 use super::body::{self, BodyError};
 use super::head::{self, Framing, Head, Refusal};
-use super::{reply, Shared, PEER_HEADER};
+use super::spool::Received;
+use super::{reply, Shared, PEER_HEADER, SPOOL_HEADER};
 use crate::http::{Method, Request, Response};
 
 /// After a refusal, at most this much of an unread body is read and thrown away (so a browser
@@ -179,7 +181,7 @@ pub fn serve(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>, route: R
             return;
         }
         let body = if head.framing == Framing::None || declared == Some(0) {
-            Vec::new()
+            Received::empty()
         } else {
             let Some(permit) = shared.readers.acquire(shared.site.is_privileged(&req)) else {
                 answered(shared, &req, "busy", 503, started);
@@ -227,12 +229,22 @@ pub fn serve(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>, route: R
                     refuse(&mut client, shared, Response::text(400, why), 0, None);
                     return;
                 }
+                Err(BodyError::Disk) => {
+                    answered(shared, &req, "busy", 503, started);
+                    let resp = Response::text(503, "cannot store the upload: try again later")
+                        .with_header("Retry-After", "30");
+                    refuse(&mut client, shared, resp, 0, None);
+                    return;
+                }
             }
         };
         let ok = match route {
-            Route::Workers => hand_over(&mut client, shared, &head, peer, &body, close),
+            Route::Workers => hand_over(&mut client, shared, &head, peer, body, close),
             Route::Metrics => {
-                req.body = body;
+                // The metrics listener takes no body (its bound is 0).
+                if let Received::Memory(b) = body {
+                    req.body = b;
+                }
                 let resp = shared.site.metrics(&req);
                 answered(shared, &req, "metrics", resp.status, started);
                 reply::write(&mut client.stream, resp, close, method == Method::Head).is_ok()
@@ -351,9 +363,9 @@ fn connect(c: &mut Client, shared: &Shared) -> Option<UnixStream> {
 }
 
 /// The request as tiny_http gets it: hop-by-hop headers dropped, the peer added, the body
-/// whole with its length, and `Connection: close` so that tiny_http ends the private
-/// connection after this one request.
-fn forwarded(head: &Head, peer: SocketAddr, body: &[u8]) -> Vec<u8> {
+/// whole with its length (or, spooled, the token that the worker exchanges for the file), and
+/// `Connection: close` so that tiny_http ends the private connection after this one request.
+fn forwarded(head: &Head, peer: SocketAddr, body: &[u8], spooled: Option<&str>) -> Vec<u8> {
     let version = if head.http11 { "HTTP/1.1" } else { "HTTP/1.0" };
     let mut out = format!("{} {} {version}\r\n", head.method, head.target);
     for (k, v) in &head.headers {
@@ -367,6 +379,7 @@ fn forwarded(head: &Head, peer: SocketAddr, body: &[u8]) -> Vec<u8> {
             "te",
             "upgrade",
             PEER_HEADER,
+            SPOOL_HEADER,
         ]
         .iter()
         .any(|h| k.eq_ignore_ascii_case(h));
@@ -375,6 +388,9 @@ fn forwarded(head: &Head, peer: SocketAddr, body: &[u8]) -> Vec<u8> {
         }
     }
     out.push_str(&format!("{PEER_HEADER}: {peer}\r\n"));
+    if let Some(token) = spooled {
+        out.push_str(&format!("{SPOOL_HEADER}: {token}\r\n"));
+    }
     if !body.is_empty() || head.framing != Framing::None {
         out.push_str(&format!("Content-Length: {}\r\n", body.len()));
     }
@@ -399,14 +415,30 @@ fn hand_over(
     shared: &Shared,
     head: &Head,
     peer: SocketAddr,
-    body: &[u8],
+    body: Received,
     close: bool,
 ) -> bool {
+    let (bytes, token) = match body {
+        Received::Memory(b) => (b, None),
+        Received::Spooled(file) => {
+            let Some(t) = shared.spools.put(file) else {
+                let resp = Response::text(503, "busy: try again in a moment")
+                    .with_header("Retry-After", "5");
+                let _ = reply::write(&mut c.stream, resp, true, false);
+                return false;
+            };
+            (Vec::new(), Some(t))
+        }
+    };
+    // Whatever becomes of the request, its spooled body is not kept past it.
+    let _forget = token.as_deref().map(|t| ForgetSpool(shared, t));
     let Some(b) = connect(c, shared) else {
         return false;
     };
     let mut b = BufReader::new(b);
-    if b.get_mut().write_all(&forwarded(head, peer, body)).is_err() {
+    let out = forwarded(head, peer, &bytes, token.as_deref());
+    drop(bytes);
+    if b.get_mut().write_all(&out).is_err() {
         let _ = reply::write(&mut c.stream, Response::text(502, "no answer"), true, false);
         return false;
     }
@@ -418,6 +450,15 @@ fn hand_over(
         relay_framed(&mut b, &mut c.stream, head.method == "HEAD", close),
         Ok(true)
     )
+}
+
+/// Drops a spooled body the worker did not take (it closes the file, and the system removes it).
+struct ForgetSpool<'a>(&'a Shared, &'a str);
+
+impl Drop for ForgetSpool<'_> {
+    fn drop(&mut self) {
+        drop(self.0.spools.take(self.1));
+    }
 }
 
 /// Copy one answer from a private connection to the client, as tiny_http frames it

@@ -20,6 +20,7 @@ mod head;
 mod listener;
 mod pool;
 mod reply;
+mod spool;
 #[cfg(test)]
 mod tests;
 
@@ -39,6 +40,9 @@ pub use listener::{derived_max_connections, raise_fd_limit};
 /// The header the guard adds to every request it hands over, naming the client's socket
 /// address (a client's own header of that name is dropped).
 const PEER_HEADER: &str = "x-wxgrades-peer";
+/// The header that carries a spooled body's one-time token from the guard to the worker (a
+/// client's own header of that name is dropped).
+const SPOOL_HEADER: &str = "x-wxgrades-spooled-body";
 
 /// What the server serves.
 pub trait Site: Send + Sync + 'static {
@@ -123,6 +127,8 @@ struct Shared {
     conns: Mutex<HashMap<u64, TcpStream>>,
     next_id: AtomicU64,
     readers: body::Readers,
+    /// Large bodies on disk, waiting for their worker.
+    spools: spool::Spools,
     /// The worker pool's Unix socket.
     backend: PathBuf,
 }
@@ -226,6 +232,7 @@ pub fn start(
         conns: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(0),
         readers: body::Readers::new(readers + reserved, reserved),
+        spools: spool::Spools::default(),
         backend,
     });
     let mut running = Running {

@@ -1,8 +1,8 @@
 //! The worker pool: a fixed number of threads on tiny_http's `recv()`, each turning one request
 //! into our `Request`, calling the site's handler (a panic becomes the 500 page, not a dead
 //! worker) and writing its `Response` back through tiny_http. Requests come only from the
-//! connection guard over the private Unix socket, checked and with their whole body, so a
-//! worker never waits on a client.
+//! connection guard over the private Unix socket, checked and with their whole body (a large
+//! one as the file the guard received it into, `spool.rs`), so a worker never waits on a client.
 
 use std::io::{Cursor, Read};
 use std::net::{IpAddr, SocketAddr};
@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{reply, Shared, PEER_HEADER};
+use super::{reply, Shared, PEER_HEADER, SPOOL_HEADER};
 use crate::http::{Body, Method, Request, Response};
 
 /// How often an idle worker looks at the stop flag.
@@ -61,6 +61,8 @@ fn serve_one(mut rq: tiny_http::Request, shared: &Arc<Shared>) {
         let name = h.field.as_str().as_str().to_ascii_lowercase();
         if name == PEER_HEADER {
             peer = h.value.as_str().parse().ok();
+        } else if name == SPOOL_HEADER {
+            req.body_file = shared.spools.take(h.value.as_str()).map(Arc::new);
         } else {
             req.headers.push((name, h.value.as_str().to_string()));
         }
