@@ -180,3 +180,47 @@ fn reason_required_and_bad_scores_are_named_and_change_nothing() {
         .is_empty());
     assert!(s.app.store.notices().expect("notices").is_empty());
 }
+
+#[test]
+fn a_refused_correction_shows_the_form_again_with_what_was_typed() {
+    let (s, mut c) = server();
+    let r = correct(&mut c, ROW, "101", "阅卷登分错误，经任课教师核实", true);
+    assert_eq!(r.status, 400, "{}", r.body);
+    // The student page itself, the reason at the form, nothing typed lost.
+    assert!(r.body.contains("id=\"corrections\""), "{}", r.body);
+    assert!(
+        r.body.contains("role=\"alert\" id=\"correct-error\"") && r.body.contains("101"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains("value=\"阅卷登分错误，经任课教师核实\""),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("value=\"101\""), "{}", r.body);
+    assert!(
+        r.body
+            .contains(&format!("<option value=\"{ROW}\" selected>")),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains("name=\"notify\" value=\"1\" checked"),
+        "{}",
+        r.body
+    );
+    // A fresh token on the page: fixing the score and sending again works.
+    let t = Client::hidden(&r.body, "csrf_token");
+    let r = c.post_form(
+        "/admin/students/2024001/correct",
+        &[
+            ("csrf_token", t.as_str()),
+            ("row", ROW),
+            ("score", "61"),
+            ("reason", "阅卷登分错误，经任课教师核实"),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(score(&s, "MA1001"), "61");
+}

@@ -401,3 +401,21 @@ fn the_store_publishes_only_scheduled_releases_and_restores_removals() {
     assert_eq!(s.app.store.held_row_count(u64::MAX).expect("count"), 0);
     assert!(wxgrades::service::releases::withdraw(&s.app, u64::MAX, "test").is_err());
 }
+
+#[test]
+fn a_refused_publish_time_shows_the_preview_again_with_its_commit_form() {
+    let (s, mut c) = server();
+    let job = preview(&mut c, STAGED);
+    let r = commit(&mut c, &job, "明天早上");
+    assert_eq!(r.status, 400, "{}", r.body);
+    // The preview page, the reason in its alert, and the commit form still there.
+    assert!(r.body.contains("role=\"alert\""), "{}", r.body);
+    assert!(
+        r.body.contains("明天早上") && r.body.contains("格式"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("name=\"publish_at\""), "{}", r.body);
+    assert!(r.body.contains(&format!("{job}/commit")), "{}", r.body);
+    assert!(s.app.store.releases(10).expect("releases").is_empty());
+}

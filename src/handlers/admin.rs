@@ -72,7 +72,7 @@ fn dispatch(app: &App, req: &Request) -> (&'static str, Handled) {
         ["students"] if get => ("admin_students", Box::new(|a| students(app, &a, req))),
         ["students", id] if get => (
             "admin_student",
-            Box::new(|a| student(app, &a, &percent_decode(id))),
+            Box::new(|a| student(app, &a, &percent_decode(id), None)),
         ),
         ["students", id, "unbind"] if post => (
             "admin_unbind",
@@ -528,7 +528,14 @@ fn students(app: &App, admin: &Admin, req: &Request) -> Handled {
     )
 }
 
-fn student(app: &App, admin: &Admin, id: &str) -> Handled {
+/// The admin student page; with `retry`, a correction that was refused: its error shown at the
+/// form and what staff typed kept, status 400.
+pub(super) fn student(
+    app: &App,
+    admin: &Admin,
+    id: &str,
+    retry: Option<super::admin_corrections::Retry>,
+) -> Handled {
     let Some(overview::StudentRecord {
         info,
         rows,
@@ -554,7 +561,8 @@ fn student(app: &App, admin: &Admin, id: &str) -> Handled {
         })
         .collect();
     let t = transcript(&rows, &app.config.scale);
-    let corrections = super::admin_corrections::panel(app, id, &rows)?;
+    let status = if retry.is_some() { 400 } else { 200 };
+    let corrections = super::admin_corrections::panel(app, id, &rows, retry)?;
     let corrected = crate::service::corrections::corrected_rows(app, id)?;
     let terms: Vec<Value> = t
         .terms
@@ -580,7 +588,7 @@ fn student(app: &App, admin: &Admin, id: &str) -> Handled {
         .collect();
     page(
         app,
-        200,
+        status,
         "admin/student.html",
         Some(admin),
         "students",

@@ -7,6 +7,7 @@ use minijinja::{context, Value};
 use super::session::AdminPost;
 use super::Handled;
 use crate::app::App;
+use crate::error::AppError;
 use crate::grades::GradeRecord;
 use crate::http::form::percent_encode;
 use crate::http::{Request, Response};
@@ -14,12 +15,22 @@ use crate::service::admin::audit::{self, Action};
 use crate::service::admin::local_datetime;
 use crate::service::corrections::{self, CorrectionInput};
 
-/// What the admin student page shows of corrections: the form (one choice per grade row)
-/// and the history, newest first.
+/// A refused correction, shown again: why, and what was typed.
+pub struct Retry {
+    pub error: String,
+    pub row: String,
+    pub score: String,
+    pub reason: String,
+    pub notify: bool,
+}
+
+/// What the admin student page shows of corrections: the form (one choice per grade row;
+/// refilled after a refusal) and the history, newest first.
 pub fn panel(
     app: &App,
     student_id: &str,
     rows: &[GradeRecord],
+    retry: Option<Retry>,
 ) -> Result<Value, crate::error::AppError> {
     let choices: Vec<Value> = rows
         .iter()
@@ -52,6 +63,9 @@ pub fn panel(
         history => history,
         notices_enabled => crate::service::notices::enabled(&app.config),
         max_reason => corrections::MAX_REASON,
+        retry => retry.map(|r| context! {
+            error => r.error, row => r.row, score => r.score, reason => r.reason, notify => r.notify,
+        }),
     })
 }
 
@@ -67,7 +81,21 @@ pub fn correct(app: &App, req: &Request, post: &AdminPost, student_id: &str) -> 
         notify: form.get("notify") == Some("1"),
         by: &actor,
     };
-    let (c, changed) = corrections::correct(app, &app.notice_wake, &input)?;
+    let (c, changed) = match corrections::correct(app, &app.notice_wake, &input) {
+        Ok(done) => done,
+        // What staff typed is wrong: the page again, the error at the form, nothing lost.
+        Err(AppError::BadRequest(error)) => {
+            let retry = Retry {
+                error,
+                row: input.row.to_string(),
+                score: input.score.chars().take(64).collect(),
+                reason: input.reason.chars().take(corrections::MAX_REASON).collect(),
+                notify: input.notify,
+            };
+            return super::admin::student(app, post.admin(), student_id, Some(retry));
+        }
+        Err(e) => return Err(e),
+    };
     app.changed(changed);
     audit::note(
         app,

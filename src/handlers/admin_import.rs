@@ -397,12 +397,18 @@ fn destination(app: &App, post: &AdminPost) -> Result<Destination, AppError> {
 pub fn commit(app: &App, req: &Request, post: &AdminPost, id: &str) -> Handled {
     let form = post.form();
     let notify = form.get("notify") == Some("1");
-    let destination = destination(app, post)?;
     let pending = find_job(app, id)?;
+    // A 发布时间 that cannot be used: the preview again, the reason at its form.
+    let destination = match destination(app, post) {
+        Ok(d) => d,
+        Err(AppError::BadRequest(why)) => {
+            return job_page(app, post.admin(), &pending, Some((400, why)));
+        }
+        Err(e) => return Err(e),
+    };
     if destination != Destination::Live && pending.kind == ImportKind::Roster {
-        return Err(AppError::BadRequest(
-            "学生名册不能定时发布，只有成绩可以。".into(),
-        ));
+        let why = "学生名册不能定时发布，只有成绩可以。".to_string();
+        return job_page(app, post.admin(), &pending, Some((400, why)));
     }
     if let Some(p) = pending.plan() {
         if p.removed > 0
