@@ -72,16 +72,26 @@ fn rate(part: u64, whole: u64) -> Option<u64> {
     (whole > 0).then(|| (part * 10_000 + whole / 2) / whole)
 }
 
-/// Rows of a group while they are counted.
+/// Rows of a group while they are counted. Numeric scores (0..=10000 hundredths) are kept as
+/// `u16` for the median: two bytes a row.
 #[derive(Default)]
 struct Tally {
     figures: Figures,
     sum_squares: u128,
-    scores: Vec<u32>,
+    scores: Vec<u16>,
 }
 
 impl Tally {
+    /// Count `score` and keep it for the median.
     fn add(&mut self, score: &Score) {
+        self.count(score);
+        if let Score::Numeric(h) = *score {
+            self.scores.push(u16::try_from(h).unwrap_or(u16::MAX));
+        }
+    }
+
+    /// Count `score` without keeping it (its median comes from elsewhere, `finish_with`).
+    fn count(&mut self, score: &Score) {
         let f = &mut self.figures;
         f.count += 1;
         if let Score::Numeric(h) = *score {
@@ -89,7 +99,6 @@ impl Tally {
             f.numeric_sum += u64::from(h);
             f.histogram[bin(h)] += 1;
             self.sum_squares += u128::from(h) * u128::from(h);
-            self.scores.push(h);
         }
         if score.passed() {
             f.passed += 1;
@@ -108,7 +117,13 @@ impl Tally {
     }
 
     fn finish(mut self) -> Figures {
-        self.figures.median = median(&mut self.scores);
+        let mut scores = std::mem::take(&mut self.scores);
+        self.finish_with(&mut scores)
+    }
+
+    /// The figures, the median taken from `scores` (the numeric scores counted).
+    fn finish_with(mut self, scores: &mut [u16]) -> Figures {
+        self.figures.median = median(scores);
         self.figures.sd = population_sd(
             self.figures.numeric,
             self.figures.numeric_sum,
@@ -120,7 +135,7 @@ impl Tally {
 
 /// The median of `scores` (hundredths): the middle one, or the mean of the middle two rounded
 /// half up. Sorts `scores`.
-pub fn median(scores: &mut [u32]) -> Option<u64> {
+pub fn median(scores: &mut [u16]) -> Option<u64> {
     if scores.is_empty() {
         return None;
     }
@@ -262,7 +277,9 @@ pub fn compute(store: &Store) -> Result<GradeStats, StoreError> {
                 name: r.course_name.clone(),
                 ..Default::default()
             });
-        t.all.add(&r.score);
+        // Each score is kept once, in its class's tally (None: no class named); the course's
+        // median is taken from all of them when the course is finished.
+        t.all.count(&r.score);
         t.classes
             .entry(r.course.class_group.clone())
             .or_default()
@@ -271,6 +288,13 @@ pub fn compute(store: &Store) -> Result<GradeStats, StoreError> {
     let mut courses: Vec<CourseStat> = by_course
         .into_iter()
         .map(|((term, course_code), t)| {
+            let mut all_scores: Vec<u16> = t
+                .classes
+                .values()
+                .flat_map(|c| c.scores.iter().copied())
+                .collect();
+            let figures = t.all.finish_with(&mut all_scores);
+            drop(all_scores);
             let named = t.classes.keys().any(Option::is_some);
             let mut classes: Vec<ClassStat> = if named {
                 t.classes
@@ -289,7 +313,7 @@ pub fn compute(store: &Store) -> Result<GradeStats, StoreError> {
                 term,
                 course_code,
                 course_name: t.name,
-                figures: t.all.finish(),
+                figures,
                 classes,
                 unusual: None,
             }
@@ -311,10 +335,14 @@ pub fn compute(store: &Store) -> Result<GradeStats, StoreError> {
 
 /// Mark the courses whose pass rate is low, or far from the median of their term's courses.
 pub fn flag_unusual(courses: &mut [CourseStat]) {
-    let mut rates: HashMap<String, Vec<u32>> = HashMap::new();
+    // Basis points: at most 10,000.
+    let mut rates: HashMap<String, Vec<u16>> = HashMap::new();
     for c in courses.iter().filter(|c| c.decided >= MIN_DECIDED) {
         if let Some(p) = c.pass_basis_points() {
-            rates.entry(c.term.clone()).or_default().push(p as u32);
+            rates
+                .entry(c.term.clone())
+                .or_default()
+                .push(u16::try_from(p).unwrap_or(u16::MAX));
         }
     }
     let medians: HashMap<String, u64> = rates
