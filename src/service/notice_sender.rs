@@ -4,9 +4,10 @@
 //!
 //! How the two share the work ("the desk"):
 //! - The recorder claims notices in batches (`Store::notice_batch`, one write transaction): when
-//!   the sender asks for work, and ahead of time while it sends, as many as the sender will send
-//!   while one write transaction waits for redb's writer (measured; at most one second's worth
-//!   at the configured rate). With an idle writer that is none ahead: a notice is claimed just
+//!   the sender asks for work, and ahead of time while it sends: when one write transaction
+//!   (as measured, waiting for redb's writer included) takes longer than one send, twice the
+//!   sends that fit in it, at most two seconds' worth at the configured rate. With an idle
+//!   writer that is none ahead: a notice is claimed just
 //!   before its call, as before batching.
 //! - The sender takes the claimed notices in order, waits for its slot (one call per
 //!   1/rate s, never faster), calls WeChat and hands the outcome back.
@@ -363,18 +364,23 @@ fn take_work(desk: &Desk, cap: usize) -> Option<Work> {
 }
 
 /// How many notices to claim ahead so the sender does not run dry while one write transaction
-/// takes `latency`: the sends that fit in it, with half again as margin, at most `cap`.
+/// takes `latency`: none while a write is quicker than one send (the claim of the next notice
+/// then costs at most that write), else twice the sends that fit in it (writes behind sign-ins
+/// vary a lot), at most `cap`.
 fn ahead_for(latency: Duration, per_notice: Option<Duration>, cap: usize) -> usize {
     let Some(per) = per_notice.filter(|p| !p.is_zero()) else {
         return 0;
     };
-    let n = latency.as_nanos().saturating_mul(3) / per.as_nanos().saturating_mul(2);
+    if latency < per {
+        return 0;
+    }
+    let n = latency.as_nanos().saturating_mul(2) / per.as_nanos();
     usize::try_from(n).unwrap_or(usize::MAX).min(cap)
 }
 
 fn record_loop(ctx: &Ctx, desk: &Desk) {
-    // One second's worth at the configured rate (the config bounds the rate).
-    let cap = ctx.config.wechat.notice_rate_per_sec.max(1) as usize;
+    // Two seconds' worth at the configured rate (the config bounds the rate to 1,000/s).
+    let cap = 2 * ctx.config.wechat.notice_rate_per_sec.max(1) as usize;
     let once_template = ctx.config.wechat.notices.once_template_id.clone();
     let channel = match ctx.config.wechat.notices.channel {
         NoticeChannel::Once => BatchChannel::Once {
@@ -395,7 +401,7 @@ fn record_loop(ctx: &Ctx, desk: &Desk) {
         };
         let started = Instant::now();
         let result = ctx.store.notice_batch(&plan);
-        latency = started.elapsed().max(latency / 2);
+        latency = started.elapsed().max(latency * 3 / 4);
         let mut s = desk.lock();
         match result {
             Ok(done) => {
@@ -466,11 +472,13 @@ mod tests {
         let ms = Duration::from_millis;
         // Before any call: nothing ahead.
         assert_eq!(ahead_for(ms(500), None, 20), 0);
-        // A free writer (a few ms) against 100 ms calls: nothing ahead.
-        assert_eq!(ahead_for(ms(5), Some(ms(100)), 20), 0);
-        // A busy writer (300 ms) at 20/s: 9 ahead.
-        assert_eq!(ahead_for(ms(300), Some(ms(50)), 20), 9);
-        // Never more than one second's worth.
-        assert_eq!(ahead_for(ms(5000), Some(ms(50)), 20), 20);
+        // A free writer (a few ms) against 100 ms calls: nothing ahead; nor while a write is
+        // quicker than a call.
+        assert_eq!(ahead_for(ms(5), Some(ms(100)), 40), 0);
+        assert_eq!(ahead_for(ms(90), Some(ms(100)), 40), 0);
+        // A busy writer (300 ms) at 20/s: 12 ahead.
+        assert_eq!(ahead_for(ms(300), Some(ms(50)), 40), 12);
+        // Never more than the cap (two seconds' worth).
+        assert_eq!(ahead_for(ms(5000), Some(ms(50)), 40), 40);
     }
 }
