@@ -288,3 +288,66 @@ fn the_rate_is_kept_while_the_writer_is_busy() {
         metric(&s, WRITES)
     );
 }
+
+#[test]
+fn a_quota_errcode_pauses_the_sender_and_hands_its_batch_back() {
+    let s = TestServer::start("", "grades_template_id = \"TPL\"\nnotice_rate_per_sec = 20");
+    let busy = BusyWriter::start(&s.app, Duration::from_millis(300));
+    // The 10th call hits the daily quota (45009); the nine before are accepted.
+    let mut script = vec![0; 9];
+    script.push(45009);
+    s.fake.script(TEMPLATE_SEND, &script);
+    let n = 40;
+    s.app.store.enqueue_notices(&notices("Quota", n)).unwrap();
+    s.app.notice_wake.notify();
+    let quota_notice = || {
+        s.app
+            .store
+            .notices()
+            .unwrap()
+            .into_iter()
+            .find(|x| x.errcode == Some(45009))
+    };
+    wait_until("the quota recorded", Duration::from_secs(20), || {
+        quota_notice().is_some_and(|x| x.state == NoticeState::Pending)
+    });
+    wait_until("nothing left claimed", Duration::from_secs(5), || {
+        s.app
+            .store
+            .notices()
+            .unwrap()
+            .iter()
+            .all(|x| x.state != NoticeState::Sending)
+    });
+    assert!(metric(&s, RETURNED) >= 1, "no batch was in hand");
+    drop(busy);
+    let q = quota_notice().unwrap();
+    // Not counted as a failure; due again in an hour.
+    assert_eq!((q.attempts, q.failures), (1, 0));
+    assert!(q.due >= s.app.clock.now() + 3500);
+    // The notices handed back are pending, their claims not counted as tries.
+    let stored = s.app.store.notices().unwrap();
+    assert_eq!(
+        stored
+            .iter()
+            .filter(|x| x.state == NoticeState::Sent)
+            .count(),
+        9
+    );
+    for x in stored
+        .iter()
+        .filter(|x| x.state == NoticeState::Pending && x.id != q.id)
+    {
+        assert_eq!((x.attempts, x.in_doubt), (0, 0), "notice {}", x.id);
+    }
+    assert_eq!(s.fake.calls(TEMPLATE_SEND), 10, "the sender pauses");
+    // After the pause everything goes out; the quota notice is tried a second time.
+    s.app.clock.advance(3601);
+    s.app.notice_wake.notify();
+    wait_until("all sent after the pause", Duration::from_secs(30), || {
+        notice_counts(&s.app).unwrap() == (0, n as u64, 0)
+    });
+    assert_eq!(s.fake.calls(TEMPLATE_SEND), n + 1);
+    let q = s.app.store.notice(q.id).unwrap().unwrap();
+    assert_eq!((q.state, q.attempts), (NoticeState::Sent, 2));
+}
