@@ -36,8 +36,16 @@ impl Metrics {
     /// Count one event of a family: `oauth` + outcome, `wechat_error` + errcode, `import` +
     /// result, `notice` + result.
     pub fn event(&self, family: &'static str, label: impl Into<String>) {
+        self.add(family, label, 1);
+    }
+
+    /// Count `n` events of a family at once (`notice_sender` + `writes`, `claimed`,
+    /// `returned`: the grade-notice sender's write transactions and the notices they claimed
+    /// and handed back).
+    pub fn add(&self, family: &'static str, label: impl Into<String>, n: u64) {
         if let Ok(mut m) = self.events.lock() {
-            *m.entry((family, label.into())).or_default() += 1;
+            let c = m.entry((family, label.into())).or_default();
+            *c = c.saturating_add(n);
         }
     }
 
@@ -79,6 +87,7 @@ impl Metrics {
                     "wechat_error" => ("wxgrades_wechat_errors_total", "errcode"),
                     "import" => ("wxgrades_imports_total", "result"),
                     "notice" => ("wxgrades_notices_total", "result"),
+                    "notice_sender" => ("wxgrades_notice_sender_total", "what"),
                     "wx_message" => ("wxgrades_wx_messages_total", "kind"),
                     other => (other, "label"),
                 };

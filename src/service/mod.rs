@@ -11,6 +11,7 @@ pub mod locks;
 pub mod menu;
 pub mod messages;
 pub mod notice_channels;
+pub mod notice_sender;
 pub mod notices;
 pub mod notify_consent;
 pub mod oauth;

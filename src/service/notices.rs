@@ -1,15 +1,18 @@
 //! Grade notices: the background sender that works through the outbox
 //! (`store::notices`), the template message it sends, and what WeChat's answers mean for it.
 //!
-//! Delivery semantics. One sender thread sends one notice at a time, at most
-//! `wechat.notice_rate_per_sec`. Before each call the try is recorded durably (`Sending`);
-//! after it, the outcome. A crash (kill -9, power) between WeChat accepting a notice and our
-//! record leaves that one notice `Sending`: the next process sends it again — with the same
-//! `client_msg_id`, WeChat's de-duplication key for template messages (one message per openid
-//! and client_msg_id within 10 minutes), so a restart within 10 minutes delivers it once. After
-//! a longer outage the student may get that one notice twice: at most one duplicate per crash,
-//! never a lost notice. (The other choice, marking in-doubt notices failed, would lose notices
-//! silently; a second "grades are out" message is the smaller harm.)
+//! Delivery semantics. The sender (`service::notice_sender`) sends one notice at a time, at most
+//! `wechat.notice_rate_per_sec`, and does its writes in batches: one write transaction records
+//! the outcomes of the tries that ended and claims the next notices due (issue 12). Every
+//! notice is recorded durably as `Sending` before its call; its outcome is recorded after it,
+//! possibly together with the outcomes of the calls that followed. A crash (kill -9, power)
+//! between WeChat accepting notices and our record of them leaves those notices `Sending`: the
+//! next process sends each again — with the same `client_msg_id`, WeChat's de-duplication key
+//! for template messages (one message per openid and client_msg_id within 10 minutes), so a
+//! restart within 10 minutes delivers each once. After a longer outage those students may get
+//! their notice twice: at most one duplicate per notice per crash, never a lost notice. (The
+//! other choice, marking in-doubt notices failed, would lose notices silently; a second "grades
+//! are out" message is the smaller harm.)
 //!
 //! Channels (`[wechat] notices`): the same outbox feeds 模板消息, 一次性订阅消息 and 订阅通知
 //! (`service::notice_channels` builds each one's JSON). In the 一次性订阅 channel each try takes
@@ -18,24 +21,28 @@
 //! Neither subscription API takes a `client_msg_id`: after a crash mid-send, a 一次性订阅 notice
 //! is tried again with the consent it holds, and WeChat, which spent that consent on the first
 //! try, answers 43101 (failed, no duplicate); a 订阅通知 may arrive twice (at most once more
-//! per crash, as above).
+//! per notice and crash, as above — with batched records, every notice sent since the last
+//! record).
 //!
 //! Outcomes: accepted → sent (msgid kept for TEMPLATESENDJOBFINISH); 43004, 43101, 40003,
 //! 40037, 47003 → failed at once; 45009/45011 (quota) → the whole sender pauses (an hour / a
 //! minute) without counting against the notice; anything else (-1, timeouts, network, other
 //! errcodes) → retried with a growing delay, failed after [`MAX_FAILURES`].
+//!
+//! `TEMPLATESENDJOBFINISH` finds a notice by the msgid recorded with its outcome; an event that
+//! arrives before that record (under a busy writer, up to about a second after the call) is
+//! logged and not matched.
 
 use serde_json::{json, Map, Value};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::config::{Config, NoticeChannel};
 use crate::error::AppError;
+use crate::service::messages;
 use crate::service::Ctx;
-use crate::service::{messages, notice_channels, wxapi};
-use crate::store::consents::OnceClaim;
 use crate::store::notices::{Notice, NoticeCounts, TryOutcome};
 use crate::wechat::client::WxError;
 
@@ -45,8 +52,6 @@ pub const MAX_FAILURES: u32 = 8;
 pub const MAX_CUT_SHORT: u32 = 3;
 /// Errcodes that no retry can fix.
 const PERMANENT: [i64; 5] = [43004, 43101, 40003, 40037, 47003];
-/// How often an idle sender looks at the outbox.
-const IDLE_POLL: Duration = Duration::from_millis(250);
 pub const TEMPLATE_SEND: &str = "/cgi-bin/message/template/send";
 
 /// Wakes the sender when notices were written (the import calls [`wake`] after its commit).
@@ -63,7 +68,7 @@ impl Wake {
         self.cv.notify_all();
     }
 
-    fn wait(&self, timeout: Duration) {
+    pub(super) fn wait(&self, timeout: Duration) {
         let mut f = self.flag.lock().unwrap_or_else(|p| p.into_inner());
         if !*f {
             f = self
@@ -124,7 +129,7 @@ pub fn spawn_sender(
 ) -> Option<JoinHandle<()>> {
     let spawned = std::thread::Builder::new()
         .name("notice-sender".into())
-        .spawn(move || run_sender(&ctx, &wake, &stop));
+        .spawn(move || super::notice_sender::run(&ctx, &wake, &stop));
     match spawned {
         Ok(h) => Some(h),
         Err(e) => {
@@ -134,136 +139,12 @@ pub fn spawn_sender(
     }
 }
 
-/// What the sender does next after one step.
-enum Step {
-    /// Nothing due.
-    Idle,
-    /// One notice handled.
+/// What the sender does after one try.
+pub(super) enum Step {
+    /// Go on with the next notice.
     Sent,
-    /// One notice skipped without a call to WeChat (no pause needed).
-    Skipped,
     /// Stop sending until this (ctx clock) time.
     PauseUntil(i64),
-}
-
-fn run_sender(ctx: &Ctx, wake: &Wake, stop: &AtomicBool) {
-    let rate = ctx.config.wechat.notice_rate_per_sec.max(1);
-    let gap = Duration::from_secs_f64(1.0 / f64::from(rate));
-    let mut paused_until = 0i64;
-    let mut told_disabled = false;
-    while !stop.load(Ordering::SeqCst) {
-        if !enabled(&ctx.config) {
-            if !told_disabled {
-                if let Ok(c) = ctx.store.notice_counts() {
-                    if c.pending > 0 {
-                        let key =
-                            notice_channels::template_id_key(ctx.config.wechat.notices.channel);
-                        log::warn!(
-                            "{} grade notices wait, but {key} is empty: set it to send them",
-                            c.pending
-                        );
-                    }
-                }
-                told_disabled = true;
-            }
-            wake.wait(Duration::from_secs(1));
-            continue;
-        }
-        if ctx.clock.now() < paused_until {
-            wake.wait(IDLE_POLL);
-            continue;
-        }
-        match step(ctx) {
-            Ok(Step::Idle) => wake.wait(IDLE_POLL),
-            Ok(Step::Skipped) => {}
-            Ok(Step::Sent) => std::thread::sleep(gap),
-            Ok(Step::PauseUntil(t)) => paused_until = t,
-            Err(e) => {
-                log::error!("notice sender: {e}");
-                wake.wait(Duration::from_secs(2));
-            }
-        }
-    }
-}
-
-/// Send the notice due first, if any.
-fn step(ctx: &Ctx) -> Result<Step, AppError> {
-    let now = ctx.clock.now();
-    let Some(due) = ctx.store.next_due_notice(now)? else {
-        return Ok(Step::Idle);
-    };
-    let channel = ctx.config.wechat.notices.channel;
-    let n = if channel == NoticeChannel::Once {
-        let template = &ctx.config.wechat.notices.once_template_id;
-        match ctx.store.claim_notice_once(due.id, now, template)? {
-            OnceClaim::Claimed(n) => *n,
-            OnceClaim::NoConsent => {
-                log::info!(
-                    "notice {} to student {}: no 一次性订阅 consent, not sent",
-                    due.id,
-                    due.student_id
-                );
-                ctx.metrics.event("notice", "skipped");
-                return Ok(Step::Skipped);
-            }
-            OnceClaim::Gone => return Ok(Step::Sent),
-        }
-    } else {
-        let Some(n) = ctx.store.claim_notice(due.id, now)? else {
-            return Ok(Step::Sent);
-        };
-        n
-    };
-    let finish = |id: u64, outcome: &TryOutcome, at: i64| {
-        if channel == NoticeChannel::Once {
-            ctx.store.finish_notice_once(id, outcome, at)
-        } else {
-            ctx.store.finish_notice(id, outcome, at)
-        }
-    };
-    if n.in_doubt >= MAX_CUT_SHORT {
-        // The process died during this notice's send again and again: do not let one notice
-        // keep a crash loop going.
-        let error = format!("{} tries were cut short by restarts; given up", n.in_doubt);
-        log::error!("notice {}: {error}", n.id);
-        finish(
-            n.id,
-            &TryOutcome::Failed {
-                errcode: None,
-                error,
-            },
-            now,
-        )?;
-        ctx.metrics.event("notice", "failed");
-        return Ok(Step::Sent);
-    }
-    if n.in_doubt > due.in_doubt {
-        log::warn!(
-            "notice {}: an earlier try was cut short (restart); sending again with the same client_msg_id",
-            n.id
-        );
-    }
-    let body = notice_channels::payload(ctx, &n);
-    let result = wxapi::post(ctx, notice_channels::endpoint(channel), &body);
-    let now = ctx.clock.now();
-    let (outcome, step) = classify(&n, result, now);
-    match &outcome {
-        TryOutcome::Sent { .. } => ctx.metrics.event("notice", "sent"),
-        TryOutcome::Failed { error, .. } => {
-            log::warn!(
-                "notice {} to student {} failed: {error}",
-                n.id,
-                n.student_id
-            );
-            ctx.metrics.event("notice", "failed");
-        }
-        TryOutcome::Retry { error, due, .. } => {
-            log::warn!("notice {}: {error}; trying again in {} s", n.id, due - now);
-            ctx.metrics.event("notice", "retry");
-        }
-    }
-    finish(n.id, &outcome, now)?;
-    Ok(step)
 }
 
 /// Seconds to wait after the `failures`-th transient failure.
@@ -272,7 +153,9 @@ fn backoff(failures: u32) -> i64 {
     (15i64 << (f - 1)).min(1800)
 }
 
-fn classify(n: &Notice, result: Result<Value, WxError>, now: i64) -> (TryOutcome, Step) {
+/// What WeChat's answer to notice `n`'s try means: the outcome to record and what the sender
+/// does next.
+pub(super) fn classify(n: &Notice, result: Result<Value, WxError>, now: i64) -> (TryOutcome, Step) {
     match result {
         Ok(v) => {
             let msg_id = v

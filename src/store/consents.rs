@@ -92,51 +92,76 @@ impl Store {
     /// when there is none.
     pub fn claim_notice_once(&self, id: u64, now: i64, template_id: &str) -> Result<OnceClaim> {
         let tx = self.db().begin_write()?;
-        let Some(mut n) = notices::get_notice(&tx, id)? else {
-            return Ok(OnceClaim::Gone);
-        };
-        if !matches!(n.state, NoticeState::Pending | NoticeState::Sending) {
-            return Ok(OnceClaim::Gone);
+        let claim = claim_once_in(&tx, id, now, template_id)?;
+        if claim != OnceClaim::Gone {
+            tx.commit()?;
         }
-        if n.consent.is_none() {
-            match get(&tx, &n.openid)? {
-                Some(c) if c.template_id == template_id => {
-                    tx.open_table(NOTICE_CONSENTS)?.remove(n.openid.as_str())?;
-                    n.consent = Some(c);
-                }
-                _ => {
-                    tx.open_table(NOTICE_DUE)?.remove((n.due, n.id))?;
-                    n.state = NoticeState::Skipped;
-                    n.error = Some("no 一次性订阅 consent from the student".into());
-                    notices::put_notice(&tx, &n)?;
-                    notices::bump(&tx, "pending", -1)?;
-                    notices::bump(&tx, "skipped", 1)?;
-                    tx.commit()?;
-                    return Ok(OnceClaim::NoConsent);
-                }
-            }
-        }
-        notices::start_try(&mut n, now);
-        notices::put_notice(&tx, &n)?;
-        tx.commit()?;
-        Ok(OnceClaim::Claimed(Box::new(n)))
+        Ok(claim)
     }
 
     /// [`Store::finish_notice`] for the 一次性订阅 channel: a notice that failed for another
     /// reason than the student's refusal gives its consent back (unless a newer one stands).
     pub fn finish_notice_once(&self, id: u64, outcome: &TryOutcome, now: i64) -> Result<()> {
         let tx = self.db().begin_write()?;
-        let Some(n) = notices::finish_in(&tx, id, outcome, now)? else {
-            return Ok(());
-        };
-        if let (TryOutcome::Failed { errcode, .. }, Some(c)) = (outcome, &n.consent) {
-            if *errcode != Some(REFUSED) && get(&tx, &n.openid)?.is_none() {
-                put(&tx, &n.openid, c)?;
-            }
+        if finish_once_in(&tx, id, outcome, now)? {
+            tx.commit()?;
         }
-        tx.commit()?;
         Ok(())
     }
+}
+
+/// [`Store::claim_notice_once`] inside the caller's write transaction.
+pub(super) fn claim_once_in(
+    tx: &WriteTransaction,
+    id: u64,
+    now: i64,
+    template_id: &str,
+) -> Result<OnceClaim> {
+    let Some(mut n) = notices::get_notice(tx, id)? else {
+        return Ok(OnceClaim::Gone);
+    };
+    if !matches!(n.state, NoticeState::Pending | NoticeState::Sending) {
+        return Ok(OnceClaim::Gone);
+    }
+    if n.consent.is_none() {
+        match get(tx, &n.openid)? {
+            Some(c) if c.template_id == template_id => {
+                tx.open_table(NOTICE_CONSENTS)?.remove(n.openid.as_str())?;
+                n.consent = Some(c);
+            }
+            _ => {
+                tx.open_table(NOTICE_DUE)?.remove((n.due, n.id))?;
+                n.state = NoticeState::Skipped;
+                n.error = Some("no 一次性订阅 consent from the student".into());
+                notices::put_notice(tx, &n)?;
+                notices::bump(tx, "pending", -1)?;
+                notices::bump(tx, "skipped", 1)?;
+                return Ok(OnceClaim::NoConsent);
+            }
+        }
+    }
+    notices::start_try(&mut n, now);
+    notices::put_notice(tx, &n)?;
+    Ok(OnceClaim::Claimed(Box::new(n)))
+}
+
+/// [`Store::finish_notice_once`] inside the caller's write transaction. False when notice `id`
+/// was not being tried (nothing written).
+pub(super) fn finish_once_in(
+    tx: &WriteTransaction,
+    id: u64,
+    outcome: &TryOutcome,
+    now: i64,
+) -> Result<bool> {
+    let Some(n) = notices::finish_in(tx, id, outcome, now)? else {
+        return Ok(false);
+    };
+    if let (TryOutcome::Failed { errcode, .. }, Some(c)) = (outcome, &n.consent) {
+        if *errcode != Some(REFUSED) && get(tx, &n.openid)?.is_none() {
+            put(tx, &n.openid, c)?;
+        }
+    }
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod backup;
 pub mod consents;
 pub mod corrections;
 pub mod grades;
+pub mod notice_batch;
 pub mod notices;
 pub mod presets;
 pub mod privacy;

@@ -3,10 +3,12 @@
 //! WeChat msgid of every accepted notice (for `TEMPLATESENDJOBFINISH`), and counters for the
 //! dashboard.
 //!
-//! States: `Pending` (due at `due`) → `Sending` (a try is under way; recorded durably *before*
-//! the call) → `Sent` | `Failed`, or back to `Pending` with a later `due` after a transient
-//! failure. A notice found in `Sending` by a new process was cut short by a crash: the sender
-//! tries it again (see `service::notices` for why that delivers once). In the 一次性订阅 channel a
+//! States: `Pending` (due at `due`) → `Sending` (claimed for a try; recorded durably *before*
+//! the call, possibly in a batch with other notices, see `store::notice_batch`) → `Sent` |
+//! `Failed`, or back to `Pending` with a later `due` after a transient failure (or, unsent, when
+//! the sender stops or pauses). A notice found in `Sending` by a new process was cut short by a
+//! crash — or claimed and not yet sent: the sender tries it again (see `service::notices` for
+//! why that delivers once). In the 一次性订阅 channel a
 //! notice whose student gave no consent ends `Skipped` (counted, not failed); see
 //! `store::consents`.
 
@@ -61,7 +63,8 @@ pub struct Notice {
     pub attempts: u32,
     /// Transient failures so far (the sender gives up after a bound).
     pub failures: u32,
-    /// Tries whose outcome a crash hid (each was tried again).
+    /// Claims a crash cut short, so a try's outcome was hidden (each was tried again). A notice
+    /// claimed in a batch and not yet sent at the crash counts too: the claim cannot tell.
     pub in_doubt: u32,
     pub last_attempt: Option<i64>,
     pub errcode: Option<i64>,
