@@ -186,13 +186,7 @@ fn bench_grades_page() {
     let cfg = config(&dir, port, "http://127.0.0.1:9");
     let server = serve(&cfg, port, &dir.join("server.log"));
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
-    let requests: Vec<Vec<u8>> = sessions
-        .iter()
-        .map(|s| {
-            format!("GET /grades HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept-Encoding: gzip, deflate\r\nCookie: wxg_sid={s}\r\n\r\n")
-                .into_bytes()
-        })
-        .collect();
+    let requests = grades_requests(&sessions);
     let (rss0, _) = memory_mb(server.0.id());
     // Every student's page once (the first view renders; later views are served from cache).
     let cold = load::run(addr, 8, Duration::from_secs(2), 200, |c, n| {
@@ -232,6 +226,17 @@ fn bench_logins_with_slow_wechat() {
         total as f64 / secs
     );
     assert!(total > 0);
+}
+
+/// One `GET /grades` (gzip, as WeChat asks) per signed-in student.
+fn grades_requests(sessions: &[String]) -> Vec<Vec<u8>> {
+    sessions
+        .iter()
+        .map(|s| {
+            format!("GET /grades HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept-Encoding: gzip, deflate\r\nCookie: wxg_sid={s}\r\n\r\n")
+                .into_bytes()
+        })
+        .collect()
 }
 
 /// `clients` threads each signing new students in through OAuth (start, the code WeChat
@@ -291,13 +296,7 @@ fn bench_pages_while_logins() {
     let (idle, _) = memory_mb(pid);
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
     let url = format!("http://127.0.0.1:{port}");
-    let requests: Vec<Vec<u8>> = sessions
-        .iter()
-        .map(|s| {
-            format!("GET /grades HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept-Encoding: gzip, deflate\r\nCookie: wxg_sid={s}\r\n\r\n")
-                .into_bytes()
-        })
-        .collect();
+    let requests = grades_requests(&sessions);
     let done = std::sync::atomic::AtomicBool::new(false);
     let deadline = Instant::now() + Duration::from_secs(10);
     let started = Instant::now();

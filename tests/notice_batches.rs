@@ -11,31 +11,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::{FakeWeChat, TestServer, APP_ID, APP_SECRET};
+use support::{metric, wait_until, FakeWeChat, TestServer, APP_ID, APP_SECRET};
 use wxgrades::app::App;
 use wxgrades::service::notices::{notice_counts, TEMPLATE_SEND};
 use wxgrades::store::notice_batch::{BatchChannel, BatchPlan};
 use wxgrades::store::notices::{NewNotice, NoticeState};
 use wxgrades::store::Store;
-
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn metric(s: &TestServer, line_start: &str) -> u64 {
-    s.app
-        .metrics
-        .render()
-        .lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
 
 const WRITES: &str = "wxgrades_notice_sender_total{what=\"writes\"}";
 const CLAIMED: &str = "wxgrades_notice_sender_total{what=\"claimed\"}";

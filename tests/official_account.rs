@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::{Resp, TestServer, APP_ID, APP_SECRET};
+use support::{metric, wait_until, Resp, TestServer, APP_ID, APP_SECRET};
 use wxgrades::service::import::jobs::JobState;
 use wxgrades::service::import::plan::ImportKind;
 use wxgrades::service::notices::{notice_counts, TEMPLATE_SEND};
@@ -83,25 +83,6 @@ fn safe_post_raw(encrypted: &str, nonce: &str) -> (String, String) {
         ),
         message::envelope(ACCOUNT, encrypted),
     )
-}
-
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn metric(s: &TestServer, line_start: &str) -> u64 {
-    s.app
-        .metrics
-        .render()
-        .lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -65,28 +65,48 @@ fn grades_in(s: &TestServer, sid: &str, term: &str) -> usize {
         .count()
 }
 
-/// POST the body chunked (7 KiB chunks) over a raw socket with the client's cookies; the
-/// answer's head.
-fn post_chunked(s: &TestServer, c: &Client, content_type: &str, body: &[u8]) -> String {
+/// POST `/admin/import` over a raw socket with the client's cookies and `extra` header lines,
+/// the body sent with a length or chunked (7 KiB chunks); the whole answer.
+fn post_raw_socket(s: &TestServer, c: &Client, extra: &str, body: &[u8], chunked: bool) -> String {
     let mut sock = TcpStream::connect(s.url.trim_start_matches("http://")).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
     let cookies: Vec<String> = c.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let framing = if chunked {
+        "Transfer-Encoding: chunked".to_string()
+    } else {
+        format!("Content-Length: {}", body.len())
+    };
     let head = format!(
-        "POST /admin/import HTTP/1.1\r\nHost: test\r\nCookie: {}\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        "POST /admin/import HTTP/1.1\r\nHost: test\r\nCookie: {}\r\n{extra}{framing}\r\nConnection: close\r\n\r\n",
         cookies.join("; ")
     );
     sock.write_all(head.as_bytes()).unwrap();
-    for chunk in body.chunks(7 * 1024) {
-        sock.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
-            .unwrap();
-        sock.write_all(chunk).unwrap();
-        sock.write_all(b"\r\n").unwrap();
+    if chunked {
+        for chunk in body.chunks(7 * 1024) {
+            sock.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                .unwrap();
+            sock.write_all(chunk).unwrap();
+            sock.write_all(b"\r\n").unwrap();
+        }
+        sock.write_all(b"0\r\n\r\n").unwrap();
+    } else {
+        sock.write_all(body).unwrap();
     }
-    sock.write_all(b"0\r\n\r\n").unwrap();
     let mut answer = String::new();
     let _ = sock.read_to_string(&mut answer);
     answer
+}
+
+/// The job page an upload's 303 answer points to.
+fn job_of(answer: &str) -> String {
+    assert!(answer.starts_with("HTTP/1.1 303"), "{answer}");
+    answer
+        .lines()
+        .find_map(|l| l.strip_prefix("Location: "))
+        .expect("a Location")
+        .trim()
+        .to_string()
 }
 
 #[test]
@@ -120,14 +140,8 @@ fn a_large_upload_sent_chunked_is_received_to_disk_and_imported_whole() {
         &[("csrf_token", &t), ("kind", "grades")],
         Some(("成绩.csv", &large_grades("2025-2026-2"))),
     );
-    let answer = post_chunked(&s, &c, &ct, &body);
-    assert!(answer.starts_with("HTTP/1.1 303"), "{answer}");
-    let job = answer
-        .lines()
-        .find_map(|l| l.strip_prefix("Location: "))
-        .expect("a Location")
-        .trim()
-        .to_string();
+    let extra = format!("Content-Type: {ct}\r\n");
+    let job = job_of(&post_raw_socket(&s, &c, &extra, &body, true));
     let preview = wait_while_busy(&mut c, &job);
     assert!(preview.body.contains("8,000"), "{}", preview.body);
     commit(&mut c, &job);
@@ -146,26 +160,8 @@ fn a_client_cannot_name_a_received_body() {
     // The server's own hand-over header, sent by a client: dropped; the body sent is the one
     // imported.
     for forged in ["0123456789abcdef0123456789abcdef", "../../etc/passwd", ""] {
-        let mut sock = TcpStream::connect(s.url.trim_start_matches("http://")).unwrap();
-        sock.set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        let cookies: Vec<String> = c.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let head = format!(
-            "POST /admin/import HTTP/1.1\r\nHost: test\r\nCookie: {}\r\nContent-Type: {ct}\r\nX-Wxgrades-Spooled-Body: {forged}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            cookies.join("; "),
-            body.len()
-        );
-        sock.write_all(head.as_bytes()).unwrap();
-        sock.write_all(&body).unwrap();
-        let mut answer = String::new();
-        let _ = sock.read_to_string(&mut answer);
-        assert!(answer.starts_with("HTTP/1.1 303"), "{forged}: {answer}");
-        let job = answer
-            .lines()
-            .find_map(|l| l.strip_prefix("Location: "))
-            .expect("a Location")
-            .trim()
-            .to_string();
+        let extra = format!("Content-Type: {ct}\r\nX-Wxgrades-Spooled-Body: {forged}\r\n");
+        let job = job_of(&post_raw_socket(&s, &c, &extra, &body, false));
         let preview = wait_while_busy(&mut c, &job);
         assert!(
             preview.body.contains("g.csv") && preview.body.contains("高等数学"),
@@ -174,17 +170,10 @@ fn a_client_cannot_name_a_received_body() {
         );
     }
     // And the same header with an empty body names nothing either: no form, refused.
-    let mut sock = TcpStream::connect(s.url.trim_start_matches("http://")).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let cookies: Vec<String> = c.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let head = format!(
-        "POST /admin/import HTTP/1.1\r\nHost: test\r\nCookie: {}\r\nContent-Type: {ct}\r\nX-Wxgrades-Spooled-Body: 0123456789abcdef0123456789abcdef\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-        cookies.join("; ")
+    let extra = format!(
+        "Content-Type: {ct}\r\nX-Wxgrades-Spooled-Body: 0123456789abcdef0123456789abcdef\r\n"
     );
-    sock.write_all(head.as_bytes()).unwrap();
-    let mut answer = String::new();
-    let _ = sock.read_to_string(&mut answer);
+    let answer = post_raw_socket(&s, &c, &extra, b"", false);
     assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
     assert_eq!(grades_in(&s, "2024001", "2025-2026-1"), 0);
 }

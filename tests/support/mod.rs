@@ -433,3 +433,24 @@ pub fn demo_sign_in_and_bind(b: &browser::Browser, url: &str, screenshots: bool)
     b.find("form button[type=submit]").click();
     b.wait_for_url("/grades", t);
 }
+
+/// Wait (polling every 20 ms) until `f` holds, at most `timeout`; fails naming `what`.
+pub fn wait_until(what: &str, timeout: std::time::Duration, mut f: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The value of the first `/metrics` line of `s` that starts with `line_start` (0 if none).
+pub fn metric(s: &TestServer, line_start: &str) -> u64 {
+    s.app
+        .metrics
+        .render()
+        .lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
