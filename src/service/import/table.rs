@@ -19,6 +19,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
+mod sheet_cells;
 mod xlsx;
 mod xlsx_limits;
 use xlsx::{without_panic, SheetSource};
@@ -223,7 +224,7 @@ pub struct TableReader<'a> {
 
 enum Source<'a> {
     Csv(CsvSource<'a>),
-    Sheet(SheetSource),
+    Sheet(SheetSource<'a>),
     Rows(RowsSource),
 }
 
@@ -504,7 +505,7 @@ impl Source<'_> {
     fn advance(&mut self) -> Result<Option<usize>, TableError> {
         match self {
             Source::Csv(c) => c.advance(),
-            Source::Sheet(s) => Ok(s.advance()),
+            Source::Sheet(s) => without_panic(|| s.advance()),
             Source::Rows(r) => {
                 if r.next >= r.rows.len() {
                     return Ok(None);
@@ -524,7 +525,7 @@ impl Source<'_> {
                 c.line = 1;
                 c.row = 0;
             }
-            Source::Sheet(s) => s.rewind(),
+            Source::Sheet(s) => without_panic(|| s.rewind())?,
             Source::Rows(r) => r.next = 0,
         }
         while let Some(at) = self.advance()? {
@@ -564,6 +565,10 @@ impl Source<'_> {
     }
 
     fn is_blank(&self) -> bool {
+        if let Source::Sheet(s) = self {
+            // Known while the row was read: a wide sheet's row is not scanned again.
+            return s.blank;
+        }
         self.cells().is_blank(self.len())
     }
 }
