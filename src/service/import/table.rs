@@ -20,6 +20,8 @@ use std::borrow::Cow;
 use std::fmt;
 
 mod sheet_cells;
+#[cfg(test)]
+mod sheet_tests;
 mod xlsx;
 mod xlsx_limits;
 use xlsx::{without_panic, SheetSource};
@@ -1094,8 +1096,6 @@ pub(crate) mod tests {
     /// Builds a minimal XLSX in memory: shared strings, an inline string, integers, a decimal,
     /// a text cell with leading zeros, a zero-padded number format, a date, blank rows.
     pub(crate) fn xlsx_bytes(rows: &[(u32, Vec<XCell>)]) -> Vec<u8> {
-        use std::io::Write;
-        use zip::write::SimpleFileOptions;
         let mut shared: Vec<String> = Vec::new();
         let mut sheet = String::from(
             r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>"#,
@@ -1138,6 +1138,14 @@ pub(crate) mod tests {
             sst.push_str(&format!("<si><t>{s}</t></si>"));
         }
         sst.push_str("</sst>");
+        xlsx_package(sheet, sst)
+    }
+
+    /// The package around a worksheet (`sheet1.xml`, the second of two sheets; the first is
+    /// hidden) and its shared strings: styles 1 (a date) and 2 (`0000000`).
+    pub(crate) fn xlsx_package(sheet: String, sst: String) -> Vec<u8> {
+        use std::io::Write;
+        use zip::write::SimpleFileOptions;
         let parts: [(&str, String); 7] = [
             ("[Content_Types].xml", r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/><Override PartName="/xl/worksheets/sheet2.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/><Override PartName="/xl/sharedStrings.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/><Override PartName="/xl/styles.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/></Types>"#.to_string()),
             ("_rels/.rels", r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#.to_string()),

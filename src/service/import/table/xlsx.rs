@@ -252,11 +252,10 @@ impl StreamedRows<'_> {
         self.last_row = Some(row.0);
         let mut at = row;
         loop {
-            let Some(i) = at
-                .1
-                .checked_sub(first_col)
-                .map(|i| i as usize)
-                .filter(|&i| i < cells.len())
+            let Some(i) =
+                at.1.checked_sub(first_col)
+                    .map(|i| i as usize)
+                    .filter(|&i| i < cells.len())
             else {
                 return Err(TableError::at(
                     at.0 as usize + 1,
@@ -321,9 +320,8 @@ fn sheet_extent(cells: &mut SheetCells<'_>) -> Result<Option<SheetExtent>, Table
     let mut extent: Option<SheetExtent> = None;
     let mut last_row: Option<u32> = None;
     loop {
-        let read = cells.next(|cell| {
-            (!matches!(cell.value, DataRef::Empty)).then_some((cell.row, cell.col))
-        });
+        let read = cells
+            .next(|cell| (!matches!(cell.value, DataRef::Empty)).then_some((cell.row, cell.col)));
         let (row, col) = match read.map_err(xlsx_error)? {
             None => return Ok(extent),
             Some(None) => continue,
@@ -360,7 +358,7 @@ fn out_of_order(row: u32, after: u32) -> TableError {
 }
 
 /// A cell of an .xls grid in the form the XLSX reader yields.
-fn data_ref(data: &Data) -> DataRef<'_> {
+pub(super) fn data_ref(data: &Data) -> DataRef<'_> {
     match data {
         Data::Int(i) => DataRef::Int(*i),
         Data::Float(f) => DataRef::Float(*f),
@@ -375,7 +373,7 @@ fn data_ref(data: &Data) -> DataRef<'_> {
 }
 
 /// Width of an all-zeros number format such as `000000` (used for zero-padded IDs), else 0.
-fn zero_pad_width(format_code: &str) -> usize {
+pub(super) fn zero_pad_width(format_code: &str) -> usize {
     let code = format_code.trim_matches('"');
     if code.len() > 1 && code.bytes().all(|b| b == b'0') {
         code.len()
@@ -386,7 +384,7 @@ fn zero_pad_width(format_code: &str) -> usize {
 
 /// Writes one cell as the text a user sees: integers without ".0", other numbers to Excel's 15
 /// significant digits (so 0.1+0.2 shows as 0.3), dates as `YYYY-MM-DD[ HH:MM:SS]`.
-fn write_cell(out: &mut String, data: &DataRef<'_>, pad: usize) {
+pub(super) fn write_cell(out: &mut String, data: &DataRef<'_>, pad: usize) {
     use std::fmt::Write as _;
     match data {
         DataRef::Empty => {}
