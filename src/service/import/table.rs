@@ -1,11 +1,11 @@
-//! Uploaded file bytes → a table of trimmed text cells with the row numbers a user sees in
-//! Excel. The container comes from the content (`sniff`): XLSX is checked against
-//! [`XlsxLimits`] (`xlsx_limits`) and old binary .xls is read too, both through calamine (first
-//! visible worksheet, `xlsx`); an HTML table (a registrar's ".xls") is read by `sniff`; anything
-//! else is CSV whose text encoding is detected (UTF-8 with or without BOM, UTF-16 with BOM, else
-//! GB18030/GBK) and whose delimiter is sniffed (comma, tab or semicolon). The header row is the
-//! first of the first rows that names the student ID (`layout`), so title rows above it are
-//! skipped.
+//! Uploaded file bytes → a table of trimmed text cells with the row numbers a user sees in Excel.
+//! The container comes from the content (`sniff`): XLSX is checked against [`XlsxLimits`]
+//! (`xlsx_limits`) and old binary .xls is read too, both through calamine (first visible worksheet,
+//! `xlsx`; an XLSX cell by cell, one row in memory, through `sheet_cells`); an HTML table (a
+//! registrar's ".xls") is read by `sniff`; anything else is CSV whose text encoding is detected
+//! (UTF-8 with or without BOM, UTF-16 with BOM, else GB18030/GBK) and whose delimiter is sniffed
+//! (comma, tab or semicolon). The header row is the first of the first rows that names the student
+//! ID (`layout`), so title rows above it are skipped.
 //!
 //! The CSV reader is our own small RFC 4180 parser: it reports an unterminated quote with the
 //! line it opened on (the `csv` crate silently reads such a field to the end of the file), counts

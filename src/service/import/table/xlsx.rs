@@ -2,6 +2,18 @@
 //! `xlsx_limits` has checked the package) or of an old binary .xls, read through calamine; each
 //! cell printed as Excel shows it (numbers without float noise, dates as dates, zero-padded
 //! number formats kept), and any panic inside calamine turned into an import error.
+//!
+//! An XLSX sheet is read cell by cell (`sheet_cells`, calamine's streaming cell reader): memory
+//! holds one row, plus the shared strings and styles calamine keeps for the workbook, however
+//! many rows the sheet has. A first pass over the cells finds the used range's columns (a row's
+//! cell 0 is the range's first column, as calamine's grid had it, so it must be known before the
+//! first row) and refuses a sheet whose rows are out of order, before any row is handed out;
+//! cells out of order within their row are placed by their column. Rows come with their number
+//! as Excel shows it; a row's blankness is known as it is read, so a wide sheet is not scanned
+//! again per row. The table reader wraps each row's read in [`without_panic`].
+//!
+//! An old binary .xls has no cell-by-cell reader in calamine and is still read whole as a grid:
+//! such a sheet holds at most 65,536 rows.
 
 use std::io::Cursor;
 
