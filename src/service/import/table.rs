@@ -1,11 +1,11 @@
-//! Uploaded file bytes → a table of trimmed text cells with the row numbers a user sees in
-//! Excel. The container comes from the content (`sniff`): XLSX is checked against
-//! [`XlsxLimits`] (`xlsx_limits`) and old binary .xls is read too, both through calamine (first
-//! visible worksheet, `xlsx`); an HTML table (a registrar's ".xls") is read by `sniff`; anything
-//! else is CSV whose text encoding is detected (UTF-8 with or without BOM, UTF-16 with BOM, else
-//! GB18030/GBK) and whose delimiter is sniffed (comma, tab or semicolon). The header row is the
-//! first of the first rows that names the student ID (`layout`), so title rows above it are
-//! skipped.
+//! Uploaded file bytes → a table of trimmed text cells with the row numbers a user sees in Excel.
+//! The container comes from the content (`sniff`): XLSX is checked against [`XlsxLimits`]
+//! (`xlsx_limits`) and old binary .xls is read too, both through calamine (first visible worksheet,
+//! `xlsx`; an XLSX cell by cell, one row in memory, through `sheet_cells`); an HTML table (a
+//! registrar's ".xls") is read by `sniff`; anything else is CSV whose text encoding is detected
+//! (UTF-8 with or without BOM, UTF-16 with BOM, else GB18030/GBK) and whose delimiter is sniffed
+//! (comma, tab or semicolon). The header row is the first of the first rows that names the student
+//! ID (`layout`), so title rows above it are skipped.
 //!
 //! The CSV reader is our own small RFC 4180 parser: it reports an unterminated quote with the
 //! line it opened on (the `csv` crate silently reads such a field to the end of the file), counts
@@ -19,6 +19,9 @@
 use std::borrow::Cow;
 use std::fmt;
 
+mod sheet_cells;
+#[cfg(test)]
+mod sheet_tests;
 mod xlsx;
 mod xlsx_limits;
 use xlsx::{without_panic, SheetSource};
@@ -223,7 +226,7 @@ pub struct TableReader<'a> {
 
 enum Source<'a> {
     Csv(CsvSource<'a>),
-    Sheet(SheetSource),
+    Sheet(SheetSource<'a>),
     Rows(RowsSource),
 }
 
@@ -504,7 +507,7 @@ impl Source<'_> {
     fn advance(&mut self) -> Result<Option<usize>, TableError> {
         match self {
             Source::Csv(c) => c.advance(),
-            Source::Sheet(s) => Ok(s.advance()),
+            Source::Sheet(s) => without_panic(|| s.advance()),
             Source::Rows(r) => {
                 if r.next >= r.rows.len() {
                     return Ok(None);
@@ -524,7 +527,7 @@ impl Source<'_> {
                 c.line = 1;
                 c.row = 0;
             }
-            Source::Sheet(s) => s.rewind(),
+            Source::Sheet(s) => without_panic(|| s.rewind())?,
             Source::Rows(r) => r.next = 0,
         }
         while let Some(at) = self.advance()? {
@@ -564,6 +567,10 @@ impl Source<'_> {
     }
 
     fn is_blank(&self) -> bool {
+        if let Source::Sheet(s) = self {
+            // Known while the row was read: a wide sheet's row is not scanned again.
+            return s.blank;
+        }
         self.cells().is_blank(self.len())
     }
 }
@@ -1089,8 +1096,6 @@ pub(crate) mod tests {
     /// Builds a minimal XLSX in memory: shared strings, an inline string, integers, a decimal,
     /// a text cell with leading zeros, a zero-padded number format, a date, blank rows.
     pub(crate) fn xlsx_bytes(rows: &[(u32, Vec<XCell>)]) -> Vec<u8> {
-        use std::io::Write;
-        use zip::write::SimpleFileOptions;
         let mut shared: Vec<String> = Vec::new();
         let mut sheet = String::from(
             r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>"#,
@@ -1133,6 +1138,14 @@ pub(crate) mod tests {
             sst.push_str(&format!("<si><t>{s}</t></si>"));
         }
         sst.push_str("</sst>");
+        xlsx_package(sheet, sst)
+    }
+
+    /// The package around a worksheet (`sheet1.xml`, the second of two sheets; the first is
+    /// hidden) and its shared strings: styles 1 (a date) and 2 (`0000000`).
+    pub(crate) fn xlsx_package(sheet: String, sst: String) -> Vec<u8> {
+        use std::io::Write;
+        use zip::write::SimpleFileOptions;
         let parts: [(&str, String); 7] = [
             ("[Content_Types].xml", r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/><Override PartName="/xl/worksheets/sheet2.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/><Override PartName="/xl/sharedStrings.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/><Override PartName="/xl/styles.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/></Types>"#.to_string()),
             ("_rels/.rels", r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#.to_string()),

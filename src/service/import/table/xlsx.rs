@@ -2,14 +2,27 @@
 //! `xlsx_limits` has checked the package) or of an old binary .xls, read through calamine; each
 //! cell printed as Excel shows it (numbers without float noise, dates as dates, zero-padded
 //! number formats kept), and any panic inside calamine turned into an import error.
+//!
+//! An XLSX sheet is read cell by cell (`sheet_cells`, calamine's streaming cell reader): memory
+//! holds one row, plus the shared strings and styles calamine keeps for the workbook, however
+//! many rows the sheet has. A first pass over the cells finds the used range's columns (a row's
+//! cell 0 is the range's first column, as calamine's grid had it, so it must be known before the
+//! first row) and refuses a sheet whose rows are out of order, before any row is handed out;
+//! cells out of order within their row are placed by their column. Rows come with their number
+//! as Excel shows it; a row's blankness is known as it is read, so a wide sheet is not scanned
+//! again per row. The table reader wraps each row's read in [`without_panic`].
+//!
+//! An old binary .xls has no cell-by-cell reader in calamine and is still read whole as a grid:
+//! such a sheet holds at most 65,536 rows.
 
 use std::io::Cursor;
 
 use calamine::{
-    Data, Range, Reader, SheetType, SheetVisible, StyleRange, Xls, XlsError, XlsOptions, Xlsx,
+    Data, DataRef, Range, Reader, SheetType, SheetVisible, Xls, XlsError, XlsOptions, Xlsx,
     XlsxError,
 };
 
+use super::sheet_cells::{self, SheetCells};
 use super::TableError;
 
 /// Runs a part of the XLSX reader, turning a panic in it into an import error (the import
@@ -49,20 +62,50 @@ fn xlsx_error(e: XlsxError) -> TableError {
     ))
 }
 
-pub(super) struct SheetSource {
+pub(super) struct SheetSource<'a> {
     pub(super) name: String,
-    range: Range<Data>,
-    styles: Option<StyleRange>,
-    /// Absolute (row, column) of the range's first cell.
-    origin: (u32, u32),
-    /// Index (relative to the range) of the next row to read.
-    next: usize,
+    rows: Rows<'a>,
+    /// The sheet column (0 is A) of the used range's first cell: a row's cell 0 is there.
+    first_col: u32,
+    /// Columns from the used range's first to its last (every row has that many cells, as
+    /// the grid had).
+    width: usize,
     pub(super) cells: Vec<String>,
+    /// Indexes of `cells` written for the current row (only those are cleared for the next).
+    written: Vec<usize>,
+    /// No cell of the current row has text other than white space.
+    pub(super) blank: bool,
 }
 
-impl SheetSource {
-    pub(super) fn open(bytes: &[u8]) -> Result<SheetSource, TableError> {
-        let mut book = Xlsx::new(Cursor::new(bytes)).map_err(xlsx_error)?;
+enum Rows<'a> {
+    /// An old .xls, read whole by calamine: the used range and the index of the next row.
+    Grid { range: Range<Data>, next: usize },
+    /// An XLSX, read cell by cell.
+    Stream(Box<StreamedRows<'a>>),
+}
+
+/// The state of a sheet read cell by cell.
+struct StreamedRows<'a> {
+    cells: SheetCells<'a>,
+    /// The first cell of the next row, already read (row, column, text).
+    pending: Option<(u32, u32)>,
+    pending_text: String,
+    /// The row last handed out (zero-based), to refuse a row that comes back.
+    last_row: Option<u32>,
+    done: bool,
+}
+
+/// What one pass over an XLSX sheet learns before any row is handed out.
+struct SheetExtent {
+    first_col: u32,
+    last_col: u32,
+}
+
+impl<'a> SheetSource<'a> {
+    /// The first visible worksheet of an XLSX, read cell by cell: memory stays at one row
+    /// (plus the shared strings and styles) however long the sheet is.
+    pub(super) fn open(bytes: &'a [u8]) -> Result<SheetSource<'a>, TableError> {
+        let book = sheet_cells::book(bytes).map_err(xlsx_error)?;
         let sheets = book.sheets_metadata();
         let worksheets = || sheets.iter().filter(|s| s.typ == SheetType::WorkSheet);
         let name = worksheets()
@@ -70,15 +113,44 @@ impl SheetSource {
             .or_else(|| worksheets().next())
             .map(|s| s.name.clone())
             .ok_or_else(|| TableError::new("XLSX文件中没有工作表"))?;
-        let range = book.worksheet_range(&name).map_err(xlsx_error)?;
-        // Number formats only matter for zero-padded numbers; a workbook whose styles cannot be
-        // read is still read, just without that.
-        let styles = book.worksheet_style(&name).ok();
-        Ok(SheetSource::new(name, range, styles))
+        let mut cells = match SheetCells::open(book, &name) {
+            Ok(cells) => cells,
+            // A chart sheet listed as a worksheet: nothing to read, as calamine's grid had.
+            Err(XlsxError::NotAWorksheet(_)) => {
+                return Ok(SheetSource::new(
+                    name,
+                    Rows::Grid {
+                        range: Range::default(),
+                        next: 0,
+                    },
+                    0,
+                    0,
+                ))
+            }
+            Err(e) => return Err(xlsx_error(e)),
+        };
+        // A first pass finds the used range's columns (a row's cell 0 is the range's first
+        // column, so it must be known before the first row) and refuses rows out of order.
+        let extent = sheet_extent(&mut cells)?;
+        cells.restart().map_err(xlsx_error)?;
+        let (first_col, width) = match extent {
+            Some(e) => (e.first_col, (e.last_col - e.first_col) as usize + 1),
+            None => (0, 0),
+        };
+        let rows = Rows::Stream(Box::new(StreamedRows {
+            cells,
+            pending: None,
+            pending_text: String::new(),
+            last_row: None,
+            done: false,
+        }));
+        Ok(SheetSource::new(name, rows, first_col, width))
     }
 
-    /// An old binary .xls workbook (BIFF8, as 强智 and URP export), first visible worksheet.
-    pub(super) fn open_xls(bytes: &[u8]) -> Result<SheetSource, TableError> {
+    /// An old binary .xls workbook (BIFF8, as 强智 and URP export), first visible worksheet,
+    /// read whole (calamine has no cell-by-cell reader for .xls; such a sheet has at most
+    /// 65,536 rows).
+    pub(super) fn open_xls(bytes: &[u8]) -> Result<SheetSource<'a>, TableError> {
         let mut book = Xls::new_with_options(Cursor::new(bytes), XlsOptions::default())
             .map_err(|e| ole_file_error(bytes, &e))?;
         let sheets = book.sheets_metadata();
@@ -91,60 +163,229 @@ impl SheetSource {
         let range = book
             .worksheet_range(&name)
             .map_err(|e| TableError::new(format!("无法读取旧版Excel（.xls）文件：{e}")))?;
-        Ok(SheetSource::new(name, range, None))
+        let first_col = range.start().map_or(0, |(_, c)| c);
+        let width = range.get_size().1;
+        Ok(SheetSource::new(
+            name,
+            Rows::Grid { range, next: 0 },
+            first_col,
+            width,
+        ))
     }
 
-    fn new(name: String, range: Range<Data>, styles: Option<StyleRange>) -> SheetSource {
-        let origin = range.start().unwrap_or((0, 0));
+    fn new(name: String, rows: Rows<'a>, first_col: u32, width: usize) -> SheetSource<'a> {
         SheetSource {
             name,
-            range,
-            styles,
-            origin,
-            next: 0,
+            rows,
+            first_col,
+            width,
             cells: Vec::new(),
+            written: Vec::new(),
+            blank: true,
         }
+    }
+
+    /// The sheet column (0 is A) of the used range's first cell.
+    pub(super) fn first_column(&self) -> usize {
+        self.first_col as usize
     }
 
     /// Back to the first row (the header search read past the header row).
-    /// The sheet column (0 is A) of the used range's first cell.
-    pub(super) fn first_column(&self) -> usize {
-        self.origin.1 as usize
-    }
-
-    pub(super) fn rewind(&mut self) {
-        self.next = 0;
-    }
-
-    pub(super) fn advance(&mut self) -> Option<usize> {
-        let (height, width) = self.range.get_size();
-        if self.next >= height {
-            return None;
+    pub(super) fn rewind(&mut self) -> Result<(), TableError> {
+        match &mut self.rows {
+            Rows::Grid { next, .. } => *next = 0,
+            Rows::Stream(s) => {
+                s.cells.restart().map_err(xlsx_error)?;
+                s.pending = None;
+                s.last_row = None;
+                s.done = false;
+            }
         }
-        let r = self.next;
-        self.next += 1;
-        self.cells.resize_with(width, String::new);
-        let abs_row = self.origin.0.saturating_add(r as u32);
-        for (c, out) in self.cells.iter_mut().enumerate() {
+        Ok(())
+    }
+
+    /// Reads the next row that has a cell (the grid's rows without any are skipped too, as
+    /// blank); returns its row number as Excel shows it.
+    pub(super) fn advance(&mut self) -> Result<Option<usize>, TableError> {
+        for i in self.written.drain(..) {
+            if let Some(cell) = self.cells.get_mut(i) {
+                cell.clear();
+            }
+        }
+        self.cells.resize_with(self.width, String::new);
+        self.blank = true;
+        match &mut self.rows {
+            Rows::Grid { range, next } => {
+                let origin = range.start().unwrap_or((0, 0));
+                if *next >= range.get_size().0 {
+                    return Ok(None);
+                }
+                let r = *next;
+                *next += 1;
+                for (c, out) in self.cells.iter_mut().enumerate() {
+                    if let Some(data) = range.get((r, c)) {
+                        write_cell(out, &data_ref(data), 0);
+                        self.blank &= out.trim().is_empty();
+                        self.written.push(c);
+                    }
+                }
+                Ok(Some(origin.0 as usize + r + 1))
+            }
+            Rows::Stream(s) => s.fill(
+                &mut self.cells,
+                &mut self.written,
+                &mut self.blank,
+                self.first_col,
+            ),
+        }
+    }
+}
+
+impl StreamedRows<'_> {
+    /// Reads the cells of the next row into `cells` (at their column less `first_col`);
+    /// returns the row number, or `None` at the end.
+    fn fill(
+        &mut self,
+        cells: &mut [String],
+        written: &mut Vec<usize>,
+        blank: &mut bool,
+        first_col: u32,
+    ) -> Result<Option<usize>, TableError> {
+        let row = match self.pending.take() {
+            Some(at) => at,
+            None => match self.next_cell()? {
+                Some(at) => at,
+                None => return Ok(None),
+            },
+        };
+        if self.last_row.is_some_and(|last| row.0 <= last) {
+            return Err(out_of_order(row.0, self.last_row.unwrap_or(row.0)));
+        }
+        self.last_row = Some(row.0);
+        let mut at = row;
+        loop {
+            let Some(i) =
+                at.1.checked_sub(first_col)
+                    .map(|i| i as usize)
+                    .filter(|&i| i < cells.len())
+            else {
+                return Err(TableError::at(
+                    at.0 as usize + 1,
+                    "XLSX文件读取时内容前后不一致（文件可能已损坏）",
+                ));
+            };
+            let out = &mut cells[i];
             out.clear();
-            let Some(data) = self.range.get((r, c)) else {
-                continue;
-            };
-            let pad = match (data, &self.styles) {
-                (Data::Int(_) | Data::Float(_), Some(styles)) => styles
-                    .get((abs_row, self.origin.1.saturating_add(c as u32)))
-                    .and_then(|s| s.number_format.as_ref())
-                    .map_or(0, |nf| zero_pad_width(&nf.format_code)),
-                _ => 0,
-            };
-            write_cell(out, data, pad);
+            out.push_str(&self.pending_text);
+            *blank &= out.trim().is_empty();
+            written.push(i);
+            match self.next_cell()? {
+                None => break,
+                Some(next) if next.0 == row.0 => at = next,
+                Some(next) if next.0 > row.0 => {
+                    self.pending = Some(next);
+                    break;
+                }
+                Some(next) => return Err(out_of_order(next.0, row.0)),
+            }
         }
-        Some(abs_row as usize + 1)
+        Ok(Some(row.0 as usize + 1))
+    }
+
+    /// The position of the next cell that has a value, its text in `pending_text`.
+    fn next_cell(&mut self) -> Result<Option<(u32, u32)>, TableError> {
+        if self.done {
+            return Ok(None);
+        }
+        let text = &mut self.pending_text;
+        loop {
+            let read = self.cells.next(|cell| {
+                if matches!(cell.value, DataRef::Empty) {
+                    return None;
+                }
+                text.clear();
+                let pad = match (cell.value, cell.style) {
+                    (DataRef::Int(_) | DataRef::Float(_), Some(style)) => style
+                        .number_format
+                        .as_ref()
+                        .map_or(0, |nf| zero_pad_width(&nf.format_code)),
+                    _ => 0,
+                };
+                write_cell(text, cell.value, pad);
+                Some((cell.row, cell.col))
+            });
+            match read.map_err(xlsx_error)? {
+                None => {
+                    self.done = true;
+                    return Ok(None);
+                }
+                Some(None) => continue,
+                Some(Some(at)) => return Ok(Some(at)),
+            }
+        }
+    }
+}
+
+/// The used range's columns (cells with a value only, as calamine's grid counts them), or
+/// `None` for a sheet without any; refuses a sheet whose rows are not in order.
+fn sheet_extent(cells: &mut SheetCells<'_>) -> Result<Option<SheetExtent>, TableError> {
+    let mut extent: Option<SheetExtent> = None;
+    let mut last_row: Option<u32> = None;
+    loop {
+        let read = cells
+            .next(|cell| (!matches!(cell.value, DataRef::Empty)).then_some((cell.row, cell.col)));
+        let (row, col) = match read.map_err(xlsx_error)? {
+            None => return Ok(extent),
+            Some(None) => continue,
+            Some(Some(at)) => at,
+        };
+        if let Some(last) = last_row.filter(|&last| row < last) {
+            return Err(out_of_order(row, last));
+        }
+        last_row = Some(row);
+        extent = Some(match extent {
+            None => SheetExtent {
+                first_col: col,
+                last_col: col,
+            },
+            Some(e) => SheetExtent {
+                first_col: e.first_col.min(col),
+                last_col: e.last_col.max(col),
+            },
+        });
+    }
+}
+
+/// A cell of (zero-based) `row` found after cells of the later row `after`: allowed in XLSX,
+/// written by no spreadsheet program we know, and refused rather than read into a wrong row.
+fn out_of_order(row: u32, after: u32) -> TableError {
+    TableError::at(
+        row as usize + 1,
+        format!(
+            "XLSX文件中第{}行的单元格出现在第{}行之后（行的顺序异常），无法逐行读取。请在Excel中打开该文件并另存为.xlsx后再上传",
+            row as usize + 1,
+            after as usize + 1
+        ),
+    )
+}
+
+/// A cell of an .xls grid in the form the XLSX reader yields.
+pub(super) fn data_ref(data: &Data) -> DataRef<'_> {
+    match data {
+        Data::Int(i) => DataRef::Int(*i),
+        Data::Float(f) => DataRef::Float(*f),
+        Data::String(s) => DataRef::SharedString(s),
+        Data::Bool(b) => DataRef::Bool(*b),
+        Data::DateTime(dt) => DataRef::DateTime(*dt),
+        Data::DateTimeIso(s) => DataRef::DateTimeIso(s.clone()),
+        Data::DurationIso(s) => DataRef::DurationIso(s.clone()),
+        Data::Error(e) => DataRef::Error(e.clone()),
+        Data::Empty => DataRef::Empty,
     }
 }
 
 /// Width of an all-zeros number format such as `000000` (used for zero-padded IDs), else 0.
-fn zero_pad_width(format_code: &str) -> usize {
+pub(super) fn zero_pad_width(format_code: &str) -> usize {
     let code = format_code.trim_matches('"');
     if code.len() > 1 && code.bytes().all(|b| b == b'0') {
         code.len()
@@ -155,17 +396,18 @@ fn zero_pad_width(format_code: &str) -> usize {
 
 /// Writes one cell as the text a user sees: integers without ".0", other numbers to Excel's 15
 /// significant digits (so 0.1+0.2 shows as 0.3), dates as `YYYY-MM-DD[ HH:MM:SS]`.
-fn write_cell(out: &mut String, data: &Data, pad: usize) {
+pub(super) fn write_cell(out: &mut String, data: &DataRef<'_>, pad: usize) {
     use std::fmt::Write as _;
     match data {
-        Data::Empty => {}
-        Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => out.push_str(s),
-        Data::Int(i) => {
+        DataRef::Empty => {}
+        DataRef::String(s) | DataRef::DateTimeIso(s) | DataRef::DurationIso(s) => out.push_str(s),
+        DataRef::SharedString(s) => out.push_str(s),
+        DataRef::Int(i) => {
             let _ = write!(out, "{i:0pad$}");
         }
-        Data::Float(f) => write_number(out, *f, pad),
-        Data::Bool(b) => out.push_str(if *b { "TRUE" } else { "FALSE" }),
-        Data::DateTime(dt) => {
+        DataRef::Float(f) => write_number(out, *f, pad),
+        DataRef::Bool(b) => out.push_str(if *b { "TRUE" } else { "FALSE" }),
+        DataRef::DateTime(dt) => {
             if dt.is_duration() {
                 write_number(out, dt.as_f64(), 0);
             } else {
@@ -179,7 +421,7 @@ fn write_cell(out: &mut String, data: &Data, pad: usize) {
                 }
             }
         }
-        Data::Error(e) => {
+        DataRef::Error(e) => {
             let _ = write!(out, "{e}");
         }
     }

@@ -5,8 +5,15 @@
 //! - `<sst uniqueCount>` in the shared strings: `Vec::reserve(uniqueCount)` before any string is
 //!   read (1e11 aborts the process, 2^64−1 panics with a capacity overflow);
 //! - the positions of the cells in `<sheetData>` (`<c r>`, or implied by `<row r>` and the cells
-//!   before it): the sheet becomes one dense grid spanning the first to the last cell, so `A1`
-//!   plus `XFD1048576` asks for 17 billion cells;
+//!   before it): calamine's `worksheet_range` makes the sheet one dense grid spanning the first
+//!   to the last cell, so `A1` plus `XFD1048576` asks for 17 billion cells. The import no longer
+//!   asks for that grid (it reads cell by cell, see `xlsx`), so the span no longer costs memory;
+//!   [`XlsxLimits::max_cells`] is kept as the bound on it all the same: every row the table
+//!   reader hands out is as wide as the used range (as the grid's were), so rows × width is the
+//!   work of whoever copies rows, and a sheet spanning billions of cells is not a real export.
+//!   A dense sheet whose cells take b bytes of XML each passes while its XML stays under b/64 of
+//!   `max_inflated_bytes` (about half of it for the usual 30–45-byte cells: a 20 MB export that
+//!   inflates tenfold is well inside);
 //! - `<dimension ref>`: reserved from only below 100,000 cells, so a large range is let through,
 //!   but parsed with unchecked arithmetic, so a reversed range or one outside the grid is refused.
 //!
@@ -37,7 +44,8 @@ const HARMLESS_STRING_COUNT: u64 = 100_000;
 pub struct XlsxLimits {
     /// All entries together, inflated.
     pub max_inflated_bytes: u64,
-    /// Cells in the grid from a sheet's first to its last cell (rows × columns).
+    /// Cells in the grid from a sheet's first to its last cell (rows × columns). No longer a
+    /// memory bound (XLSX is read cell by cell); kept to refuse sheets of absurd span.
     pub max_cells: u64,
     /// Entries in the zip.
     pub max_entries: usize,
@@ -45,8 +53,8 @@ pub struct XlsxLimits {
 
 impl XlsxLimits {
     /// Limits for uploads of at most `max_upload_bytes`: 20× that inflated (at least 64 MiB),
-    /// and a grid of one cell per 64 inflated bytes (at least a million cells) — the grid costs
-    /// about 64 bytes a cell while it is read.
+    /// and a grid of one cell per 64 inflated bytes (at least a million cells) — the size calamine's
+    /// dense grid cost a cell when sheets were read whole; kept as the span bound.
     pub fn for_upload(max_upload_bytes: u64) -> XlsxLimits {
         let max_inflated_bytes = max_upload_bytes.saturating_mul(20).max(64 << 20);
         XlsxLimits {
