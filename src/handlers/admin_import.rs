@@ -94,17 +94,21 @@ pub fn upload(app: &App, admin: &Admin, req: &Request) -> Handled {
             "grades",
         );
     };
-    // The body is read from disk: the server received a large one into a temporary file
-    // (never a copy in memory), and a small one is written out here. The import then reads
-    // the file's part of it, in place.
-    let stored = match &req.body_file {
-        Some(f) => f.try_clone().and_then(ImportFile::from_file),
-        None => ImportFile::from_bytes(&req.body),
-    };
-    let body = stored.map_err(|e| {
+    let stored = |e: std::io::Error| {
         AppError::Internal(format!("cannot store the upload in a temporary file: {e}"))
-    })?;
-    let parts = match parse_multipart_at(body.bytes(), &boundary, &Limits::default()) {
+    };
+    // A large body the server received into a temporary file (never a copy in memory) is
+    // mapped, and the import reads its file part in place; a small one is in `req.body`.
+    let spooled = match &req.body_file {
+        Some(f) => Some(
+            f.try_clone()
+                .and_then(ImportFile::from_file)
+                .map_err(stored)?,
+        ),
+        None => None,
+    };
+    let body: &[u8] = spooled.as_ref().map_or(&req.body, ImportFile::bytes);
+    let parts = match parse_multipart_at(body, &boundary, &Limits::default()) {
         Ok(p) => p,
         Err(e) => {
             // The token is inside the body: without a readable body there is no token either.
@@ -116,7 +120,7 @@ pub fn upload(app: &App, admin: &Admin, req: &Request) -> Handled {
         parts
             .iter()
             .find(|p| p.name == name && p.file_name.is_none())
-            .map(|p| p.text(body.bytes()))
+            .map(|p| p.text(body))
     };
     check_admin_post(app, admin, req, field("csrf_token").as_deref())?;
     let kind_raw = field("kind").unwrap_or_default();
@@ -171,10 +175,13 @@ pub fn upload(app: &App, admin: &Admin, req: &Request) -> Handled {
         },
     };
     let file_name: String = file_name.chars().take(200).collect();
-    // The import reads the file's part of the body from disk (twice: plan and commit).
+    // The import reads the file part from disk (twice: plan and commit), not from memory.
     let range = file.range.clone();
     drop(parts);
-    let on_disk = body.part(range);
+    let on_disk = match spooled {
+        Some(whole) => whole.part(range),
+        None => ImportFile::from_bytes(req.body.get(range).unwrap_or_default()).map_err(stored)?,
+    };
     let job = app.jobs.submit(
         &admin.actor(),
         kind,

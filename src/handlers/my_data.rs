@@ -87,15 +87,7 @@ pub fn delete(app: &App, req: &Request) -> Handled {
     let Some(v) = session::visitor(app, req)? else {
         return Ok(session::sign_in_redirect("/me/data"));
     };
-    let form = req.form();
-    if !csrf::post_ok(
-        req,
-        &app.config.public_url,
-        form.get("csrf_token"),
-        &v.session_id,
-    ) {
-        return Err(AppError::Csrf);
-    }
+    let form = session::student_post(app, req, &v)?;
     if form.get("confirm") != Some("yes") {
         return render(
             app,

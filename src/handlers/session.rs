@@ -144,6 +144,21 @@ pub fn check_admin_post(
     Ok(())
 }
 
+/// Check a student form POST: its Origin and the CSRF token of the visitor's session; the
+/// form. Err(Csrf) → 403, nothing done.
+pub fn student_post(app: &App, req: &Request, v: &Visitor) -> Result<Form, AppError> {
+    let form = req.form();
+    if !csrf::post_ok(
+        req,
+        &app.config.public_url,
+        form.get("csrf_token"),
+        &v.session_id,
+    ) {
+        return Err(AppError::Csrf);
+    }
+    Ok(form)
+}
+
 /// The CSRF token every form of this admin's session carries.
 pub fn admin_csrf_token(admin: &Admin) -> String {
     csrf::token_for(admin.session_id())

@@ -132,25 +132,11 @@ impl BindForm {
     }
 }
 
-/// Check CSRF token and Origin of a student form.
-fn check_form(app: &App, req: &Request, v: &Visitor) -> Result<Form, AppError> {
-    let form = req.form();
-    if !csrf::post_ok(
-        req,
-        &app.config.public_url,
-        form.get("csrf_token"),
-        &v.session_id,
-    ) {
-        return Err(AppError::Csrf);
-    }
-    Ok(form)
-}
-
 pub fn bind_submit(app: &App, req: &Request) -> Handled {
     let Some(v) = session::visitor(app, req)? else {
         return Ok(session::sign_in_redirect("/bind"));
     };
-    let form = BindForm::parse(&check_form(app, req, &v)?);
+    let form = BindForm::parse(&session::student_post(app, req, &v)?);
     let (sid, name) = (form.student_id.as_str(), form.name.as_str());
     if !form.complete() {
         return bind_page(
@@ -204,7 +190,7 @@ pub fn unbind_submit(app: &App, req: &Request) -> Handled {
     let Some(v) = session::visitor(app, req)? else {
         return Ok(session::sign_in_redirect("/unbind"));
     };
-    check_form(app, req, &v)?;
+    session::student_post(app, req, &v)?;
     app.changed(students::unbind(app, &v.openid)?);
     Ok(Response::redirect(303, "/bind").with_cookie(&flash_cookie(app, UNBOUND, 60)))
 }
@@ -227,7 +213,7 @@ pub fn notices_submit(app: &App, req: &Request) -> Handled {
     let Some(v) = session::visitor(app, req)? else {
         return Ok(session::sign_in_redirect("/grades"));
     };
-    let form = check_form(app, req, &v)?;
+    let form = session::student_post(app, req, &v)?;
     let on = match form.get("notices") {
         Some("on") => true,
         Some("off") => false,
