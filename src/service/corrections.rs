@@ -9,7 +9,7 @@ use crate::grades::{ExamKind, GradeRecord, Score, Term};
 use crate::service::import::jobs::enqueue_notices;
 use crate::service::import::plan::NoticeTarget;
 use crate::service::notices::Wake;
-use crate::service::{Changed, Ctx};
+use crate::service::{rank, Changed, Ctx};
 use crate::store::corrections::{Correction, CorrectionOutcome, CorrectionRequest};
 use crate::store::releases::bound_student_in;
 
@@ -86,10 +86,7 @@ pub fn correct(
     })?;
     match outcome {
         CorrectionOutcome::Done(c) => {
-            if let Err(e) = crate::service::rank::recompute(ctx) {
-                log::error!("recomputing ranks after a correction failed: {e}");
-            }
-            ctx.data_changed();
+            rank::after_grades_changed(ctx, "a correction", rank::Pages::OfChangedStudents);
             if c.notified {
                 wake.notify();
             }

@@ -44,6 +44,32 @@ pub fn recompute(ctx: &Ctx) -> Result<usize, AppError> {
     )?)
 }
 
+/// Which cached pages a caller of [`after_grades_changed`] drops itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pages {
+    /// The changed students' pages, through the `Changed` it returns to its handler.
+    OfChangedStudents,
+    /// None (a background thread): every page must go.
+    NoneDropped,
+}
+
+/// After live grades changed (an import, a published release, a correction): with a rank
+/// scope, every student's place is recomputed — places move for anyone in a class or major —
+/// and then every cached page retired, so no page of the new data shows an old place. Without
+/// a scope nothing is written for ranks, and only the pages the caller cannot drop go.
+pub fn after_grades_changed(ctx: &Ctx, after: &str, pages: Pages) {
+    if ctx.config.rank != RankScope::None {
+        if let Err(e) = recompute(ctx) {
+            log::error!("recomputing ranks after {after} failed: {e}");
+        }
+        ctx.data_changed();
+    } else if pages == Pages::NoneDropped {
+        ctx.data_changed();
+    } else {
+        ctx.data_written();
+    }
+}
+
 /// Recompute at start-up when the stored places were computed under another scope (or never).
 pub fn recompute_if_stale(ctx: &Ctx) -> Result<(), AppError> {
     if ctx.store.rank_scope()?.as_deref() != Some(ctx.config.rank.as_str()) {

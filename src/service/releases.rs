@@ -14,7 +14,7 @@ use crate::grades::{GradeRecord, Term};
 use crate::service::import::jobs::enqueue_notices;
 use crate::service::import::plan::NoticeTarget;
 use crate::service::notices::Wake;
-use crate::service::Ctx;
+use crate::service::{rank, Ctx};
 use crate::store::releases::{bound_student_in, ReleaseOutcome};
 pub use crate::store::releases::{Destination, Release, ReleaseState};
 use crate::store::StoreError;
@@ -95,11 +95,8 @@ pub fn publish(ctx: &Ctx, wake: &Wake, id: u64, by: &str) -> Result<Release, App
 /// What follows a published release outside its transaction: ranks recomputed, pages retired,
 /// sender woken.
 fn after_publish(ctx: &Ctx, wake: &Wake, r: &Release) {
-    // Places move with the published grades, before any page of them is rendered.
-    if let Err(e) = crate::service::rank::recompute(ctx) {
-        log::error!("recomputing ranks after release #{} failed: {e}", r.id);
-    }
-    ctx.data_changed();
+    let after = format!("release #{}", r.id);
+    rank::after_grades_changed(ctx, &after, rank::Pages::NoneDropped);
     ctx.metrics.event("release", "published");
     if r.notices > 0 {
         wake.notify();

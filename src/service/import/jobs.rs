@@ -19,7 +19,7 @@ use crate::error::AppError;
 use crate::grades::Term;
 use crate::service::notices::Wake;
 use crate::service::verify::VerifyKey;
-use crate::service::{Changed, Ctx};
+use crate::service::{rank, Changed, Ctx};
 use crate::store::grades::ImportRecord;
 use crate::store::releases::Destination;
 
@@ -449,15 +449,8 @@ fn run_commit(
     );
     match result {
         Ok(done) => {
-            let ranked = ctx.config.rank != crate::config::RankScope::None
-                && destination == Destination::Live;
-            if ranked {
-                // Places may move for anyone in a class or major: every page goes, after the
-                // ranks are recomputed so no page of the new data shows an old place.
-                if let Err(e) = crate::service::rank::recompute(ctx) {
-                    log::error!("recomputing ranks after import failed: {e}");
-                }
-                ctx.data_changed();
+            if destination == Destination::Live {
+                rank::after_grades_changed(ctx, "import", rank::Pages::OfChangedStudents);
             } else {
                 ctx.data_written();
             }
